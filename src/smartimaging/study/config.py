@@ -1,0 +1,184 @@
+"""The study file: one YAML document that drives a whole run, validated by a typed schema.
+
+Unknown keys and wrong values are rejected with a message naming the key, the value found and
+the allowed values. Relative paths are resolved against the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from smartimaging.exceptions import ConfigError
+
+__all__ = [
+    "InputConfig",
+    "ModelConfig",
+    "SUVConfig",
+    "SegmentationConfig",
+    "StudyConfig",
+    "config_hash",
+    "load_study",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(_Strict):
+    """Where the images and the clinical table are."""
+
+    dicom_dir: Path = Field(description="Folder tree holding the DICOM files of every patient (any layout).")
+    clinical: Path | None = Field(default=None, description="Clinical table (CSV) with one row per patient.")
+    id_column: str = Field(default="patient_id", description="Column of the clinical table holding PatientID.")
+
+
+class SUVConfig(_Strict):
+    """How PET values are converted to standardised uptake values."""
+
+    type: Literal["bw", "lbm", "lbm_janma", "bsa", "ibw"] = "bw"
+    weight_column: str | None = Field(
+        default=None, description="Clinical-table column (kg) overriding PatientWeight when filled."
+    )
+
+
+class SegmentationConfig(_Strict):
+    """Where the lesion masks come from.
+
+    ``source`` lists the mask sources in order of preference; the first one available for a
+    patient is used. ``threshold`` delineates each lesion at ``threshold_fraction`` of its
+    SUVmax inside a box around the lesion given by the contour (RTSTRUCT or SEG) enlarged by
+    ``threshold_margin_mm``: a rough manual ROI refined by the method.
+    """
+
+    source: list[Literal["rtstruct", "seg", "threshold"]] = Field(default_factory=lambda: ["rtstruct", "seg"])
+    roi: str = Field(default=".*", description="ROI name or regular expression (full match, case-insensitive).")
+    primary_roi: str | None = Field(
+        default=None,
+        description="ROI whose lesion features are modelled; default: the largest matching ROI.",
+    )
+    threshold_fraction: float = Field(default=0.4, gt=0.0, lt=1.0)
+    threshold_margin_mm: float = Field(default=10.0, ge=0.0)
+    threshold_contour_source: Literal["rtstruct", "seg"] = "seg"
+
+    @field_validator("source")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("segmentation.source needs at least one of rtstruct, seg, threshold")
+        if len(set(value)) != len(value):
+            raise ValueError(f"segmentation.source lists a source twice: {value}")
+        return value
+
+
+class ModelConfig(_Strict):
+    """Which outcome to model and how it is validated."""
+
+    target: str = Field(default="label", description="Binary column of the clinical table.")
+    clinical_columns: list[str] = Field(default_factory=list)
+    kind: Literal["logistic", "random_forest"] = "logistic"
+    n_splits: int = Field(default=5, ge=2, le=20)
+    n_repeats: int = Field(default=5, ge=1, le=100)
+    n_permutations: int = Field(default=20, ge=0, le=1000, description="Label shuffles for the chance check.")
+
+
+class StudyConfig(_Strict):
+    """A whole study: inputs, processing settings, modelling and outputs."""
+
+    name: str = "study"
+    seed: int = 0
+    input: InputConfig
+    output_dir: Path = Path("smartimaging_output")
+    jobs: int = Field(default=1, ge=1, le=256)
+    suv: SUVConfig = SUVConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
+    features: dict[str, Any] = Field(
+        default_factory=dict, description="Extraction settings (see smartimaging.features.settings)."
+    )
+    model: ModelConfig | None = Field(
+        default_factory=ModelConfig, description="Outcome modelling; null to extract features only."
+    )
+
+    @model_validator(mode="after")
+    def _check_model_needs_clinical(self) -> StudyConfig:
+        if self.input.clinical is None and self.model is not None:
+            # the target lives in the clinical table: without one no model can be fitted
+            raise ValueError(
+                "a model needs input.clinical (the table holding the outcome column); "
+                "give input.clinical, or set 'model: null' to extract features only"
+            )
+        return self
+
+    def resolve_paths(self, base: Path) -> StudyConfig:
+        """Return a copy whose relative paths are made absolute against ``base``."""
+
+        def _abs(p: Path | None) -> Path | None:
+            if p is None:
+                return None
+            return p if p.is_absolute() else (base / p).resolve()
+
+        inp = self.input.model_copy(
+            update={"dicom_dir": _abs(self.input.dicom_dir), "clinical": _abs(self.input.clinical)}
+        )
+        return self.model_copy(update={"input": inp, "output_dir": _abs(self.output_dir)})
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid study file {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}' (check its spelling; see the documented keys)")
+            continue
+        found = e.get("input")
+        found_txt = "" if isinstance(found, dict) else f" (found {found!r})"
+        lines.append(f"  - {key}: {e['msg']}{found_txt}")
+    return "\n".join(lines)
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The study file.
+
+    Returns
+    -------
+    StudyConfig
+        Validated settings with paths made absolute relative to the file's folder.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not YAML, or holds unknown keys or invalid values; the
+        message names every offending key.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"study file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"study file {p} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"study file {p} must hold a mapping of keys, found {type(raw).__name__}")
+    try:
+        cfg = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(p))) from None
+    return cfg.resolve_paths(p.resolve().parent)
+
+
+def config_hash(cfg: BaseModel | dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON form of a settings object (stable across runs)."""
+    data = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else cfg
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
