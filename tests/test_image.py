@@ -16,7 +16,9 @@ def _oblique() -> np.ndarray:
 
 
 def test_index_to_physical_matches_simpleitk_for_an_oblique_grid() -> None:
-    img = Image(np.zeros((4, 5, 6), np.float32), spacing=(0.8, 1.2, 3.0), origin=(-10, 5, 30), direction=_oblique())
+    img = Image(
+        np.zeros((4, 5, 6), np.float32), spacing=(0.8, 1.2, 3.0), origin=(-10, 5, 30), direction=_oblique()
+    )
     ref = img.to_sitk()
     for idx in [(0, 0, 0), (5, 4, 3), (2, 1, 0)]:
         assert np.allclose(img.index_to_physical(idx), ref.TransformIndexToPhysicalPoint(idx))

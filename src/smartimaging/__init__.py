@@ -24,8 +24,22 @@ except metadata.PackageNotFoundError:  # running from a source tree without inst
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _DEPENDENCIES = (
-    "numpy", "scipy", "pandas", "pyarrow", "pydicom", "SimpleITK", "highdicom", "scikit-learn",
-    "scikit-image", "numba", "pydantic", "PyYAML", "matplotlib", "jinja2", "rich", "typer",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "pydicom",
+    "SimpleITK",
+    "highdicom",
+    "scikit-learn",
+    "scikit-image",
+    "numba",
+    "pydantic",
+    "PyYAML",
+    "matplotlib",
+    "jinja2",
+    "rich",
+    "typer",
 )
 
 

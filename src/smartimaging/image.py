@@ -246,5 +246,7 @@ def resample_to(
     )
     arr = sitk.GetArrayFromImage(out)
     if is_mask:
-        return Mask(arr >= 0.5, reference.spacing, reference.origin, reference.direction.copy(), dict(image.meta))
+        return Mask(
+            arr >= 0.5, reference.spacing, reference.origin, reference.direction.copy(), dict(image.meta)
+        )
     return Image(arr, reference.spacing, reference.origin, reference.direction.copy(), dict(image.meta))

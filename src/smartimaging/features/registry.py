@@ -29,12 +29,29 @@ FAMILIES: tuple[str, ...] = (
 
 #: Aggregation codes of the IBSI reference table ('' for families without texture aggregation).
 AGGREGATIONS: tuple[str, ...] = (
-    "", "2D", "2D_avg", "2D_smrg", "2.5D", "2.5D_dmrg", "2.5D_vmrg", "3D", "3D_avg", "3D_vmrg",
+    "",
+    "2D",
+    "2D_avg",
+    "2D_smrg",
+    "2.5D",
+    "2.5D_dmrg",
+    "2.5D_vmrg",
+    "3D",
+    "3D_avg",
+    "3D_vmrg",
 )
 
 #: Columns of the tidy feature table, in order.
 TIDY_COLUMNS: tuple[str, ...] = (
-    "case", "roi", "modality", "image_type", "family", "feature", "ibsi_id", "aggregation", "value",
+    "case",
+    "roi",
+    "modality",
+    "image_type",
+    "family",
+    "feature",
+    "ibsi_id",
+    "aggregation",
+    "value",
 )
 
 

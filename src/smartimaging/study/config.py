@@ -36,7 +36,9 @@ class InputConfig(_Strict):
 
     dicom_dir: Path = Field(description="Folder tree holding the DICOM files of every patient (any layout).")
     clinical: Path | None = Field(default=None, description="Clinical table (CSV) with one row per patient.")
-    id_column: str = Field(default="patient_id", description="Column of the clinical table holding PatientID.")
+    id_column: str = Field(
+        default="patient_id", description="Column of the clinical table holding PatientID."
+    )
 
 
 class SUVConfig(_Strict):
@@ -58,7 +60,9 @@ class SegmentationConfig(_Strict):
     """
 
     source: list[Literal["rtstruct", "seg", "threshold"]] = Field(default_factory=lambda: ["rtstruct", "seg"])
-    roi: str = Field(default=".*", description="ROI name or regular expression (full match, case-insensitive).")
+    roi: str = Field(
+        default=".*", description="ROI name or regular expression (full match, case-insensitive)."
+    )
     primary_roi: str | None = Field(
         default=None,
         description="ROI whose lesion features are modelled; default: the largest matching ROI.",
