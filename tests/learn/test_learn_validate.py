@@ -183,7 +183,7 @@ def test_tiny_class_error_message() -> None:
     [
         (lambda X, y: (X, y.map({0: "no", 1: "yes"})), "0/1 labels"),
         (lambda X, y: (X, y.where(y.index != "P001")), "missing label"),
-        (lambda X, y: (X.iloc[1:], y), "different patients"),
+        (lambda X, y: (X, y.iloc[1:]), "1 patient.s. of X have no entry in y"),
         (lambda X, y: (X.iloc[:, :0], y), "no feature columns"),
         (lambda X, y: (X.to_numpy(), y), "DataFrame"),
     ],
@@ -199,6 +199,9 @@ def test_y_in_other_order_is_aligned(cohort: tuple[pd.DataFrame, pd.Series]) -> 
     a = cross_validate_binary(X, y, n_repeats=1)
     b = cross_validate_binary(X, y.iloc[::-1], n_repeats=1)
     assert a.auc == b.auc
+    # y covering more patients than X: the extra ones are ignored
+    c = cross_validate_binary(X.iloc[10:], y, n_repeats=1)
+    assert c.n_patients == N_PATIENTS - 10 and c.n_events == int(y.iloc[10:].sum())
 
 
 def test_compare_models_on_feature_sets(cohort: tuple[pd.DataFrame, pd.Series]) -> None:

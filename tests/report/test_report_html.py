@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smartimaging.report.html import ReportData, ReportError, render_report, write_report
+from smartimaging.report.html import ReportData, ReportError, cohort_table, render_report, write_report
 from smartimaging.report.plots import roc_curves_png
 
 SECTIONS = ["summary", "cohort", "models", "roc", "features", "failures", "provenance"]
@@ -219,3 +219,31 @@ def test_write_report_atomic_and_deterministic(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == render_report(data)
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temporary file left
     assert render_report(data) == render_report(sample_data())
+
+
+def test_cohort_table_hand_computed() -> None:
+    clinical = pd.DataFrame(
+        {
+            "age": [50.0, 60.0, 70.0, 80.0, np.nan],
+            "sex": ["M", "F", "M", "M", "F"],
+            "stage": [1, 2, 10, 2, 1],
+            "label": [0, 0, 1, 1, 1],
+        },
+        index=[f"P{i}" for i in range(5)],
+    )
+    table = cohort_table(clinical)
+    assert list(table.columns) == ["All (n=5)", "label = 0 (n=2)", "label = 1 (n=3)"]
+    # median [IQR] with numpy's linear quantiles: all = 50, 60, 70, 80 -> 65 [57.5-72.5]
+    assert table.loc["age, median [IQR]"].tolist() == ["65 [57.5–72.5]", "55 [52.5–57.5]", "75 [72.5–77.5]"]
+    assert table.loc["age: missing, n"].tolist() == ["1", "0", "1"]
+    assert table.loc["sex: M, n (%)"].tolist() == ["3 (60 %)", "1 (50 %)", "2 (67 %)"]
+    # small-integer columns are categories, in numeric order (10 after 2)
+    stage_rows = [r for r in table.index if r.startswith("stage")]
+    assert stage_rows == ["stage: 1, n (%)", "stage: 2, n (%)", "stage: 10, n (%)"]
+    assert "label" not in " ".join(table.index)
+    overall = cohort_table(clinical, by=None, columns=["sex"])
+    assert overall.shape == (2, 1)
+    with pytest.raises(ReportError, match=r"\['weight'\]"):
+        cohort_table(clinical, columns=["weight"])
+    page = Page(render_report(ReportData(title="t", cohort=table)))
+    assert "65 [57.5–72.5]" in page.section_text("cohort")

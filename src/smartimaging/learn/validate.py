@@ -114,12 +114,12 @@ def _check_xy(X: pd.DataFrame, y: pd.Series, *, n_splits: int, n_repeats: int, w
                 f"{where}: {label} has duplicated patient ids {list(idx[idx.duplicated()][:5])}."
             )
     if not X.index.equals(y.index):
+        # y may cover more patients than X (e.g. the whole clinical table); X defines the cohort
         missing = X.index.difference(y.index)
-        extra = y.index.difference(X.index)
-        if len(missing) or len(extra):
+        if len(missing):
             raise LearningError(
-                f"{where}: X and y hold different patients ({len(missing)} in X only, e.g. {list(missing[:3])}; "
-                f"{len(extra)} in y only, e.g. {list(extra[:3])}); align them (build_feature_sets does)."
+                f"{where}: {len(missing)} patient(s) of X have no entry in y (e.g. {list(missing[:3])}); "
+                "align the tables first (build_feature_sets does)."
             )
         y = y.loc[X.index]
     if y.isna().any():
@@ -178,7 +178,8 @@ def cross_validate_binary(
     X : DataFrame
         Predictors, index = patient id.
     y : Series
-        0/1 outcome with the same patients as ``X``.
+        0/1 outcome, index = patient id; must cover every patient of ``X`` (extra patients are
+        ignored) and is aligned to ``X``'s order.
     estimator : scikit-learn classifier, optional
         Default ``make_classifier('logistic', random_state=random_state)``.
     n_splits : int, default 5

@@ -26,7 +26,7 @@ from smartimaging import __version__
 from smartimaging.atomic import write_text
 from smartimaging.report.plots import ReportError, auc_bar_png, png_to_data_uri, roc_curves_png
 
-__all__ = ["ReportData", "ReportError", "render_report", "write_report"]
+__all__ = ["ReportData", "ReportError", "cohort_table", "render_report", "write_report"]
 
 #: Rows / columns shown of the wide feature table and the cohort table.
 FEATURE_PREVIEW_ROWS = 20
@@ -88,6 +88,88 @@ class ReportData:
     failures: Sequence[Any] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
     notes: str | Sequence[str] = ()
+
+
+def cohort_table(
+    clinical: pd.DataFrame,
+    *,
+    by: str | None = "label",
+    columns: Sequence[str] | None = None,
+    max_levels: int = 10,
+) -> pd.DataFrame:
+    """Descriptive cohort table ("Table 1"): overall and per outcome group.
+
+    Continuous variables are given as median [interquartile range]; categorical ones (text,
+    booleans, or integers with at most ``max_levels`` distinct values, such as a stage) as
+    n (%) per level, with percentages of the non-missing values. Missing values are counted on a
+    row of their own when present.
+
+    Parameters
+    ----------
+    clinical : DataFrame
+        One row per patient.
+    by : str or None, default 'label'
+        Column splitting the cohort (e.g. the outcome); ``None`` for the overall column only.
+    columns : sequence of str, optional
+        Variables to describe (default: every column except ``by``).
+    max_levels : int, default 10
+        Integer columns with at most this many distinct values are treated as categories.
+
+    Returns
+    -------
+    DataFrame
+        Index ``variable``; columns ``All (n=..)`` and one per group of ``by``; string cells.
+
+    Raises
+    ------
+    ReportError
+        If ``by`` or a requested column is not in ``clinical``.
+    """
+    wanted = [c for c in clinical.columns if c != by] if columns is None else list(columns)
+    missing = [c for c in [*wanted, *([by] if by is not None else [])] if c not in clinical.columns]
+    if missing:
+        raise ReportError(
+            f"cohort_table: column(s) {missing} not in the table; available: {list(clinical.columns)}."
+        )
+    groups: list[tuple[str, pd.DataFrame]] = [(f"All (n={len(clinical)})", clinical)]
+    if by is not None:
+        for level, part in clinical.groupby(by, sort=True, dropna=True):
+            groups.append((f"{by} = {_fmt(level)} (n={len(part)})", part))
+    rows: dict[str, list[str]] = {}
+    for col in wanted:
+        series = clinical[col]
+        is_int = pd.api.types.is_integer_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        categorical = not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        categorical = categorical or (is_int and series.nunique() <= max_levels)
+        if categorical:
+            levels = list(series.dropna().unique())
+            try:
+                levels.sort()
+            except TypeError:  # mixed types: order by their text
+                levels.sort(key=str)
+            for level in levels:
+                cells = []
+                for _, part in groups:
+                    values = part[col].dropna()
+                    count = int((values == level).sum())
+                    pct = 100.0 * count / len(values) if len(values) else 0.0
+                    cells.append(f"{count} ({pct:.0f} %)")
+                rows[f"{col}: {_fmt(level)}, n (%)"] = cells
+        else:
+            cells = []
+            for _, part in groups:
+                values = part[col].dropna().astype(float)
+                if len(values) == 0:
+                    cells.append("—")
+                    continue
+                q1, med, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+                cells.append(f"{_fmt(med)} [{_fmt(q1)}–{_fmt(q3)}]")
+            rows[f"{col}, median [IQR]"] = cells
+        if series.isna().any():
+            rows[f"{col}: missing, n"] = [str(int(part[col].isna().sum())) for _, part in groups]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[name for name, _ in groups])
+    table.index.name = "variable"
+    return table
 
 
 # ----------------------------------------------------------------------------- formatting
