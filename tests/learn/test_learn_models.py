@@ -119,3 +119,26 @@ def test_unseen_category_in_test_rows_is_ignored() -> None:
     model = make_classifier().fit(X, y)
     proba = model.predict_proba(pd.DataFrame({"x": [1.0], "site": ["never-seen"]}))
     assert np.isfinite(proba).all()
+
+
+def test_pipeline_accepts_pandas_extension_dtypes() -> None:
+    """category (with missing), bool and nullable Int64 columns go through imputation and encoding."""
+    rng = np.random.default_rng(0)
+    n = 40
+    X = pd.DataFrame(
+        {
+            "suv": rng.normal(size=n),
+            "site": pd.Categorical(rng.choice(["lung", "lymphoma", None], n)),
+            "smoker": rng.choice([True, False], n),
+            "stage": pd.array(rng.integers(1, 5, n), dtype="Int64"),
+        }
+    )
+    X.loc[1, "stage"] = pd.NA
+    y = np.arange(n) % 2
+    for kind in ("logistic", "random_forest"):
+        model = make_classifier(kind).fit(X, y)
+        assert np.isfinite(model.predict_proba(X)).all()
+    out = make_preprocessor(X).fit_transform(X)
+    # suv + stage numeric, 2 site levels (missing imputed by the most frequent), 2 smoker levels
+    assert out.shape == (n, 6)
+    assert np.isfinite(out).all()

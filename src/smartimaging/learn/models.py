@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from smartimaging.exceptions import LearningError
 
@@ -49,9 +50,22 @@ def _numeric_branch() -> Pipeline:
     )
 
 
+def _as_object(X: Any) -> np.ndarray:
+    """Categories as a plain object array with NaN for missing values.
+
+    scikit-learn's imputer cannot read pandas ``category`` columns holding strings, nor mixed
+    ``None``/``pd.NA`` markers; a uniform object array works for every categorical dtype.
+    """
+    frame = pd.DataFrame(X)
+    out = np.array(frame.astype(object).to_numpy(), dtype=object, copy=True)
+    out[frame.isna().to_numpy()] = np.nan
+    return out
+
+
 def _categorical_branch() -> Pipeline:
     return Pipeline(
         [
+            ("as_object", FunctionTransformer(_as_object, feature_names_out="one-to-one")),
             ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
             ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
         ]
