@@ -35,7 +35,14 @@ from smartimaging.exceptions import (
 )
 from smartimaging.image import Image, Mask, check_same_geometry
 
-__all__ = ["RTSTRUCT_SOP_CLASS_UID", "ROINotFoundError", "list_rois", "read_rtstruct", "write_rtstruct"]
+__all__ = [
+    "RTSTRUCT_SOP_CLASS_UID",
+    "ROINotFoundError",
+    "list_rois",
+    "read_rtstruct",
+    "sort_series",
+    "write_rtstruct",
+]
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -91,6 +98,9 @@ _SLICE_SPACING_RTOL = 0.01
 #: contours whose points spread more than this (in reference voxels along z) are not parallel
 #: to the reference slices and cannot be rasterised slice by slice
 _PLANE_TOL_VOXELS = 0.25
+#: contour planes closer than this (in reference voxels along z) are one plane (rounding of
+#: ContourData by the writing software)
+_PLANE_MERGE_VOXELS = 0.05
 
 
 class ROINotFoundError(DicomError, KeyError):
@@ -582,37 +592,56 @@ def read_rtstruct(
         per_roi[number] = [(_contour_plane(c, name, path), c) for c in contours]
 
     # contour plane spacing from every CLOSED_PLANAR contour of the file, not only the selected ROIs
-    planes = _all_plane_positions(ds, reference, path)
-    steps = np.diff(planes)
-    steps = steps[steps > 1e-3]
+    all_planes, _ = _cluster_planes(_all_plane_positions(ds, reference))
+    steps = np.diff(all_planes)
     half_slab = float(steps.min()) / 2.0 if steps.size else 0.5
 
     nz, ny, nx = reference.shape
     out: dict[str, Mask] = {}
     for number, planar in per_roi.items():
+        name = selected[number]
         arr = np.zeros(reference.shape, dtype=bool)
-        zs = np.array([z for z, _ in planar])
-        roi_planes = np.unique(np.round(zs, 3))
-        for k in range(nz):
-            dist = np.abs(roi_planes - k)
-            j = int(np.argmin(dist))
-            if dist[j] > half_slab + 1e-6:
-                continue
-            for z, idx in planar:
-                if abs(round(z, 3) - roi_planes[j]) < 1e-9:
-                    rr, cc = _draw_polygon(idx[:, 1], idx[:, 0], shape=(ny, nx))
-                    arr[k, rr, cc] ^= True
-        out[selected[number]] = Mask(
+        roi_planes, labels = _cluster_planes(np.array([z for z, _ in planar]))
+        # even-odd filling of each contour plane, at the in-plane voxel centres
+        filled = np.zeros((len(roi_planes), ny, nx), dtype=bool)
+        for label, (_, idx) in zip(labels, planar, strict=True):
+            rr, cc = _draw_polygon(idx[:, 1], idx[:, 0], shape=(ny, nx))
+            filled[label, rr, cc] ^= True
+        dist = np.abs(roi_planes[np.newaxis, :] - np.arange(nz)[:, np.newaxis])
+        nearest = np.argmin(dist, axis=1)
+        use = dist[np.arange(nz), nearest] <= half_slab + 1e-6
+        arr[use] = filled[nearest[use]]
+        if not arr.any():
+            logger.warning(
+                "%s: ROI %r has no voxel centre inside its contours on the reference grid", path, name
+            )
+        out[name] = Mask(
             arr,
             reference.spacing,
             reference.origin,
             reference.direction.copy(),
-            {"ROIName": selected[number], "source": str(path)},
+            {"ROIName": name, "source": str(path)},
         )
     return out
 
 
-def _all_plane_positions(ds: Dataset, reference: Image, path: str | os.PathLike[str]) -> np.ndarray:
+def _cluster_planes(z: np.ndarray, tol: float = _PLANE_MERGE_VOXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Group contour plane positions (reference slice units) closer than ``tol``.
+
+    Returns the mean position of each group (increasing) and the group of every input.
+    """
+    if z.size == 0:
+        return np.empty(0), np.empty(0, dtype=int)
+    order = np.argsort(z, kind="stable")
+    new_group = np.concatenate([[False], np.diff(z[order]) > tol])
+    sorted_labels = np.cumsum(new_group)
+    labels = np.empty(z.size, dtype=int)
+    labels[order] = sorted_labels
+    centres = np.bincount(labels, weights=z) / np.bincount(labels)
+    return centres, labels
+
+
+def _all_plane_positions(ds: Dataset, reference: Image) -> np.ndarray:
     zs = []
     for item in ds.get("ROIContourSequence", []):
         for contour in item.get("ContourSequence", []):
@@ -620,5 +649,5 @@ def _all_plane_positions(ds: Dataset, reference: Image, path: str | os.PathLike[
             if contour.get("ContourGeometricType") != "CLOSED_PLANAR" or not data or len(data) % 3:
                 continue
             idx = reference.physical_to_index(np.asarray(data, dtype=float).reshape(-1, 3))
-            zs.append(round(float(idx[:, 2].mean()), 3))
-    return np.unique(np.asarray(zs, dtype=float))
+            zs.append(float(idx[:, 2].mean()))
+    return np.asarray(zs, dtype=float)

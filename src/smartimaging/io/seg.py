@@ -178,6 +178,7 @@ def read_seg(path: str | os.PathLike[str]) -> dict[str, Mask]:
     -------
     dict of str to Mask
         SegmentLabel -> mask (``meta`` holds SegmentNumber, SegmentLabel, FrameOfReferenceUID).
+        A label used by several segments gets ``#<SegmentNumber>`` appended after its first use.
 
     Raises
     ------
@@ -216,6 +217,8 @@ def read_seg(path: str | os.PathLike[str]) -> dict[str, Mask]:
     out: dict[str, Mask] = {}
     for channel, number in enumerate(numbers):
         label = str(seg.get_segment_description(number).segment_label)
+        if label in out:  # labels need not be unique in DICOM; keep every segment
+            label = f"{label}#{number}"
         data = arr[..., channel]
         mask_arr = data >= 0.5 if np.issubdtype(data.dtype, np.floating) else data != 0
         out[label] = Mask(
