@@ -140,8 +140,8 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
     Raises
     ------
     DicomError
-        If the series is empty, mixes orientations or frames of reference, repeats a position or
-        has irregular slice spacing.
+        If the series is empty, mixes series, orientations or frames of reference, repeats a
+        position or has irregular slice spacing.
     MissingTagError
         If a geometry attribute (ImagePositionPatient, ImageOrientationPatient, PixelSpacing,
         Rows, Columns) is missing.
@@ -155,6 +155,11 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
     normal = np.cross(row_dir, col_dir)
     rows, cols = int(_require(first, "Rows", where)), int(_require(first, "Columns", where))  # type: ignore[call-overload]
     pixel_spacing = np.asarray(_require(first, "PixelSpacing", where), dtype=float)
+    series_uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
+    if len(series_uids) > 1:
+        raise DicomError(
+            f"the reference datasets mix {len(series_uids)} series {sorted(series_uids)}; pass one series"
+        )
     frame_uids = {str(ds.get("FrameOfReferenceUID", "")) for ds in datasets}
     if len(frame_uids) > 1:
         raise DicomError(f"{where}: slices belong to several frames of reference {sorted(frame_uids)}")
