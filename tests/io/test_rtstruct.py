@@ -196,6 +196,11 @@ def test_writer_rejects_other_grid_and_empty_mask(tmp_path: Path) -> None:
     other_series, _ = make_ct_series(seed=1)
     with pytest.raises(DicomError, match="mix 2 series"):
         write_rtstruct(make_masks(grid), [*datasets[:6], *other_series[6:]], tmp_path / "x.dcm")
+    tilted, _ = make_ct_series(seed=2)
+    for k, d in enumerate(sorted(tilted, key=lambda d: d.InstanceNumber)):
+        d.ImagePositionPatient = [float(v) for v in np.add(d.ImagePositionPatient, (0.0, 0.5 * k, 0.0))]
+    with pytest.raises(DicomError, match="gantry tilt"):
+        write_rtstruct(make_masks(grid), tilted, tmp_path / "x.dcm")
     with pytest.raises(DicomError, match="irregular slice spacing"):
         write_rtstruct(make_masks(grid), [d for d in datasets if d.InstanceNumber != 5], tmp_path / "x.dcm")
     assert not any(tmp_path.iterdir())

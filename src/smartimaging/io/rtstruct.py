@@ -134,14 +134,15 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
         The slices ordered by position along the normal ``row x column`` of
         ImageOrientationPatient (increasing).
     grid : Image
-        A zero ``uint8`` image on the voxel grid of the series (``meta`` holds
+        A zero ``uint8`` image (read-only, uses no memory) on the voxel grid of the series
+        (``meta`` holds
         ``FrameOfReferenceUID`` and ``SeriesInstanceUID``).
 
     Raises
     ------
     DicomError
         If the series is empty, mixes series, orientations or frames of reference, repeats a
-        position or has irregular slice spacing.
+        position, has irregular slice spacing or slices not stacked along their normal.
     MissingTagError
         If a geometry attribute (ImagePositionPatient, ImageOrientationPatient, PixelSpacing,
         Rows, Columns) is missing.
@@ -191,9 +192,17 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
             )
     else:
         dz = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
+    # slices must be stacked along the normal (no gantry tilt) for a rectilinear grid
+    lateral = pos[order] - pos[order[0]] - np.outer(dist - dist[0], normal)
+    if np.max(np.linalg.norm(lateral, axis=1)) > 0.1 * float(pixel_spacing.min()):
+        raise DicomError(
+            f"{where}: the slices are not stacked along their normal (gantry tilt or sheared series, "
+            f"lateral offset up to {np.max(np.linalg.norm(lateral, axis=1)):.3f} mm); resample it first"
+        )
     direction = np.column_stack([row_dir, col_dir, normal])
     grid = Image(
-        np.zeros((len(sorted_ds), rows, cols), dtype=np.uint8),
+        # a read-only zero view: the grid carries geometry, not a full-size array
+        np.broadcast_to(np.zeros((), dtype=np.uint8), (len(sorted_ds), rows, cols)),
         spacing=(float(pixel_spacing[1]), float(pixel_spacing[0]), dz),
         origin=tuple(pos[order[0]]),
         direction=direction,
