@@ -55,6 +55,28 @@ def test_round_trip_identical_with_empty_middle_slice(tmp_path: Path, omit_empty
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.dcm"]
 
 
+def test_omitted_empty_frames_and_full_reference_grid(tmp_path: Path) -> None:
+    datasets, grid = make_ct_series()
+    masks = make_masks(grid)  # the first slices are empty in every mask
+    assert not any(m.array[0].any() for m in masks.values())
+    path = write_seg(masks, datasets, tmp_path / "seg.dcm", omit_empty_frames=True)
+    cropped = read_seg(path)
+    first = min(int(np.flatnonzero(m.array.any(axis=(1, 2)))[0]) for m in masks.values())
+    last = max(int(np.flatnonzero(m.array.any(axis=(1, 2)))[-1]) for m in masks.values())
+    for name, mask in masks.items():
+        # the SEG alone only knows the slices from its first to its last frame
+        assert cropped[name].shape == (last - first + 1, 48, 40)
+        np.testing.assert_allclose(cropped[name].origin, grid.index_to_physical([0, 0, first]), atol=1e-6)
+        np.testing.assert_array_equal(cropped[name].array, mask.array[first : last + 1])
+    full_grid = grid.with_array(grid.array, FrameOfReferenceUID=datasets[0].FrameOfReferenceUID)
+    full = read_seg(path, reference=full_grid)
+    for name, mask in masks.items():
+        assert full[name].same_geometry(grid) and full[name].meta["SegmentLabel"] == name
+        np.testing.assert_array_equal(full[name].array, mask.array, err_msg=name)
+    with pytest.raises(GeometryMismatchError, match="frame of reference"):
+        read_seg(path, reference=grid.with_array(grid.array, FrameOfReferenceUID="1.2.3"))
+
+
 def test_round_trip_oblique_orientation(tmp_path: Path) -> None:
     c, s = np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30))
     direction = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.array(
