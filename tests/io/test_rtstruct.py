@@ -193,6 +193,11 @@ def test_writer_rejects_other_grid_and_empty_mask(tmp_path: Path) -> None:
         write_rtstruct({"a": empty}, datasets, tmp_path / "x.dcm")
     with pytest.raises(DicomError):
         write_rtstruct({}, datasets, tmp_path / "x.dcm")
+    ok = make_masks(grid)["sphere"]
+    with pytest.raises(ValueError, match="64 characters"):
+        write_rtstruct({"x" * 65: ok}, datasets, tmp_path / "x.dcm")
+    with pytest.raises(ValueError, match="RGB"):
+        write_rtstruct({"a": ok}, datasets, tmp_path / "x.dcm", colors={"a": (0, 300, 0)})
     other_series, _ = make_ct_series(seed=1)
     with pytest.raises(DicomError, match="mix 2 series"):
         write_rtstruct(make_masks(grid), [*datasets[:6], *other_series[6:]], tmp_path / "x.dcm")

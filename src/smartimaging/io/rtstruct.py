@@ -38,6 +38,7 @@ from smartimaging.image import Image, Mask, check_same_geometry
 __all__ = [
     "RTSTRUCT_SOP_CLASS_UID",
     "ROINotFoundError",
+    "check_roi_names",
     "list_rois",
     "read_rtstruct",
     "sort_series",
@@ -240,6 +241,13 @@ def _slice_contours(slice_mask: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def check_roi_names(names: Sequence[str], *, keyword: str) -> None:
+    """Raise ValueError unless every name is a valid DICOM LO value (1-64 characters, no backslash)."""
+    for name in names:
+        if not isinstance(name, str) or not 0 < len(name) <= 64 or "\\" in name:
+            raise ValueError(f"{keyword} must be 1 to 64 characters without a backslash, got {name!r}")
+
+
 def _ds_number(value: float) -> str:
     # DS is limited to 16 characters; 0.1 µm resolution is far below any voxel size
     text = f"{value:.4f}".rstrip("0").rstrip(".")
@@ -301,6 +309,8 @@ def write_rtstruct(
         If a mask has no voxel (an ROI without contours could not be read back).
     DicomError
         If ``masks`` is empty or the reference series is inconsistent.
+    ValueError
+        If an ROI name is not a valid DICOM LO value or a color is not RGB 0-255.
 
     References
     ----------
@@ -309,6 +319,10 @@ def write_rtstruct(
     """
     if len(masks) == 0:
         raise DicomError(f"no mask given to write into {path}: pass at least one ROI name -> Mask")
+    check_roi_names(list(masks), keyword="ROIName (the keys of masks)")
+    for name, color in (colors or {}).items():
+        if len(color) != 3 or not all(0 <= int(c) <= 255 for c in color):
+            raise ValueError(f"colors[{name!r}] must be three integers 0-255 (RGB), got {color!r}")
     sorted_ds, grid = sort_series(reference)
     for name, mask in masks.items():
         check_same_geometry(grid, mask, what=f"the reference series and the mask {name!r}")

@@ -21,7 +21,7 @@ from pydicom.uid import UID, generate_uid
 from smartimaging.atomic import atomic_path
 from smartimaging.exceptions import DicomError, EmptyMaskError, GeometryMismatchError
 from smartimaging.image import Image, Mask, check_same_geometry, resample_to
-from smartimaging.io.rtstruct import _software_version, sort_series
+from smartimaging.io.rtstruct import _software_version, check_roi_names, sort_series
 
 __all__ = ["ALGORITHM_FAMILIES", "SEG_SOP_CLASS_UID", "read_seg", "write_seg"]
 
@@ -94,7 +94,7 @@ def write_seg(
     DicomError
         If ``masks`` is empty, the reference series is inconsistent or highdicom rejects it.
     ValueError
-        If ``algorithm_family`` is not a valid family.
+        If ``algorithm_family`` is not a valid family or a label is not a valid DICOM LO value.
 
     References
     ----------
@@ -106,6 +106,7 @@ def write_seg(
         )
     if len(masks) == 0:
         raise DicomError(f"no mask given to write into {path}: pass at least one segment label -> Mask")
+    check_roi_names(list(masks), keyword="SegmentLabel (the keys of masks)")
     sorted_ds, grid = sort_series(reference)
     for name, mask in masks.items():
         check_same_geometry(grid, mask, what=f"the reference series and the mask {name!r}")
