@@ -133,6 +133,7 @@ def test_flat_and_one_voxel_roi_conventions() -> None:
         {"discrete": False, "bin_width": -1.0},
         {"discrete": False, "n_bins": 0},
         {"discrete": False, "bin_width": 1.0, "lower": 5.0},
+        {"discrete": True, "lower": 2.0},
     ],
 )
 def test_conflicting_options_raise(kwargs: dict[str, object]) -> None:

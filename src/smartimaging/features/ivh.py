@@ -76,6 +76,11 @@ def _discretise(
             raise FeatureError(f"bin_width must be positive, got {bin_width!r}")
         g_min = float(x.min()) if lower is None else float(lower)
         g_max = float(x.max()) if upper is None else float(upper)
+        if x.min() < g_min:
+            raise FeatureError(
+                f"ROI intensity {float(x.min()):g} lies below lower={g_min:g}; re-segment the ROI to "
+                "the range first or lower the bound"
+            )
         return x, g_min, g_max, w_d
 
     if (bin_width is None) == (n_bins is None):

@@ -80,8 +80,15 @@ _LEGENDRE_TERMS = 20  # IBSI: stop the ellipsoid area series after nu = 20
 
 
 def _mesh(mask: np.ndarray, spacing_zyx: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Marching-cubes mesh (vertices in mm, array axis order; faces) of a boolean mask."""
-    padded = np.pad(mask, 1).astype(np.float32)
+    """Marching-cubes mesh (vertices in mm, array axis order; faces) of a boolean mask.
+
+    The mask is cropped to its bounding box first (mesh measures do not depend on where the
+    mesh sits), then padded by one empty voxel so that the surface closes at the border.
+    """
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+    cropped = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    padded = np.pad(cropped, 1).astype(np.float32)
     verts, faces, _normals, _values = marching_cubes(padded, level=0.5, spacing=spacing_zyx)
     return verts.astype(float), faces
 
