@@ -1,0 +1,327 @@
+"""Morphological features (IBSI 1 family ``HCUG``).
+
+Three representations of the ROI are used, as the IBSI prescribes:
+
+* a triangle mesh of the morphological mask (marching cubes on the mask padded by one empty
+  voxel, iso-level 0.5, in mm): volume, surface area and everything derived from them, the
+  maximum 3D diameter, bounding box and convex hull;
+* the voxel-centre point set of the morphological mask (mm): centre of mass and the principal
+  component analysis (axis lengths, elongation, flatness, approximate enclosing ellipsoid);
+  the covariance matrix uses the ``n - 1`` normalisation, which reproduces the IBSI reference;
+* the voxel-centre point set and intensities of the intensity mask: intensity-weighted centre
+  of mass, integrated intensity, Moran's I and Geary's C.
+
+Distances are computed from voxel indices times the voxel spacing, so they are in mm and do not
+depend on the image orientation (the direction matrix is a rotation).
+
+Not implemented: the oriented minimum bounding box and the minimum-volume enclosing ellipsoid
+densities (IBSI gives no reliable reference value for them on the digital phantom).
+
+Conventions for degenerate ROIs (documented, never NaN):
+
+* one voxel: the principal axes are all 0; elongation and flatness are 1 (no axis is longer
+  than another); the approximate enclosing ellipsoid has zero volume and area and its densities
+  are reported as 0.
+* voxels on a line or in a plane: the missing axes are 0, flatness (and elongation on a line)
+  is 0, and the ellipsoid volume density is 0 (zero comparison volume).
+* constant intensities, or a single voxel in the intensity mask: Moran's I = 0 and Geary's C =
+  1, the values of no spatial autocorrelation; when the intensities sum to 0 the
+  intensity-weighted centre of mass is undefined and the centre of mass shift is 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import ConvexHull
+from scipy.spatial.distance import cdist
+from skimage.measure import marching_cubes
+
+from smartimaging.exceptions import EmptyMaskError, FeatureError
+from smartimaging.features.registry import FeatureDef
+from smartimaging.image import Image, Mask, check_same_geometry
+
+__all__ = ["FEATURES", "compute", "spatial_autocorrelation"]
+
+_FAMILY = "morphology"
+
+#: Feature definitions, keys and identifiers as in the IBSI reference table.
+FEATURES: tuple[FeatureDef, ...] = (
+    FeatureDef("morph.vol", "Volume (mesh)", _FAMILY, "RNU0", "mm^3"),
+    FeatureDef("morph.approx.vol", "Volume (voxel counting)", _FAMILY, "YEKZ", "mm^3"),
+    FeatureDef("morph.area", "Surface area (mesh)", _FAMILY, "C0JK", "mm^2"),
+    FeatureDef("morph.av", "Surface to volume ratio", _FAMILY, "2PR5", "1/mm"),
+    FeatureDef("morph.comp.1", "Compactness 1", _FAMILY, "SKGS"),
+    FeatureDef("morph.comp.2", "Compactness 2", _FAMILY, "BQWJ"),
+    FeatureDef("morph.sph.dispr", "Spherical disproportion", _FAMILY, "KRCK"),
+    FeatureDef("morph.sphericity", "Sphericity", _FAMILY, "QCFX"),
+    FeatureDef("morph.asphericity", "Asphericity", _FAMILY, "25C7"),
+    FeatureDef("morph.com", "Centre of mass shift", _FAMILY, "KLMA", "mm"),
+    FeatureDef("morph.diam", "Maximum 3D diameter", _FAMILY, "L0JK", "mm"),
+    FeatureDef("morph.pca.major", "Major axis length", _FAMILY, "TDIC", "mm"),
+    FeatureDef("morph.pca.minor", "Minor axis length", _FAMILY, "P9VJ", "mm"),
+    FeatureDef("morph.pca.least", "Least axis length", _FAMILY, "7J51", "mm"),
+    FeatureDef("morph.pca.elongation", "Elongation", _FAMILY, "Q3CK"),
+    FeatureDef("morph.pca.flatness", "Flatness", _FAMILY, "N17B"),
+    FeatureDef("morph.v.dens.aabb", "Volume density (axis-aligned bounding box)", _FAMILY, "PBX1"),
+    FeatureDef("morph.a.dens.aabb", "Area density (axis-aligned bounding box)", _FAMILY, "R59B"),
+    FeatureDef("morph.v.dens.aee", "Volume density (approximate enclosing ellipsoid)", _FAMILY, "6BDE"),
+    FeatureDef("morph.a.dens.aee", "Area density (approximate enclosing ellipsoid)", _FAMILY, "RDD2"),
+    FeatureDef("morph.v.dens.conv.hull", "Volume density (convex hull)", _FAMILY, "R3ER"),
+    FeatureDef("morph.a.dens.conv.hull", "Area density (convex hull)", _FAMILY, "7T7F"),
+    FeatureDef("morph.integ.int", "Integrated intensity", _FAMILY, "99N0"),
+    FeatureDef("morph.moran.i", "Moran's I index", _FAMILY, "N365"),
+    FeatureDef("morph.geary.c", "Geary's C measure", _FAMILY, "NPT7"),
+)
+
+# Pairwise work is split into blocks of at most this many distances (8 bytes each): 2**22 -> 32 MiB
+# per block array, a few such arrays alive at once.
+_BLOCK_ELEMENTS = 2**22
+_LEGENDRE_TERMS = 20  # IBSI: stop the ellipsoid area series after nu = 20
+
+
+def _mesh(mask: np.ndarray, spacing_zyx: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Marching-cubes mesh (vertices in mm, array axis order; faces) of a boolean mask.
+
+    The mask is cropped to its bounding box first (mesh measures do not depend on where the
+    mesh sits), then padded by one empty voxel so that the surface closes at the border.
+    """
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+    cropped = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    padded = np.pad(cropped, 1).astype(np.float32)
+    verts, faces, _normals, _values = marching_cubes(padded, level=0.5, spacing=spacing_zyx)
+    return verts.astype(float), faces
+
+
+def _mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float]:
+    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    volume = abs(float(np.sum(np.einsum("ij,ij->i", a, np.cross(b, c)))) / 6.0)
+    area = float(np.sum(np.linalg.norm(np.cross(b - a, c - a), axis=1)) / 2.0)
+    return volume, area
+
+
+def _max_pairwise_distance(points: np.ndarray) -> float:
+    """Largest distance between two points, in blocks so memory stays bounded."""
+    n = points.shape[0]
+    if n < 2:
+        return 0.0
+    rows = max(1, _BLOCK_ELEMENTS // n)
+    best = 0.0
+    for start in range(0, n, rows):
+        block = cdist(points[start : start + rows], points[start:], "sqeuclidean")
+        best = max(best, float(block.max()))
+    return float(np.sqrt(best))
+
+
+def _ellipsoid_area(a: float, b: float, c: float) -> float:
+    """IBSI approximation of the area of an ellipsoid with semi-axes a >= b >= c.
+
+    This is the Legendre series of the IBSI manual, cut after nu = 20, exactly as published:
+    the IBSI reference values are computed with it. It equals the true area for a sphere but
+    falls below it for eccentric ellipsoids (3, 2, 1: 52.8 vs 48.9 exact; 2, 1, 1: 17.3 vs
+    21.5), so treat the area density (AEE) as the IBSI-defined quantity, not a geometric ratio.
+
+    The series terms ``(alpha beta)^nu P_nu((alpha^2 + beta^2) / (2 alpha beta))`` are evaluated
+    with the Legendre recurrence multiplied through by ``(alpha beta)^nu``, which stays finite
+    when an eccentricity is 0 (spheroids, spheres).
+    """
+    if a <= 0.0:
+        return 0.0
+    alpha = np.sqrt(max(0.0, 1.0 - (b / a) ** 2))
+    beta = np.sqrt(max(0.0, 1.0 - (c / a) ** 2))
+    half_sum = (alpha**2 + beta**2) / 2.0  # = z * alpha * beta
+    prod2 = (alpha * beta) ** 2
+    q_prev, q = 1.0, half_sum  # Q_0, Q_1 with Q_nu = (alpha beta)^nu P_nu(z)
+    total = 1.0 + q / (1.0 - 4.0)
+    for nu in range(1, _LEGENDRE_TERMS):
+        q_next = ((2 * nu + 1) * half_sum * q - nu * prod2 * q_prev) / (nu + 1)
+        q_prev, q = q, q_next
+        total += q / (1.0 - 4.0 * (nu + 1) ** 2)
+    return float(4.0 * np.pi * a * b * total)
+
+
+def spatial_autocorrelation(points: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Moran's I and Geary's C with inverse-distance weights over all voxel pairs.
+
+    Exact (no sub-sampling); the ``n (n - 1) / 2`` pairs are processed in blocks of bounded
+    size, so memory stays near 100 MiB whatever the ROI size, while time grows as ``n^2``.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(n, 3)`` voxel-centre coordinates in mm.
+    values : numpy.ndarray
+        ``(n,)`` intensities.
+
+    Returns
+    -------
+    moran_i, geary_c : float
+        See the module docstring for the constant-intensity convention.
+
+    References
+    ----------
+    IBSI 1 manual: Moran's I index (N365), Geary's C measure (NPT7).
+    """
+    n = values.size
+    d = values.astype(float) - float(np.mean(values))
+    ss = float(np.sum(d**2))
+    if n < 2 or ss <= 0.0:
+        return 0.0, 1.0
+    pts = np.ascontiguousarray(points, dtype=float)
+    sum_w = 0.0  # sums over i < j
+    sum_cross = 0.0  # sum w_ij d_i d_j
+    sum_sq = 0.0  # sum w_ij (d_i - d_j)^2
+    rows = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, n - 1, rows):
+        stop = min(start + rows, n - 1)
+        # columns j > i for rows i in [start, stop): take columns start+1 .. n and blank j <= i
+        w = cdist(pts[start:stop], pts[start + 1 :])
+        i_idx = np.arange(start, stop)[:, None]
+        j_idx = np.arange(start + 1, n)[None, : min(stop - start, n - start - 1)]
+        lower = j_idx <= i_idx  # only the leading square of the block can hold j <= i
+        w[:, : lower.shape[1]][lower] = np.inf
+        np.reciprocal(w, out=w)
+        d_rows = d[start:stop]
+        d_cols = d[start + 1 :]
+        row_sum = w.sum(axis=1)
+        col_sum = w.sum(axis=0)
+        w_dcols = w @ d_cols
+        sum_w += float(row_sum.sum())
+        sum_cross += float(d_rows @ w_dcols)
+        sum_sq += float(d_rows**2 @ row_sum + d_cols**2 @ col_sum - 2.0 * (d_rows @ w_dcols))
+    # full double sums count each unordered pair twice
+    total_w = 2.0 * sum_w
+    moran = n / total_w * (2.0 * sum_cross) / ss
+    geary = (n - 1) / (2.0 * total_w) * (2.0 * sum_sq) / ss
+    return float(moran), float(geary)
+
+
+def _voxel_points(mask: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    return np.argwhere(mask).astype(float) * np.asarray(spacing_zyx)
+
+
+def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) -> dict[str, float]:
+    """Compute all morphological features of a region of interest.
+
+    Parameters
+    ----------
+    image : Image
+        Intensity image (used for the centre of mass shift, integrated intensity, Moran's I and
+        Geary's C).
+    morph_mask : Mask
+        Morphological mask: mesh, volumes and shape.
+    intensity_mask : Mask, optional
+        Intensity mask (after re-segmentation); the morphological mask when omitted.
+
+    Returns
+    -------
+    dict of str to float
+        One value per key of :data:`FEATURES`, lengths in mm.
+
+    Raises
+    ------
+    GeometryMismatchError
+        If the image and masks do not share a voxel grid.
+    EmptyMaskError
+        If a mask holds no voxel.
+    FeatureError
+        If intensities in the intensity mask are not finite.
+
+    References
+    ----------
+    IBSI 1 reference manual, "Morphological features" (HCUG), arXiv:1612.07003; identifiers
+    in :data:`FEATURES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> arr = np.zeros((4, 4, 4), dtype=bool)
+    >>> arr[1:3, 1:3, 1:3] = True
+    >>> m = Mask(arr, spacing=(1.0, 1.0, 1.0))
+    >>> compute(Image(arr.astype(float), spacing=(1.0, 1.0, 1.0)), m)["morph.approx.vol"]
+    8.0
+    """
+    check_same_geometry(image, morph_mask, what="image and morphological mask")
+    if intensity_mask is None:
+        intensity_mask = morph_mask
+    else:
+        check_same_geometry(image, intensity_mask, what="image and intensity mask")
+    morph_mask.require_nonempty("morphological mask")
+    intensity_mask.require_nonempty("intensity mask")
+    spacing = image.spacing_zyx
+    morph = morph_mask.array
+    inten = intensity_mask.array
+    values = np.asarray(image.array[inten], dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise FeatureError(
+            "the intensity mask covers NaN or infinite voxels; restrict the intensity mask to "
+            "finite values (re-segmentation) before computing morphological features"
+        )
+
+    verts, faces = _mesh(morph, spacing)
+    volume, area = _mesh_volume_area(verts, faces)
+    if volume <= 0.0 or area <= 0.0:  # cannot happen for a non-empty mask; guard the ratios
+        raise EmptyMaskError("the ROI mesh has no volume: the morphological mask is empty or degenerate")
+    approx_volume = morph_mask.n_voxels * image.voxel_volume
+
+    hull = ConvexHull(verts)
+    hull_points = verts[hull.vertices]
+    diameter = _max_pairwise_distance(hull_points)
+    extent = np.ptp(hull_points, axis=0)
+    aabb_volume = float(np.prod(extent))
+    aabb_area = float(2.0 * (extent[0] * extent[1] + extent[1] * extent[2] + extent[0] * extent[2]))
+
+    points = _voxel_points(morph, spacing)
+    com_geom = points.mean(axis=0)
+    inten_points = points if inten is morph else _voxel_points(inten, spacing)
+    total_intensity = float(values.sum())
+    if total_intensity != 0.0:
+        com_gl = (values[:, None] * inten_points).sum(axis=0) / total_intensity
+        com_shift = float(np.linalg.norm(com_geom - com_gl))
+    else:
+        com_shift = 0.0
+
+    if points.shape[0] > 1:
+        eigenvalues = np.linalg.eigvalsh(np.cov(points, rowvar=False))
+    else:
+        eigenvalues = np.zeros(3)
+    lam_least, lam_minor, lam_major = (max(0.0, float(v)) for v in np.sort(eigenvalues))
+    a, b, c = 2.0 * np.sqrt(lam_major), 2.0 * np.sqrt(lam_minor), 2.0 * np.sqrt(lam_least)
+    if lam_major > 0.0:
+        elongation = float(np.sqrt(lam_minor / lam_major))
+        flatness = float(np.sqrt(lam_least / lam_major))
+    else:
+        elongation = flatness = 1.0
+    aee_volume = 4.0 * np.pi * a * b * c / 3.0
+    aee_area = _ellipsoid_area(a, b, c)
+
+    moran, geary = spatial_autocorrelation(inten_points, values)
+    comp2 = 36.0 * np.pi * volume**2 / area**3
+
+    return {
+        "morph.vol": volume,
+        "morph.approx.vol": float(approx_volume),
+        "morph.area": area,
+        "morph.av": area / volume,
+        "morph.comp.1": float(volume / (np.sqrt(np.pi) * area**1.5)),
+        "morph.comp.2": float(comp2),
+        "morph.sph.dispr": float(area / (36.0 * np.pi * volume**2) ** (1.0 / 3.0)),
+        "morph.sphericity": float((36.0 * np.pi * volume**2) ** (1.0 / 3.0) / area),
+        "morph.asphericity": float((area**3 / (36.0 * np.pi * volume**2)) ** (1.0 / 3.0) - 1.0),
+        "morph.com": com_shift,
+        "morph.diam": diameter,
+        "morph.pca.major": float(2.0 * a),
+        "morph.pca.minor": float(2.0 * b),
+        "morph.pca.least": float(2.0 * c),
+        "morph.pca.elongation": elongation,
+        "morph.pca.flatness": flatness,
+        "morph.v.dens.aabb": volume / aabb_volume,
+        "morph.a.dens.aabb": area / aabb_area,
+        "morph.v.dens.aee": float(volume / aee_volume) if aee_volume > 0 else 0.0,
+        "morph.a.dens.aee": float(area / aee_area) if aee_area > 0 else 0.0,
+        "morph.v.dens.conv.hull": volume / float(hull.volume),
+        "morph.a.dens.conv.hull": area / float(hull.area),
+        "morph.integ.int": float(volume * values.mean()),
+        "morph.moran.i": moran,
+        "morph.geary.c": geary,
+    }
