@@ -29,13 +29,17 @@ from smartimaging.exceptions import ConfigError, EmptyMaskError, FeatureError, G
 
 __all__ = [
     "MatrixFeatureNames",
+    "bounding_box",
     "chebyshev_neighbourhood",
+    "check_distance",
+    "dense_to_triples",
     "directions",
     "label_zones",
     "mean_features",
     "prepare_levels",
     "resolve_aggregations",
     "size_matrix_features",
+    "triples_from_pairs",
 ]
 
 
@@ -122,10 +126,7 @@ def prepare_levels(
     mk = mk.astype(bool, copy=False)
     if not mk.any():
         raise EmptyMaskError(f"{family}: the ROI mask contains no voxel; texture features need at least one")
-    idx = np.nonzero(mk)
-    lo = [int(a.min()) for a in idx]
-    hi = [int(a.max()) + 1 for a in idx]
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    box = bounding_box(mk)
     sub = lv[box]
     sub_mask = mk[box]
     roi_vals = sub[sub_mask]
@@ -145,6 +146,12 @@ def prepare_levels(
     inner = tuple(slice(pad, pad + s) for s in sub.shape)
     out[inner] = np.where(sub_mask, sub, 0).astype(np.int32)
     return out
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """Slices of the smallest box holding every voxel of a non-empty boolean ``mask``."""
+    idx = np.nonzero(mask)
+    return tuple(slice(int(a.min()), int(a.max()) + 1) for a in idx)
 
 
 def resolve_aggregations(
