@@ -148,3 +148,23 @@ def test_ibsi_phantom_all_rows_count(shared_dir: Path, phantom_result: dict) -> 
     print(f"GLCM: {passed}/{len(rows)} IBSI digital-phantom reference rows match")
     assert len(rows) == 150
     assert passed == len(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_counts_match_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(1, 5, size=(4, 5, 6)).astype(np.int32)
+    mask = rng.random(levels.shape) < 0.7
+    padded = prepare_levels(levels, mask, n_levels=4, pad=2)
+    for distance in (1, 2):
+        offsets = directions(three_d=True, distance=distance)
+        mats = glcm.cooccurrence_matrices(padded, n_levels=4, three_d=True, distance=distance)
+        for k, (dz, dy, dx) in enumerate(offsets):
+            expected = np.zeros((4, 4), dtype=np.int64)
+            for z, y, x in zip(*np.nonzero(mask), strict=True):
+                zz, yy, xx = z + dz, y + dy, x + dx
+                if 0 <= zz < 4 and 0 <= yy < 5 and 0 <= xx < 6 and mask[zz, yy, xx]:
+                    a, b = levels[z, y, x] - 1, levels[zz, yy, xx] - 1
+                    expected[a, b] += 1
+                    expected[b, a] += 1
+            assert np.array_equal(mats[k], expected)

@@ -118,3 +118,30 @@ def test_ibsi_phantom_all_rows_count(shared_dir: Path, phantom_result: dict) -> 
     print(f"GLRLM: {passed}/{len(rows)} IBSI digital-phantom reference rows match")
     assert len(rows) == 96
     assert passed == len(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_runs_match_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(1, 3, size=(4, 5, 6)).astype(np.int32)
+    mask = rng.random(levels.shape) < 0.8
+    padded = prepare_levels(levels, mask, n_levels=2)
+    mats = glrlm.run_length_matrices(padded, n_levels=2, three_d=True)
+
+    def inside(z: int, y: int, x: int) -> bool:
+        return 0 <= z < 4 and 0 <= y < 5 and 0 <= x < 6 and bool(mask[z, y, x])
+
+    for k, (dz, dy, dx) in enumerate(directions(three_d=True)):
+        expected = np.zeros_like(mats[k])
+        for z, y, x in zip(*np.nonzero(mask), strict=True):
+            g = levels[z, y, x]
+            pz, py, px = z - dz, y - dy, x - dx
+            if inside(pz, py, px) and levels[pz, py, px] == g:
+                continue  # not a run start
+            length = 1
+            while inside(z + length * dz, y + length * dy, x + length * dx) and (
+                levels[z + length * dz, y + length * dy, x + length * dx] == g
+            ):
+                length += 1
+            expected[g - 1, length - 1] += 1
+        assert np.array_equal(mats[k], expected)

@@ -14,8 +14,8 @@ Conventions used by every texture module:
 References
 ----------
 Zwanenburg A. et al., The Image Biomarker Standardisation Initiative (IBSI 1), arXiv:1612.07003,
-section "Texture matrix aggregation" (ids of the aggregation methods: BTW3, SUJT, JJUI, ZW7Z, KOBO,
-1AIP for 2D_avg, 2D_smrg, 2.5D_dmrg, 2.5D_vmrg, 3D_avg, 3D_vmrg).
+section "Feature calculation", texture matrix aggregation (2D_avg, 2D_smrg, 2.5D_dmrg, 2.5D_vmrg,
+3D_avg, 3D_vmrg; 2D, 2.5D, 3D for the rotation-independent matrices).
 """
 
 from __future__ import annotations
