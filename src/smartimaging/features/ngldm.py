@@ -1,0 +1,166 @@
+"""Neighbouring grey level dependence matrix (NGLDM) features, IBSI 1 section "Neighbouring grey level dependence based features" (REK0).
+
+For each ROI voxel of level ``i`` the dependence count ``k`` is 1 plus the number of its
+neighbours within Chebyshev ``distance`` (8 in-plane in 2D, 26 in 3D at distance 1) that lie
+inside the ROI and whose level differs by at most the coarseness ``alpha`` (IBSI default 0);
+``s_ik`` counts the voxels of level ``i`` with dependence ``k``. Every ROI voxel counts, so the
+dependence count percentage is 1 unless matrices are merged over different voxel sets.
+
+Aggregations: ``2D`` (per slice, averaged over the slices holding ROI voxels), ``2.5D`` (slice
+matrices merged), ``3D``.
+
+Degenerate input: a non-empty ROI always gives a non-empty matrix (a one-voxel ROI has one voxel
+of dependence 1), so every value is finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+
+from smartimaging.exceptions import ConfigError
+from smartimaging.features.registry import FeatureDef
+from smartimaging.features.texture_common import (
+    chebyshev_neighbourhood,
+    check_distance,
+    dense_to_triples,
+    mean_features,
+    prepare_levels,
+    resolve_aggregations,
+    size_matrix_features,
+)
+
+__all__ = ["AGGREGATIONS", "FEATURES", "compute", "dependence_matrices", "features_from_matrix"]
+
+AGGREGATIONS: tuple[str, ...] = ("2D", "2.5D", "3D")
+
+# (key, IBSI name, IBSI id, generic quantity of size_matrix_features)
+_SPEC = (
+    ("ngl.lde", "Low dependence emphasis", "SODN", "sje"),
+    ("ngl.hde", "High dependence emphasis", "IMOQ", "lje"),
+    ("ngl.lgce", "Low grey level count emphasis", "TL9H", "lge"),
+    ("ngl.hgce", "High grey level count emphasis", "OAE7", "hge"),
+    ("ngl.ldlge", "Low dependence low grey level emphasis", "EQ3F", "sjlge"),
+    ("ngl.ldhge", "Low dependence high grey level emphasis", "JA6D", "sjhge"),
+    ("ngl.hdlge", "High dependence low grey level emphasis", "NBZI", "ljlge"),
+    ("ngl.hdhge", "High dependence high grey level emphasis", "9QMG", "ljhge"),
+    ("ngl.glnu", "Grey level non-uniformity", "FP8K", "glnu"),
+    ("ngl.glnu.norm", "Normalised grey level non-uniformity", "5SPA", "glnu_norm"),
+    ("ngl.dcnu", "Dependence count non-uniformity", "Z87G", "jnu"),
+    ("ngl.dcnu.norm", "Normalised dependence count non-uniformity", "OKJI", "jnu_norm"),
+    ("ngl.dc.perc", "Dependence count percentage", "6XV8", "perc"),
+    ("ngl.gl.var", "Grey level variance", "1PFV", "gl_var"),
+    ("ngl.dc.var", "Dependence count variance", "DNX2", "j_var"),
+    ("ngl.dc.entr", "Dependence count entropy", "FCBV", "entr"),
+    ("ngl.dc.energy", "Dependence count energy", "CAS9", "energy"),
+)
+
+#: The 17 NGLDM features.
+FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "NGLDM", i) for k, n, i, _ in _SPEC)
+
+
+@numba.njit(cache=True)
+def _dependence_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int, alpha: int) -> np.ndarray:
+    nz, ny, nx = levels.shape
+    out = np.zeros((nz, n_levels, offsets.shape[0] + 1), dtype=np.int64)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                a = levels[z, y, x]
+                if a == 0:
+                    continue
+                count = 1
+                for k in range(offsets.shape[0]):
+                    b = levels[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
+                    if b > 0 and abs(b - a) <= alpha:
+                        count += 1
+                out[z, a - 1, count - 1] += 1
+    return out
+
+
+def dependence_matrices(
+    padded: np.ndarray, *, n_levels: int, three_d: bool, distance: int = 1, alpha: int = 0
+) -> np.ndarray:
+    """Dependence counts per slice of ``padded``: ``(n_slices, Ng, n_neighbours + 1)`` int64.
+
+    With ``three_d`` the neighbourhood spans slices; sum over slices for the volume matrix.
+    """
+    offs = chebyshev_neighbourhood(three_d=three_d, distance=distance)
+    return _dependence_kernel(np.ascontiguousarray(padded, dtype=np.int32), offs, int(n_levels), int(alpha))
+
+
+def features_from_matrix(counts: np.ndarray) -> dict[str, float]:
+    """The 17 NGLDM features of one non-empty dependence matrix ``(Ng, K)``.
+
+    ``Nv`` (dependence count percentage) is the number of voxels the matrix covers.
+    """
+    i, j, c = dense_to_triples(counts)
+    generic = size_matrix_features(i, j, c, float(c.sum()))
+    return {key: generic[g] for key, _, _, g in _SPEC}
+
+
+def compute(
+    levels: np.ndarray,
+    mask: np.ndarray,
+    *,
+    n_levels: int,
+    spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    aggregations: Sequence[str] | None = None,
+    distance: int = 1,
+    alpha: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Compute the NGLDM features for the requested aggregations.
+
+    Parameters
+    ----------
+    levels : numpy.ndarray
+        Discretised grey levels ``(z, y, x)``, ``1..n_levels`` inside the ROI.
+    mask : numpy.ndarray
+        Boolean ROI of the same shape.
+    n_levels : int
+        Number of grey levels ``Ng``.
+    spacing_zyx : tuple of float
+        Accepted for a uniform family interface; unused.
+    aggregations : sequence of str, optional
+        Subset of :data:`AGGREGATIONS`; all by default.
+    distance : int
+        Chebyshev radius of the neighbourhood (IBSI default 1).
+    alpha : int
+        Coarseness: the largest grey-level difference for a neighbour to be dependent (IBSI
+        default 0).
+
+    Returns
+    -------
+    dict
+        ``{aggregation: {feature_key: value}}``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown aggregation, invalid distance or negative ``alpha``.
+    EmptyMaskError, FeatureError, GeometryMismatchError
+        See :func:`~smartimaging.features.texture_common.prepare_levels`.
+
+    References
+    ----------
+    IBSI 1, NGLDM features (REK0).
+    """
+    aggs = resolve_aggregations(aggregations, AGGREGATIONS, "NGLDM")
+    d = check_distance(distance, "NGLDM")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | np.integer) or alpha < 0:
+        raise ConfigError(f"NGLDM: alpha (coarseness) must be a non-negative integer, got {alpha!r}")
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="NGLDM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+    if "2D" in aggs or "2.5D" in aggs:
+        m2 = dependence_matrices(padded, n_levels=ng, three_d=False, distance=d, alpha=alpha)
+        if "2D" in aggs:
+            out["2D"] = mean_features(features_from_matrix(m) for m in m2 if m.sum() > 0)
+        if "2.5D" in aggs:
+            out["2.5D"] = features_from_matrix(m2.sum(axis=0))
+    if "3D" in aggs:
+        m3 = dependence_matrices(padded, n_levels=ng, three_d=True, distance=d, alpha=alpha)
+        out["3D"] = features_from_matrix(m3.sum(axis=0))
+    return {a: out[a] for a in aggs}

@@ -1,0 +1,349 @@
+"""Shared machinery of the IBSI 1 texture families (GLCM, GLRLM, GLSZM, GLDZM, NGTDM, NGLDM).
+
+Conventions used by every texture module:
+
+* ``levels`` is an integer array indexed ``(z, y, x)`` holding discretised grey levels
+  ``1..n_levels`` inside the ROI (values outside ``mask`` are ignored). Matrices are sized by
+  ``n_levels``, so empty grey levels keep their rows (sums over ``i`` run over ``1..Ng``).
+* Only ROI voxels count: a neighbour outside the ROI (or outside the image) is never used.
+* Work is done on the ROI bounding box, padded with a frame of background (level 0) so the
+  Numba kernels never need bounds checks.
+* 2D means per slice (in-plane neighbours only, slices along the array's first axis);
+  2.5D merges the per-slice matrices; 3D uses the full 3D neighbourhood.
+
+References
+----------
+Zwanenburg A. et al., The Image Biomarker Standardisation Initiative (IBSI 1), arXiv:1612.07003,
+section "Feature calculation", texture matrix aggregation (2D_avg, 2D_smrg, 2.5D_dmrg, 2.5D_vmrg,
+3D_avg, 3D_vmrg; 2D, 2.5D, 3D for the rotation-independent matrices).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numba
+import numpy as np
+
+from smartimaging.exceptions import ConfigError, EmptyMaskError, FeatureError, GeometryMismatchError
+
+__all__ = [
+    "MatrixFeatureNames",
+    "bounding_box",
+    "chebyshev_neighbourhood",
+    "check_distance",
+    "dense_to_triples",
+    "directions",
+    "label_zones",
+    "mean_features",
+    "prepare_levels",
+    "resolve_aggregations",
+    "size_matrix_features",
+    "triples_from_pairs",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# neighbour offsets
+# --------------------------------------------------------------------------------------------
+def directions(*, three_d: bool, distance: int = 1) -> np.ndarray:
+    """Unique co-occurrence / run directions as ``(n, 3)`` int64 offsets ``(dz, dy, dx)``.
+
+    One direction of each opposite pair is kept: 4 in-plane directions (0°, 45°, 90°, 135°)
+    for 2D, 13 for 3D. Offsets are multiplied by ``distance`` (Chebyshev distance).
+    """
+    offs = []
+    for dz in (0, 1) if three_d else (0,):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                vec = (dz, dy, dx)
+                # keep the first non-zero component positive: one of each pair
+                first = next((v for v in vec if v != 0), 0)
+                if first > 0:
+                    offs.append(vec)
+    arr = np.asarray(offs, dtype=np.int64) * int(distance)
+    return arr
+
+
+def chebyshev_neighbourhood(*, three_d: bool, distance: int = 1) -> np.ndarray:
+    """All offsets within Chebyshev ``distance`` except the centre, as ``(n, 3)`` int64 array.
+
+    8 offsets in 2D and 26 in 3D for distance 1.
+    """
+    d = int(distance)
+    rng = range(-d, d + 1)
+    offs = [
+        (dz, dy, dx)
+        for dz in (rng if three_d else (0,))
+        for dy in rng
+        for dx in rng
+        if (dz, dy, dx) != (0, 0, 0)
+    ]
+    return np.asarray(offs, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# input checks and cropping
+# --------------------------------------------------------------------------------------------
+def prepare_levels(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, pad: int = 1, family: str = "texture"
+) -> np.ndarray:
+    """Validate inputs and return the padded ROI bounding box as an int32 array (0 outside).
+
+    Parameters
+    ----------
+    levels : numpy.ndarray
+        3D integer grey levels ``(z, y, x)``.
+    mask : numpy.ndarray
+        3D boolean ROI of the same shape.
+    n_levels : int
+        Number of grey levels ``Ng``; levels inside the ROI must lie in ``1..n_levels``.
+    pad : int
+        Width of the background frame added on every side.
+    family : str
+        Family name used in error messages.
+
+    Raises
+    ------
+    GeometryMismatchError
+        Shapes differ or arrays are not 3D.
+    EmptyMaskError
+        The mask has no voxel.
+    FeatureError
+        Levels inside the ROI lie outside ``1..n_levels`` or are not integers.
+    ConfigError
+        ``n_levels`` is not a positive integer.
+    """
+    lv = np.asarray(levels)
+    mk = np.asarray(mask)
+    if lv.ndim != 3 or mk.shape != lv.shape:
+        raise GeometryMismatchError(
+            f"{family}: levels and mask must be 3D arrays (z, y, x) of the same shape, got "
+            f"{lv.shape} and {mk.shape}"
+        )
+    if isinstance(n_levels, bool) or not isinstance(n_levels, int | np.integer) or n_levels < 1:
+        raise ConfigError(f"{family}: n_levels must be a positive integer, got {n_levels!r}")
+    mk = mk.astype(bool, copy=False)
+    if not mk.any():
+        raise EmptyMaskError(f"{family}: the ROI mask contains no voxel; texture features need at least one")
+    box = bounding_box(mk)
+    sub = lv[box]
+    sub_mask = mk[box]
+    roi_vals = sub[sub_mask]
+    if not np.issubdtype(roi_vals.dtype, np.integer):
+        if not np.all(np.isfinite(roi_vals)) or not np.all(roi_vals == np.round(roi_vals)):
+            raise FeatureError(
+                f"{family}: grey levels inside the ROI must be integers 1..n_levels; discretise the "
+                "image first with smartimaging.preprocess.discretise.discretise()"
+            )
+    vmin, vmax = roi_vals.min(), roi_vals.max()
+    if vmin < 1 or vmax > n_levels:
+        raise FeatureError(
+            f"{family}: grey levels inside the ROI span {vmin}..{vmax} but must lie in 1..{n_levels} "
+            "(n_levels); discretise the image first or pass the right n_levels"
+        )
+    out = np.zeros(tuple(s + 2 * pad for s in sub.shape), dtype=np.int32)
+    inner = tuple(slice(pad, pad + s) for s in sub.shape)
+    out[inner] = np.where(sub_mask, sub, 0).astype(np.int32)
+    return out
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """Slices of the smallest box holding every voxel of a non-empty boolean ``mask``."""
+    idx = np.nonzero(mask)
+    return tuple(slice(int(a.min()), int(a.max()) + 1) for a in idx)
+
+
+def resolve_aggregations(
+    aggregations: Sequence[str] | str | None, supported: tuple[str, ...], family: str
+) -> tuple[str, ...]:
+    """Validate requested aggregation codes (``None`` means all that ``family`` supports)."""
+    if aggregations is None:
+        return supported
+    if isinstance(aggregations, str):
+        aggregations = (aggregations,)
+    out = tuple(aggregations)
+    bad = [a for a in out if a not in supported]
+    if bad or not out:
+        raise ConfigError(
+            f"{family}: unknown aggregation(s) {bad or out!r}; valid values are {list(supported)}"
+        )
+    return tuple(dict.fromkeys(out))
+
+
+def check_distance(distance: int, family: str, *, only_one: bool = False) -> int:
+    """Validate a neighbourhood / co-occurrence distance (a positive integer)."""
+    if isinstance(distance, bool) or not isinstance(distance, int | np.integer) or distance < 1:
+        raise ConfigError(f"{family}: distance must be a positive integer, got {distance!r}")
+    if only_one and distance != 1:
+        raise ConfigError(
+            f"{family}: only distance=1 is defined (IBSI linkage / run adjacency), got {distance}"
+        )
+    return int(distance)
+
+
+def mean_features(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Average feature dictionaries key by key (IBSI 'averaged' aggregation)."""
+    rows = list(rows)
+    keys = rows[0].keys()
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+# --------------------------------------------------------------------------------------------
+# zones (GLSZM, GLDZM)
+# --------------------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def _label_zones_kernel(
+    levels: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ny, nx = levels.shape[1], levels.shape[2]
+    flat = levels.ravel()
+    n = flat.size
+    labels = np.zeros(n, dtype=np.int32)
+    sz = ny * nx
+    flat_off = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        flat_off[k] = offsets[k, 0] * sz + offsets[k, 1] * nx + offsets[k, 2]
+    n_roi = 0
+    for p in range(n):
+        if flat[p] > 0:
+            n_roi += 1
+    zone_level = np.empty(n_roi, dtype=np.int64)
+    zone_size = np.empty(n_roi, dtype=np.int64)
+    zone_z = np.empty(n_roi, dtype=np.int64)
+    stack = np.empty(n_roi, dtype=np.int64)
+    n_zones = 0
+    for p in range(n):
+        a = flat[p]
+        if a == 0 or labels[p] != 0:
+            continue
+        n_zones += 1
+        labels[p] = n_zones
+        top = 0
+        stack[top] = p
+        top += 1
+        size = 0
+        while top > 0:
+            top -= 1
+            q = stack[top]
+            size += 1
+            for k in range(flat_off.shape[0]):
+                r = q + flat_off[k]
+                if flat[r] == a and labels[r] == 0:
+                    labels[r] = n_zones
+                    stack[top] = r
+                    top += 1
+        zone_level[n_zones - 1] = a
+        zone_size[n_zones - 1] = size
+        zone_z[n_zones - 1] = p // sz
+    return (
+        labels.reshape(levels.shape),
+        zone_level[:n_zones],
+        zone_size[:n_zones],
+        zone_z[:n_zones],
+    )
+
+
+def label_zones(
+    padded: np.ndarray, *, three_d: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Label zones: connected voxels of equal grey level (8-connected in-plane, or 26 in 3D).
+
+    ``padded`` must carry a background frame of at least one voxel (see :func:`prepare_levels`).
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        int32 array of zone labels ``1..n_zones`` (0 outside the ROI).
+    zone_level, zone_size, zone_z : numpy.ndarray
+        Grey level, voxel count and slice index (of the padded array) of each zone. In 2D a
+        zone never crosses slices.
+    """
+    offs = chebyshev_neighbourhood(three_d=three_d, distance=1)
+    return _label_zones_kernel(np.ascontiguousarray(padded, dtype=np.int32), offs)
+
+
+# --------------------------------------------------------------------------------------------
+# features of (grey level x size) matrices: GLRLM, GLSZM, GLDZM, NGLDM share their formulas
+# --------------------------------------------------------------------------------------------
+#: Generic names of the quantities returned by :func:`size_matrix_features`; "j" is the second
+#: matrix index (run length, zone size, zone distance, dependence count).
+MatrixFeatureNames = (
+    "sje", "lje", "lge", "hge", "sjlge", "sjhge", "ljlge", "ljhge",
+    "glnu", "glnu_norm", "jnu", "jnu_norm", "perc", "gl_var", "j_var", "entr", "energy",
+)  # fmt: skip
+
+
+def size_matrix_features(
+    i: np.ndarray, j: np.ndarray, counts: np.ndarray, n_voxels: float
+) -> dict[str, float]:
+    """Features of a grey-level x size matrix given as sparse triples.
+
+    Parameters
+    ----------
+    i, j : numpy.ndarray
+        Grey level (``1..Ng``) and second index (``>= 1``) of each non-zero cell.
+    counts : numpy.ndarray
+        Cell counts ``m_ij`` (> 0).
+    n_voxels : float
+        ``Nv`` for the percentage feature.
+
+    Returns
+    -------
+    dict
+        Keys of :data:`MatrixFeatureNames`: short/long ``j`` emphasis, low/high grey level
+        emphasis and their four combinations, grey level and ``j`` non-uniformity (plain and
+        normalised), percentage ``Ns / Nv``, grey level and ``j`` variance, entropy (log2) and
+        energy (sum of squared probabilities).
+    """
+    fi = i.astype(np.float64)
+    fj = j.astype(np.float64)
+    m = counts.astype(np.float64)
+    ns = m.sum()
+    p = m / ns
+    i2, j2 = fi * fi, fj * fj
+    per_i = np.bincount(i.astype(np.int64), weights=m)
+    per_j = np.bincount(j.astype(np.int64), weights=m)
+    mu_i = float(np.sum(fi * p))
+    mu_j = float(np.sum(fj * p))
+    return {
+        "sje": float(np.sum(p / j2)),
+        "lje": float(np.sum(p * j2)),
+        "lge": float(np.sum(p / i2)),
+        "hge": float(np.sum(p * i2)),
+        "sjlge": float(np.sum(p / (i2 * j2))),
+        "sjhge": float(np.sum(p * i2 / j2)),
+        "ljlge": float(np.sum(p * j2 / i2)),
+        "ljhge": float(np.sum(p * i2 * j2)),
+        "glnu": float(np.sum(per_i**2) / ns),
+        "glnu_norm": float(np.sum(per_i**2) / ns**2),
+        "jnu": float(np.sum(per_j**2) / ns),
+        "jnu_norm": float(np.sum(per_j**2) / ns**2),
+        "perc": float(ns / n_voxels),
+        "gl_var": float(np.sum((fi - mu_i) ** 2 * p)),
+        "j_var": float(np.sum((fj - mu_j) ** 2 * p)),
+        "entr": float(-np.sum(p * np.log2(p))),
+        "energy": float(np.sum(p * p)),
+    }
+
+
+def dense_to_triples(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-zero cells of a dense ``(Ng, Nj)`` matrix as 1-based ``(i, j, count)`` triples."""
+    ii, jj = np.nonzero(matrix)
+    return ii + 1, jj + 1, matrix[ii, jj]
+
+
+def triples_from_pairs(
+    i: np.ndarray, j: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aggregate repeated ``(i, j)`` pairs into unique cells with summed counts."""
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    if i.size == 0:
+        return i, j, np.zeros(0)
+    w = np.ones(i.size) if weights is None else np.asarray(weights, dtype=np.float64)
+    width = int(j.max()) + 1
+    code = i * width + j
+    uniq, inv = np.unique(code, return_inverse=True)
+    cnt = np.bincount(inv, weights=w)
+    return uniq // width, uniq % width, cnt
