@@ -10,7 +10,7 @@ from _ibsi import load_digital_phantom, matches, reference_rows
 from smartimaging.exceptions import ConfigError, EmptyMaskError, FeatureError, GeometryMismatchError
 from smartimaging.features import extract as ex
 from smartimaging.features import local_intensity, pet, statistics
-from smartimaging.features.registry import FAMILIES, TIDY_COLUMNS
+from smartimaging.features.registry import FAMILIES, TIDY_COLUMNS, FeatureDef
 from smartimaging.features.settings import ExtractionSettings, load_settings
 from smartimaging.image import Image, Mask
 
@@ -57,6 +57,25 @@ def test_unimplemented_family_is_an_error_listing_implemented_ones():
     img, m = _case()
     with pytest.raises(FeatureError, match=r"not implemented yet; implemented: \['intensity statistics'"):
         ex.extract(img, m, settings=ExtractionSettings(families=["NGTDM"]))
+
+
+def test_adding_a_family_is_one_table_entry(monkeypatch):
+    img, m = _case()
+    joint_max = FeatureDef("cm.joint.max", "Joint maximum", "GLCM", "GYBY")
+    spec = ex.FamilySpec((joint_max,), lambda im, mk, s: {("cm.joint.max", a): 0.5 for a in s.aggregation})
+    monkeypatch.setitem(ex.FAMILY_TABLE, "GLCM", spec)
+    settings = ExtractionSettings(
+        families=["GLCM", "intensity statistics"], aggregation=["3D_avg", "3D_vmrg"]
+    )
+    table = ex.extract(img, m, settings=settings, case="p1")
+    glcm = table[table["family"] == "GLCM"]
+    assert list(glcm["aggregation"]) == ["3D_avg", "3D_vmrg"] and (glcm["ibsi_id"] == "GYBY").all()
+    assert list(table["family"].unique()) == ["GLCM", "intensity statistics"]  # settings order
+    assert "cm_joint_max_3D_vmrg" in ex.to_wide(table).columns
+    bad = ex.FamilySpec((joint_max,), lambda im, mk, s: {"cm.typo": 1.0})
+    monkeypatch.setitem(ex.FAMILY_TABLE, "GLCM", bad)
+    with pytest.raises(FeatureError, match=r"'cm\.typo', which it does not define"):
+        ex.extract(img, m, settings=settings)
 
 
 def test_one_voxel_and_flat_rois_give_finite_values():
@@ -153,7 +172,8 @@ def test_load_settings(tmp_path):
         "resegmentation_range: [0, null]\n"
     )
     s = load_settings(good)
-    assert s.families == ["intensity statistics", "PET"] and s.bin_width == 0.25
+    assert s.families == ("intensity statistics", "PET") and s.bin_width == 0.25
+    assert hash(s) == hash(load_settings(good))
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_settings(empty) == ExtractionSettings()

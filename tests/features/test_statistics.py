@@ -13,6 +13,7 @@ from smartimaging.features import statistics
 from smartimaging.image import Image, Mask
 
 
+@pytest.mark.shared
 def test_features_match_the_ibsi_reference_table(shared_dir):
     names = {f.key: (f.name, f.ibsi_id) for f in statistics.FEATURES}
     rows = reference_rows(shared_dir, "intensity statistics")

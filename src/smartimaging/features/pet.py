@@ -178,7 +178,9 @@ def patient_metrics(suv: Image, labels: Image | Sequence[Mask]) -> dict[str, flo
         PET image in SUV units.
     labels : Image or sequence of Mask
         Either a label image on the SUV grid (0 = background, each other whole value one
-        lesion) or disjoint lesion masks on the SUV grid.
+        lesion) or disjoint lesion masks on the SUV grid. A binary :class:`Mask` given as
+        label image is *one* lesion; split it first with
+        :func:`smartimaging.segment.threshold.connected_components` to count its parts.
 
     Returns
     -------

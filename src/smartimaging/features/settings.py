@@ -37,9 +37,11 @@ _TEXTURE_AGGREGATIONS = tuple(a for a in AGGREGATIONS if a)
 class ExtractionSettings(BaseModel):
     """What to extract and how to prepare intensities for it.
 
+    The model is immutable and hashable (sequences are tuples; YAML lists are accepted).
+
     Parameters
     ----------
-    families : list of str or None
+    families : tuple of str or None
         Feature families to compute, spelled as in
         :data:`smartimaging.features.registry.FAMILIES`. ``None`` (default) means every family
         the extractor implements, with ``"PET"`` only for PET images (modality ``PT``).
@@ -55,7 +57,7 @@ class ExtractionSettings(BaseModel):
     resegmentation_range : tuple of (float or None, float or None) or None
         Keep only ROI voxels with intensities in ``[lower, upper]`` (IBSI 2.5); ``None`` on a
         side leaves it open.
-    aggregation : list of str
+    aggregation : tuple of str
         Texture aggregation variants to report (codes of
         :data:`smartimaging.features.registry.AGGREGATIONS`).
     distance : int
@@ -66,19 +68,19 @@ class ExtractionSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    families: list[str] | None = None
+    families: tuple[str, ...] | None = None
     discretisation: Literal["fixed_bin_number", "fixed_bin_size"] = "fixed_bin_number"
     n_bins: int = Field(default=32, ge=1)
     bin_width: float | None = Field(default=None, gt=0)
     bin_lower_bound: float | None = None
     resegmentation_range: tuple[float | None, float | None] | None = None
-    aggregation: list[str] = Field(default_factory=lambda: ["3D", "3D_avg", "3D_vmrg"])
+    aggregation: tuple[str, ...] = ("3D", "3D_avg", "3D_vmrg")
     distance: int = Field(default=1, ge=1)
     ngldm_alpha: int = Field(default=0, ge=0)
 
     @field_validator("families")
     @classmethod
-    def _known_families(cls, value: list[str] | None) -> list[str] | None:
+    def _known_families(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is None:
             return None
         unknown = [f for f in value if f not in FAMILIES]
@@ -88,15 +90,15 @@ class ExtractionSettings(BaseModel):
             )
         if not value:
             raise ValueError(f"families is empty; list at least one of {list(FAMILIES)} or leave it out")
-        return list(dict.fromkeys(value))
+        return tuple(dict.fromkeys(value))
 
     @field_validator("aggregation")
     @classmethod
-    def _known_aggregations(cls, value: list[str]) -> list[str]:
+    def _known_aggregations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [a for a in value if a not in _TEXTURE_AGGREGATIONS]
         if unknown:
             raise ValueError(f"unknown aggregation {unknown}; valid: {list(_TEXTURE_AGGREGATIONS)}")
-        return list(dict.fromkeys(value))
+        return tuple(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> ExtractionSettings:
