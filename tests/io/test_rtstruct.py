@@ -206,9 +206,28 @@ def test_writer_rejects_other_grid_and_empty_mask(tmp_path: Path) -> None:
         d.ImagePositionPatient = [float(v) for v in np.add(d.ImagePositionPatient, (0.0, 0.5 * k, 0.0))]
     with pytest.raises(DicomError, match="gantry tilt"):
         write_rtstruct(make_masks(grid), tilted, tmp_path / "x.dcm")
-    with pytest.raises(DicomError, match="irregular slice spacing"):
+    with pytest.raises(DicomError, match=r"1 missing slice\(s\): a gap of 5.00 mm"):
         write_rtstruct(make_masks(grid), [d for d in datasets if d.InstanceNumber != 5], tmp_path / "x.dcm")
+    uneven, _ = make_ct_series(seed=3)
+    for k, d in enumerate(sorted(uneven, key=lambda d: d.InstanceNumber)):
+        d.ImagePositionPatient = [
+            *d.ImagePositionPatient[:2],
+            float(d.ImagePositionPatient[2]) + 0.4 * (k % 2),
+        ]
+    with pytest.raises(DicomError, match="irregular slice spacing"):
+        write_rtstruct(make_masks(grid), uneven, tmp_path / "x.dcm")
     assert not any(tmp_path.iterdir())
+
+
+def test_positions_rounded_by_the_scanner_are_accepted_as_a_regular_grid() -> None:
+    # real PETs (e.g. TCIA STS_001) store steps of 3.27 mm with a few of 3.19 / 3.29: rounding, not gaps
+    datasets, grid = make_ct_series()
+    ordered = sorted(datasets, key=lambda d: d.InstanceNumber)
+    pos = ordered[3].ImagePositionPatient
+    ordered[3].ImagePositionPatient = [pos[0], pos[1], float(pos[2]) + 0.04]
+    _, rounded = sort_series(ordered)
+    assert rounded.shape == grid.shape
+    assert np.allclose(rounded.spacing, grid.spacing, atol=1e-6)
 
 
 def _edited(path: Path, tmp_path: Path, edit: object) -> Path:

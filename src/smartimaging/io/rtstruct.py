@@ -95,7 +95,7 @@ _DEFAULT_COLORS: tuple[tuple[int, int, int], ...] = (
     (150, 150, 150),
 )
 
-_SLICE_SPACING_RTOL = 0.01
+_SLICE_SPACING_RTOL = 0.1  # beyond 10 % the series is not a regular grid; below 1 % it is rounding
 #: contours whose points spread more than this (in reference voxels along z) are not parallel
 #: to the reference slices and cannot be rasterised slice by slice
 _PLANE_TOL_VOXELS = 0.25
@@ -185,11 +185,30 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
         steps = np.diff(dist)
         if np.any(steps < 1e-3):
             raise DicomError(f"{where}: two slices share the position {dist[np.argmin(steps)]:.3f} mm")
-        dz = float(np.mean(steps))
-        if np.max(np.abs(steps - dz)) > _SLICE_SPACING_RTOL * dz:
+        median = float(np.median(steps))
+        gaps = np.flatnonzero(steps > 1.5 * median)
+        if gaps.size:
+            k = int(gaps[0])
+            raise DicomError(
+                f"{where}: {gaps.size} missing slice(s): a gap of {steps[k]:.2f} mm between the slices at "
+                f"{dist[k]:.2f} and {dist[k + 1]:.2f} mm along the normal (usual step {median:.2f} mm); "
+                "re-export the complete series"
+            )
+        dz = float((dist[-1] - dist[0]) / (len(dist) - 1))
+        deviation = float(np.max(np.abs(steps - dz)))
+        if deviation > _SLICE_SPACING_RTOL * dz:
             raise DicomError(
                 f"{where}: irregular slice spacing (steps from {steps.min():.3f} to {steps.max():.3f} mm); "
                 "resample the series onto a regular grid first"
+            )
+        if deviation > 0.01 * dz:
+            logger.warning(
+                "%s: slice steps vary from %.3f to %.3f mm; using their mean %.4f mm (positions rounded by "
+                "the scanner)",
+                where,
+                steps.min(),
+                steps.max(),
+                dz,
             )
     else:
         dz = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
