@@ -241,23 +241,24 @@ def read_series(series: SeriesInfo | Sequence[str | os.PathLike[str]], *, dtype:
     _check_sizes(datasets, where)
     ordered, grid = sort_series(datasets)
     rows, cols = grid.shape[1], grid.shape[2]
-    volume = np.empty((len(ordered), rows, cols), dtype=dtype)
+    volume: np.ndarray = np.empty((len(ordered), rows, cols), dtype=dtype)
     for k, ds in enumerate(ordered):
+        name = str(getattr(ds, "filename", "") or "")
         try:
             pixels = ds.pixel_array
         except (AttributeError, ValueError, TypeError, RuntimeError) as exc:
             raise DicomError(
-                f"{ds.filename}: pixel data missing or unreadable ({exc}); the file may be truncated - "
+                f"{name}: pixel data missing or unreadable ({exc}); the file may be truncated - "
                 "re-export the series"
             ) from exc
         if pixels.shape != (rows, cols):
-            raise DicomError(f"{ds.filename}: pixel array of shape {pixels.shape}, expected {(rows, cols)}")
+            raise DicomError(f"{name}: pixel array of shape {pixels.shape}, expected {(rows, cols)}")
         slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
         intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
         volume[k] = pixels.astype(np.float64) * slope + intercept
-    headers = []
-    for ds in ordered:
-        head = ds.copy()
+    headers: list[Dataset] = []
+    for source in ordered:
+        head = source.copy()
         if "PixelData" in head:
             del head.PixelData
         headers.append(head)
@@ -267,7 +268,7 @@ def read_series(series: SeriesInfo | Sequence[str | os.PathLike[str]], *, dtype:
         "SeriesInstanceUID": str(first.get("SeriesInstanceUID", "")),
         "FrameOfReferenceUID": str(first.get("FrameOfReferenceUID", "")),
         "PatientID": str(first.get("PatientID", "")),
-        "files": [Path(ds.filename) for ds in ordered],
+        "files": [Path(str(ds.filename)) for ds in ordered],
         "header": headers[0],
         "headers": headers,
     }
