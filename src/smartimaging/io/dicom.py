@@ -242,10 +242,10 @@ def read_series(series: SeriesInfo | Sequence[str | os.PathLike[str]], *, dtype:
     ordered, grid = sort_series(datasets)
     rows, cols = grid.shape[1], grid.shape[2]
     volume: np.ndarray = np.empty((len(ordered), rows, cols), dtype=dtype)
-    for k, ds in enumerate(ordered):
-        name = str(getattr(ds, "filename", "") or "")
+    for k, sl in enumerate(ordered):
+        name = str(getattr(sl, "filename", "") or "")
         try:
-            pixels = ds.pixel_array
+            pixels = sl.pixel_array
         except (AttributeError, ValueError, TypeError, RuntimeError) as exc:
             raise DicomError(
                 f"{name}: pixel data missing or unreadable ({exc}); the file may be truncated - "
@@ -253,8 +253,8 @@ def read_series(series: SeriesInfo | Sequence[str | os.PathLike[str]], *, dtype:
             ) from exc
         if pixels.shape != (rows, cols):
             raise DicomError(f"{name}: pixel array of shape {pixels.shape}, expected {(rows, cols)}")
-        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        slope = float(sl.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(sl.get("RescaleIntercept", 0.0) or 0.0)
         volume[k] = pixels.astype(np.float64) * slope + intercept
     headers: list[Dataset] = []
     for source in ordered:
