@@ -6,20 +6,23 @@ UIDs are derived from the cohort seed, the patient ID and the object (name-based
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import datetime as dt
 import math
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PositronEmissionTomographyImageStorage
 
-from smartimaging.atomic import atomic_path
 from smartimaging.synthetic.patient import F18_HALF_LIFE_S, SyntheticPatient
 
 __all__ = ["synthetic_uid", "write_ct_series", "write_pet_series"]
@@ -28,6 +31,7 @@ _NAMESPACE = uuid.UUID("5b0e7c1e-7d0a-4c55-9a39-3f1c2b9d8e11")
 _IMPLEMENTATION_UID = "2.25.97203985763208542781069231093437513861"
 _BED_LENGTH_MM = 150.0
 _BED_SECONDS = 150
+_PIXEL_DATA = 0x7FE00010
 
 
 def synthetic_uid(seed: int, patient_id: str, *parts: object) -> str:
@@ -94,16 +98,88 @@ def _image_pixel(ds: Dataset, rows: int, cols: int, *, signed: bool) -> None:
     ds.PixelRepresentation = 1 if signed else 0
 
 
-def _save(ds: Dataset, path: Path) -> None:
+def _file_meta(sop_class_uid: str, sop_instance_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = _IMPLEMENTATION_UID
     meta.ImplementationVersionName = "SMARTIMG_SYN1"
-    ds.file_meta = meta
-    with atomic_path(path) as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
+    return meta
+
+
+def _new_io() -> DicomBytesIO:
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    return fp
+
+
+def _encode(ds: Dataset) -> dict[int, bytes]:
+    """Explicit VR little endian encoding of each top-level element, by tag."""
+    out: dict[int, bytes] = {}
+    for elem in ds:
+        fp = _new_io()
+        write_data_element(fp, elem)
+        out[int(elem.tag)] = fp.getvalue()
+    return out
+
+
+class _SeriesEncoder:
+    """Write the slices of a series fast: the shared elements are encoded once.
+
+    Writing a Part 10 file is the 128-byte preamble, ``DICM``, the file meta group and the data
+    set's elements in increasing tag order; here the elements common to every slice are encoded
+    once and merged with the few that change per slice (the result is the same bytes as
+    :meth:`pydicom.Dataset.save_as` with explicit VR little endian).
+    """
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+        self.encoded = _encode(base)
+
+    def write(self, per_slice: Dataset, path: Path) -> Dataset:
+        elements = dict(self.encoded)
+        elements.update(_encode(per_slice))
+        fp = _new_io()
+        fp.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(fp, _file_meta(self.base.SOPClassUID, per_slice.SOPInstanceUID))
+        body = b"".join(elements[tag] for tag in sorted(elements))
+        # the series folder as a whole is made visible atomically (see _atomic_dir)
+        with open(path, "wb") as fh:
+            fh.write(fp.getvalue())
+            fh.write(body)
+        # a header-only dataset of the slice (no pixel data) for the RTSTRUCT/SEG references
+        header = Dataset()
+        header.update(self.base)
+        for elem in per_slice:
+            if elem.keyword != "PixelData":
+                header[elem.tag] = elem
+        return header
+
+
+@contextlib.contextmanager
+def _atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; on success it replaces ``target`` as a whole.
+
+    A series is many files; writing them into a temporary folder and renaming the folder makes
+    the complete series appear at once (one rename instead of one per file), and a killed run
+    leaves only a hidden temporary folder, never a half-written series.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_ct_series(patient: SyntheticPatient, directory: str | os.PathLike[str]) -> list[Dataset]:
@@ -119,10 +195,14 @@ def write_ct_series(patient: SyntheticPatient, directory: str | os.PathLike[str]
     Returns
     -------
     list of pydicom.Dataset
-        The written slice datasets, in increasing ``z`` (the reference for an RTSTRUCT).
+        The headers (without pixel data) of the written slices, in increasing ``z`` (the
+        reference for an RTSTRUCT).
     """
-    p = patient
-    out = Path(directory)
+    with _atomic_dir(Path(directory)) as out:
+        return _write_ct(patient, out)
+
+
+def _write_ct(p: SyntheticPatient, out: Path) -> list[Dataset]:
     img = p.ct
     nz, ny, nx = img.shape
     base = _patient_study(p)
@@ -149,17 +229,17 @@ def write_ct_series(patient: SyntheticPatient, directory: str | os.PathLike[str]
     base.WindowCenter = "40"
     base.WindowWidth = "400"
     stored = (img.array.astype(np.int32) + 1024).clip(0, 65535).astype(np.uint16)
+    encoder = _SeriesEncoder(base)
     datasets: list[Dataset] = []
     for k in range(nz):
-        ds = copy.deepcopy(base)
+        ds = Dataset()
         ds.SOPInstanceUID = synthetic_uid(p.seed, p.patient_id, "ct", k)
         ds.InstanceNumber = k + 1
         z = img.origin[2] + k * img.spacing[2]
         ds.ImagePositionPatient = [_ds(img.origin[0]), _ds(img.origin[1]), _ds(z)]
         ds.SliceLocation = _ds(z)
-        ds.PixelData = np.ascontiguousarray(stored[k], dtype="<u2").tobytes()
-        _save(ds, out / f"CT_{k:04d}.dcm")
-        datasets.append(ds)
+        ds.add_new(_PIXEL_DATA, "OW", np.ascontiguousarray(stored[k], dtype="<u2").tobytes())
+        datasets.append(encoder.write(ds, out / f"CT_{k:04d}.dcm"))
     return datasets
 
 
@@ -203,10 +283,14 @@ def write_pet_series(patient: SyntheticPatient, directory: str | os.PathLike[str
     Returns
     -------
     list of pydicom.Dataset
-        The written slice datasets, in increasing ``z`` (the reference for a SEG).
+        The headers (without pixel data) of the written slices, in increasing ``z`` (the
+        reference for a SEG).
     """
-    p = patient
-    out = Path(directory)
+    with _atomic_dir(Path(directory)) as out:
+        return _write_pet(patient, out)
+
+
+def _write_pet(p: SyntheticPatient, out: Path) -> list[Dataset]:
     img = p.pet_bqml
     nz, ny, nx = img.shape
     base = _patient_study(p)
@@ -231,7 +315,6 @@ def write_pet_series(patient: SyntheticPatient, directory: str | os.PathLike[str
     base.NumberOfSlices = nz
     base.ActualFrameDuration = _BED_SECONDS * 1000
     base.SliceSensitivityFactor = "1"
-    base.DoseCalibrationFactor = _ds(p.site.calibration)
     base.AcquisitionNumber = 1
     base.SliceThickness = _ds(img.spacing[2])
     base.PixelSpacing = [_ds(img.spacing[1]), _ds(img.spacing[0])]
@@ -240,9 +323,10 @@ def write_pet_series(patient: SyntheticPatient, directory: str | os.PathLike[str
     base.RescaleIntercept = "0"
     base.RadiopharmaceuticalInformationSequence = DicomSequence([_radiopharmaceutical(p)])
     z_bottom = img.origin[2] - img.spacing[2] / 2.0
+    encoder = _SeriesEncoder(base)
     datasets: list[Dataset] = []
     for k in range(nz):
-        ds = copy.deepcopy(base)
+        ds = Dataset()
         slope = p.pet_slopes[k]
         ds.SOPInstanceUID = synthetic_uid(p.seed, p.patient_id, "pet", k)
         ds.InstanceNumber = k + 1
@@ -258,9 +342,8 @@ def write_pet_series(patient: SyntheticPatient, directory: str | os.PathLike[str
         ds.FrameReferenceTime = _ds(ref_s * 1000.0)
         ds.DecayFactor = _ds(math.exp(math.log(2.0) * ref_s / F18_HALF_LIFE_S))
         ds.RescaleSlope = slope
-        ds.PixelData = np.ascontiguousarray(p.pet_stored[k], dtype="<i2").tobytes()
-        _save(ds, out / f"PT_{k:04d}.dcm")
-        datasets.append(ds)
+        ds.add_new(_PIXEL_DATA, "OW", np.ascontiguousarray(p.pet_stored[k], dtype="<i2").tobytes())
+        datasets.append(encoder.write(ds, out / f"PT_{k:04d}.dcm"))
     return datasets
 
 

@@ -3,7 +3,7 @@
 The model (documented in ``docs/synthetic.md`` and written to ``cohort.json``)::
 
     z(v)      = (v - CENTRING[v].mean) / CENTRING[v].sd        fixed population constants
-    marker    = exp(log(15) + 0.9 * (0.4 * z(log MTV) + sqrt(0.84) * e1))        e1 ~ N(0, 1)
+    marker    = exp(log(15) + 0.9 * (0.3 * z(log MTV) + sqrt(0.91) * e1))        e1 ~ N(0, 1)
     stage     = 1 + #{0.8 z(log MTV) + 0.9 (n_lesions - 1) + 0.7 e2 > cut}    cuts -0.8, 0.2, 1.1
     lp        = b_vol z(log MTV) + b_het z(heterogeneity) + b_suv z(log SUVmax) + b_age z(age)
                 + b_marker z(log marker) + b_stage (stage - 2.5) + sd_noise * e3
@@ -28,8 +28,8 @@ COEFFICIENTS: dict[str, float] = {
     "b_vol": 1.0,  # z(log total MTV)
     "b_het": 1.1,  # z(heterogeneity amplitude)
     "b_suv": 0.5,  # z(log programmed SUVmax)
-    "b_age": 0.5,  # z(age)
-    "b_marker": 0.8,  # z(log tumour marker)
+    "b_age": 0.7,  # z(age)
+    "b_marker": 0.9,  # z(log tumour marker)
     "b_stage": 0.4,  # per stage above 2.5
     "sd_noise": 0.5,  # unexplained variation of the linear predictor
     "label_gain": 1.6,  # steepness of P(label = 1) = sigmoid(gain * lp)
@@ -99,7 +99,7 @@ def clinical_record(
     """
     z_mtv = _z("log_mtv", math.log(total_mtv_ml))
     e1, e2, e3 = rng.standard_normal(3)
-    marker = math.exp(math.log(15.0) + 0.9 * (0.4 * z_mtv + math.sqrt(0.84) * e1))
+    marker = math.exp(math.log(15.0) + 0.9 * (0.3 * z_mtv + math.sqrt(0.91) * e1))
     marker = round(marker, 1)
     score = 0.8 * z_mtv + 0.9 * (n_lesions - 1) + 0.7 * e2
     stage = 1 + int(sum(score > c for c in _STAGE_CUTS))

@@ -28,6 +28,8 @@ CT_PIXELS = 128
 CT_PIXEL_MM = 500.0 / CT_PIXELS  # 3.90625 mm, exact in decimal
 CT_SLICE_MM = 3.0
 PET_INT16_MAX = 32767
+# a lesion's plateau counts as exact when blurring changes its centre by at most this fraction
+_PLATEAU_TOLERANCE = 0.002
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class LesionTruth:
     plateau_centre_mm: tuple[float, float, float]
     plateau_radius_mm: float
     plateau_exact: bool
+    plateau_recovery: float
     plateau_bqml: float
     decayed_dose_bq: float
     weight_kg: float
@@ -167,7 +170,7 @@ def _grids(site: SiteProfile, n_slices: int, z_bottom: float) -> tuple[ph.Grid, 
     length = n_slices * CT_SLICE_MM
     x0 = -(CT_PIXELS - 1) / 2.0 * CT_PIXEL_MM
     ct = ph.Grid((n_slices, CT_PIXELS, CT_PIXELS), (CT_PIXEL_MM, CT_PIXEL_MM, CT_SLICE_MM), (x0, x0, z_bottom + 1.5))
-    n_pet = int(round(length / site.slice_mm))
+    n_pet = round(length / site.slice_mm)
     zc = z_bottom + length / 2.0
     p0 = round(-(site.matrix - 1) / 2.0 * site.pixel_mm, 4)
     pz0 = round(zc - (n_pet - 1) / 2.0 * site.slice_mm, 4)
@@ -285,12 +288,12 @@ def _setup_uptake(
         lesion.plateau_centre = cp
         lesion.plateau_radius = 0.5 * r_in
         lesion.taper = 0.25 * r_in
-    lesion.rim_amp = float(rng.uniform(0.0, 0.3))
-    lesion.grad_amp = float(rng.uniform(0.0, 0.2))
+    lesion.rim_amp = float(rng.uniform(0.0, 0.2))
+    lesion.grad_amp = float(rng.uniform(0.0, 0.12))
     lesion.grad_dir = ph._unit_vector(rng)
-    lesion.tex_w = rng.normal(0.0, 1.0 / 7.0, size=(24, 3))
+    lesion.tex_w = rng.normal(0.0, 1.0 / 9.0, size=(24, 3))
     lesion.tex_phase = rng.uniform(0, 2 * np.pi, size=24)
-    lesion.texture_amp = (0.05 + 0.30 * heterogeneity) * float(rng.uniform(0.85, 1.15))
+    lesion.texture_amp = (0.03 + 0.45 * heterogeneity) * float(rng.uniform(0.85, 1.15))
     lesion.ct_hu = _LESION_HU[lesion.organ]
     target_max = math.exp(rng.uniform(math.log(3.0), math.log(20.0)))
     # relative maximum of the pattern on the PET grid (plateau SUV 1)
@@ -407,6 +410,10 @@ def make_patient(
         bg = physiology["liver" if lesion.organ == "liver" else "lung" if lesion.organ == "lung" else "soft_tissue"]
         _setup_uptake(rng, lesion, pet_grid, heterogeneity, bg)
         models.append(lesion)
+    if not models:  # pragma: no cover - needs an extremely short scan
+        raise ConfigError(
+            f"no lesion of patient {index} fits in a scan of {n_slices} slices; use more slices (80 by default)"
+        )
     models.sort(key=lambda m: -m.volume_ml)
 
     # --- PET -----------------------------------------------------------------------------
@@ -416,6 +423,7 @@ def make_patient(
     pet_labels = ph.paint_lesions(models, pet_grid, values=suv, mode="suv")
     sigma_vox = [prof.sigma_mm / s for s in (prof.slice_mm, prof.pixel_mm, prof.pixel_mm)]
     suv_blur = ndimage.gaussian_filter(suv, sigma_vox, mode="constant")
+    suv_blur_clean = suv_blur
     noise_rng = np.random.default_rng([seed, index, 1])
     if noise:
         field_ = ph._smooth_noise(noise_rng, suv.shape, 0.7)
@@ -445,11 +453,11 @@ def make_patient(
             sel = pet_labels[box] == i + 1
             if sel.any():
                 suvmax = float(suv[box][sel].max())
-        d_edge = m.r_in - float(np.linalg.norm(m.plateau_centre - m.centre))
-        if m.necrosis_centre is not None:
-            d_nec = float(np.linalg.norm(m.plateau_centre - m.necrosis_centre)) - m.necrosis_radius - 3.0
-            d_edge = min(d_edge, d_nec + 2.0 * prof.sigma_mm)
-        exact = m.plateau_radius >= 1.5 * prof.sigma_mm and d_edge >= 4.0 * prof.sigma_mm
+        # the scanner blur leaves the plateau centre at its programmed value when the lesion is
+        # large enough compared with the resolution; check it on the noise-free blurred image
+        kc, jc, ic = pet_grid.index_of(m.plateau_centre)
+        recovery = float(suv_blur_clean[kc, jc, ic]) / m.plateau_suv
+        exact = abs(recovery - 1.0) <= _PLATEAU_TOLERANCE
         p_bq = m.plateau_suv * decayed / (weight * 1000.0) * prof.calibration
         truths.append(
             LesionTruth(
@@ -475,6 +483,7 @@ def make_patient(
                 ),
                 plateau_radius_mm=m.plateau_radius,
                 plateau_exact=bool(exact),
+                plateau_recovery=recovery,
                 plateau_bqml=p_bq,
                 decayed_dose_bq=decayed,
                 weight_kg=weight,

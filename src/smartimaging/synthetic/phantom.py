@@ -474,8 +474,8 @@ def random_lesion_shape(rng: np.random.Generator, volume_ml: float) -> LesionMod
         radial_amp=float(rng.uniform(0.2, 0.35)) if kind == "irregular" else 0.0,
     )
     # measure the unit shape on a fine grid
-    n = 81
-    g = np.linspace(-2.0, 2.0, n)
+    n = 55
+    g = np.linspace(-1.8, 1.8, n)
     h = g[1] - g[0]
     pts = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
     inside = lesion.inside(pts)
