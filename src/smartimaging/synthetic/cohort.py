@@ -55,6 +55,7 @@ TRUTH_COLUMNS = [
 ]  # fmt: skip
 
 _STANDARD_UID_ROOT = "1.2.840.10008."
+_DERIVED_DATETIME_KEYWORDS = frozenset({"ContributionDateTime", "InstanceCreationDateTime"})
 _DERIVED_TIME_KEYWORDS = (
     ("InstanceCreationDate", "InstanceCreationTime"),
     ("StructureSetDate", "StructureSetTime"),
@@ -91,6 +92,7 @@ def _make_deterministic(path: Path, p: SyntheticPatient, kind: str, known: set[s
     """
     ds = pydicom.dcmread(path)
     mapping: dict[str, str] = {}
+    when = p.series_datetime + dt.timedelta(hours=2)
 
     def visit(dataset: pydicom.Dataset) -> None:
         # raw elements: converting every value (e.g. long ContourData lists) would be slow
@@ -98,6 +100,8 @@ def _make_deterministic(path: Path, p: SyntheticPatient, kind: str, known: set[s
             if raw.VR == "SQ":
                 for item in dataset[raw.tag].value:
                     visit(item)
+            elif raw.VR == "DT" and dataset[raw.tag].keyword in _DERIVED_DATETIME_KEYWORDS:
+                dataset[raw.tag].value = when.strftime("%Y%m%d%H%M%S")
             elif raw.VR == "UI":
                 elem = dataset[raw.tag]
                 if not elem.value:
@@ -110,7 +114,6 @@ def _make_deterministic(path: Path, p: SyntheticPatient, kind: str, known: set[s
                 elem.value = mapping[old]
 
     visit(ds)
-    when = p.series_datetime + dt.timedelta(hours=2)
     for date_kw, time_kw in _DERIVED_TIME_KEYWORDS:
         if date_kw in ds:
             setattr(ds, date_kw, when.strftime("%Y%m%d"))
@@ -188,8 +191,8 @@ def _write_patient(index: int, out_dir: str, seed: int, n_slices: int) -> dict[s
                 "centre_y_mm": round(t.centre_mm[1], 3),
                 "centre_z_mm": round(t.centre_mm[2], 3),
                 "volume_ml": round(t.volume_ml, 3),
-                "volume_pet_ml": round(t.volume_pet_ml, 4),
-                "volume_ct_ml": round(t.volume_ct_ml, 4),
+                "volume_pet_ml": round(t.volume_pet_ml, 6),
+                "volume_ct_ml": round(t.volume_ct_ml, 6),
                 "suvmax_programmed": round(t.suvmax_programmed, 4),
                 "suv_core": round(t.suv_core, 5),
                 "suv_rim": round(t.suv_rim, 4),

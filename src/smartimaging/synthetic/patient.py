@@ -123,6 +123,11 @@ class SyntheticPatient:
         Lesion labels on the CT grid (used for the RTSTRUCT).
     lesions : list of LesionTruth
         Programmed lesion properties; lesion 1 (``GTV_1``) is the largest.
+    body : BodyModel
+        The build the anatomy was drawn from (``phantom.anatomy_labels(grid, body)`` gives the
+        tissue map on any grid).
+    physiology : dict
+        Programmed SUV of each tissue label.
     """
 
     index: int
@@ -148,6 +153,7 @@ class SyntheticPatient:
     clinical: ClinicalRecord
     pet_slopes: list[str] = field(repr=False)
     pet_stored: np.ndarray = field(repr=False)
+    body: ph.BodyModel | None = field(default=None, repr=False)
     physiology: dict[str, float] = field(default_factory=dict)
     noise: bool = True
 
@@ -438,7 +444,8 @@ def make_patient(
     ct_labels = ph.paint_lesions(models, ct_grid, values=hu, mode="hu")
     hu = ndimage.gaussian_filter(hu, (0.3, 0.6, 0.6), mode="nearest")
     if noise:
-        hu += float(noise_rng.uniform(8.0, 14.0)) * noise_rng.standard_normal(hu.shape, dtype=np.float32)
+        ct_rng = np.random.default_rng([seed, index, 3])
+        hu += float(ct_rng.uniform(8.0, 14.0)) * ct_rng.standard_normal(hu.shape, dtype=np.float32)
     hu_int = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
 
     # --- truth ---------------------------------------------------------------------------
@@ -527,6 +534,7 @@ def make_patient(
         clinical=clinical,
         pet_slopes=slopes,
         pet_stored=stored,
+        body=body,
         physiology=physiology,
         noise=noise,
     )
