@@ -70,7 +70,9 @@ def test_layout(cohorts: dict[str, Path]) -> None:
     info = json.loads((root / "cohort.json").read_text())
     assert info["seed"] == 7 and info["n_patients"] == N
     assert set(info["sites"]) == set(SITES)
-    assert {"b_vol", "b_het", "b_suv", "b_age", "b_marker", "b_stage"} <= set(info["outcome_model"]["coefficients"])
+    assert {"b_vol", "b_het", "b_suv", "b_age", "b_marker", "b_stage"} <= set(
+        info["outcome_model"]["coefficients"]
+    )
 
 
 def test_same_seed_identical_different_seed_differs(cohorts: dict[str, Path]) -> None:
@@ -141,7 +143,7 @@ def test_frame_of_reference_and_study_shared(cohorts: dict[str, Path]) -> None:
     assert rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID == ct.FrameOfReferenceUID
     assert ct.StudyInstanceUID == pt.StudyInstanceUID == rs.StudyInstanceUID == seg.StudyInstanceUID
     assert ct.SeriesInstanceUID != pt.SeriesInstanceUID
-    assert [r.ROIName for r in rs.StructureSetROISequence][0] == "GTV_1"
+    assert next(r.ROIName for r in rs.StructureSetROISequence) == "GTV_1"
 
 
 @pytest.mark.parametrize("pid", ["SYN001", "SYN002", "SYN003"])
@@ -184,7 +186,9 @@ def test_clinical_csv(cohorts: dict[str, Path]) -> None:
     ds = pydicom.dcmread(cohorts["a"] / "dicom" / "SYN001" / "PET" / "PT_0000.dcm")
     row = df.iloc[0]
     assert float(ds.PatientWeight) == pytest.approx(row["weight_kg"])
-    assert ds.PatientSex == row["sex"] and int(ds.PatientAge[:3]) == row["age"] and ds.StationName == row["site"]
+    assert (
+        ds.PatientSex == row["sex"] and int(ds.PatientAge[:3]) == row["age"] and ds.StationName == row["site"]
+    )
 
 
 def test_truth_matches_label_images(cohorts: dict[str, Path]) -> None:
@@ -250,7 +254,9 @@ def test_noise_free_plateau_suv_from_dicom(tmp_path: Path) -> None:
                 sl.RescaleSlope
             ) + float(sl.RescaleIntercept)
             suv = bqml / (decayed / weight_g)
-            assert suv == pytest.approx(lesion.expected_suvbw_plateau, rel=1e-3 if lesion.plateau_exact else 0.5)
+            assert suv == pytest.approx(
+                lesion.expected_suvbw_plateau, rel=1e-3 if lesion.plateau_exact else 0.5
+            )
             assert lesion.expected_suvbw_plateau == pytest.approx(lesion.suv_core * patient.site.calibration)
             assert bqml == pytest.approx(lesion.plateau_bqml, rel=1e-3 if lesion.plateau_exact else 0.5)
             if lesion.plateau_exact:

@@ -49,7 +49,12 @@ def test_ct_tissues(patient) -> None:
         _body_of(patient),
     )
     lesion = patient.ct_lesion_labels.array > 0
-    for name, lo, hi in (("lung", -950, -700), ("fat", -140, -60), ("soft_tissue", 20, 70), ("liver", 40, 80)):
+    for name, lo, hi in (
+        ("lung", -950, -700),
+        ("fat", -140, -60),
+        ("soft_tissue", 20, 70),
+        ("liver", 40, 80),
+    ):
         sel = (lab == ph.LABELS[name]) & ~lesion
         if sel.sum() > 200:
             assert lo < np.median(hu[sel]) < hi, name
@@ -73,7 +78,9 @@ def test_pet_physiology_and_lesions(patient) -> None:
     # organ interiors, far from edges, show their programmed uptake (lungs gain some spill-in
     # from the heart, chest wall and lesions through the scanner blur)
     for name, rel in (("liver", 0.1), ("lung", 0.4)):
-        inner = ndimage.binary_erosion(lab == ph.LABELS[name], iterations=3) & (patient.lesion_labels.array == 0)
+        inner = ndimage.binary_erosion(lab == ph.LABELS[name], iterations=3) & (
+            patient.lesion_labels.array == 0
+        )
         assert inner.sum() > 50, name
         assert np.median(suv[inner]) == pytest.approx(patient.physiology[name], rel=rel), name
     assert suv.min() >= 0
@@ -107,7 +114,12 @@ def test_sites_differ() -> None:
     assert a.site.fwhm_mm < b.site.fwhm_mm and a.site.noise < b.site.noise
     assert a.site.calibration != b.site.calibration
     # same patient, other scanner
-    assert (a.weight_kg, a.dose_bq, a.age, a.series_datetime) == (b.weight_kg, b.dose_bq, b.age, b.series_datetime)
+    assert (a.weight_kg, a.dose_bq, a.age, a.series_datetime) == (
+        b.weight_kg,
+        b.dose_bq,
+        b.age,
+        b.series_datetime,
+    )
     assert [t.volume_ml for t in a.lesions] == [t.volume_ml for t in b.lesions]
     assert np.mean(a.ct.array != b.ct.array) < 0.05  # only lesion positions snap to each PET grid
 

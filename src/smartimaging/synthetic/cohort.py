@@ -33,7 +33,7 @@ from smartimaging.exceptions import ConfigError
 from smartimaging.image import Image, Mask
 from smartimaging.io.rtstruct import write_rtstruct
 from smartimaging.io.seg import write_seg
-from smartimaging.synthetic.dicom_write import synthetic_uid, write_ct_series, write_pet_series
+from smartimaging.synthetic.dicom_write import publish_mode, synthetic_uid, write_ct_series, write_pet_series
 from smartimaging.synthetic.outcomes import CENTRING, COEFFICIENTS
 from smartimaging.synthetic.patient import SITES, SyntheticPatient, make_patient
 
@@ -81,6 +81,7 @@ class CohortSummary:
 def _write_nifti(image: Image, path: Path) -> None:
     with atomic_path(path) as tmp:
         sitk.WriteImage(image.to_sitk(), str(tmp), True)
+    publish_mode(path)
 
 
 def _make_deterministic(path: Path, p: SyntheticPatient, kind: str, known: set[str]) -> None:
@@ -122,6 +123,7 @@ def _make_deterministic(path: Path, p: SyntheticPatient, kind: str, known: set[s
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     with atomic_path(path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
+    publish_mode(path)
 
 
 def _lesion_masks(labels: Image, names: list[str]) -> dict[str, Mask]:
@@ -324,6 +326,8 @@ def generate_cohort(
         "/ (weight_kg * 1000)); stored Bq/ml include each site's calibration factor",
     }
     cohort_json = write_text(root / "cohort.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    for path in (clinical_csv, truth_csv, cohort_json):
+        publish_mode(path)
     seconds = time.perf_counter() - t0
     logger.info("synthetic cohort of %d patients written to %s in %.1f s", n_patients, root, seconds)
     return CohortSummary(
@@ -336,4 +340,3 @@ def generate_cohort(
         cohort_json=cohort_json,
         seconds=seconds,
     )
-

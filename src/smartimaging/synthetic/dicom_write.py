@@ -21,11 +21,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PositronEmissionTomographyImageStorage
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, PositronEmissionTomographyImageStorage
 
 from smartimaging.synthetic.patient import F18_HALF_LIFE_S, SyntheticPatient
 
-__all__ = ["synthetic_uid", "write_ct_series", "write_pet_series"]
+__all__ = ["publish_mode", "synthetic_uid", "write_ct_series", "write_pet_series"]
 
 _NAMESPACE = uuid.UUID("5b0e7c1e-7d0a-4c55-9a39-3f1c2b9d8e11")
 _IMPLEMENTATION_UID = "2.25.97203985763208542781069231093437513861"
@@ -100,10 +100,10 @@ def _image_pixel(ds: Dataset, rows: int, cols: int, *, signed: bool) -> None:
 
 def _file_meta(sop_class_uid: str, sop_instance_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = _IMPLEMENTATION_UID
+    meta.ImplementationClassUID = UID(_IMPLEMENTATION_UID)
     meta.ImplementationVersionName = "SMARTIMG_SYN1"
     return meta
 
@@ -158,6 +158,14 @@ class _SeriesEncoder:
         return header
 
 
+def publish_mode(path: Path) -> None:
+    """Give ``path`` the permissions of a normally created file or folder (temporary files and
+    folders are created private, readable by their owner only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def _atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; on success it replaces ``target`` as a whole.
@@ -168,6 +176,7 @@ def _atomic_dir(target: Path) -> Iterator[Path]:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    publish_mode(tmp)
     try:
         yield tmp
         if target.exists():

@@ -3,8 +3,8 @@
 The model (documented in ``docs/synthetic.md`` and written to ``cohort.json``)::
 
     z(v)      = (v - CENTRING[v].mean) / CENTRING[v].sd        fixed population constants
-    marker    = exp(log(15) + 0.9 * (0.3 * z(log MTV) + sqrt(0.91) * e1))        e1 ~ N(0, 1)
-    stage     = 1 + #{0.8 z(log MTV) + 0.9 (n_lesions - 1) + 0.7 e2 > cut}    cuts -0.8, 0.2, 1.1
+    marker    = exp(log(15) + 0.9 * (0.2 * z(log MTV) + sqrt(0.96) * e1))        e1 ~ N(0, 1)
+    stage     = 1 + #{0.8 z(log MTV) + 0.9 (n_lesions - 1.75) + 0.7 e2 > cut}  cuts -0.8, 0.2, 1.1
     lp        = b_vol z(log MTV) + b_het z(heterogeneity) + b_suv z(log SUVmax) + b_age z(age)
                 + b_marker z(log marker) + b_stage (stage - 2.5) + sd_noise * e3
     label     ~ Bernoulli(sigmoid(label_gain * lp))
@@ -28,10 +28,10 @@ COEFFICIENTS: dict[str, float] = {
     "b_vol": 1.0,  # z(log total MTV)
     "b_het": 1.1,  # z(heterogeneity amplitude)
     "b_suv": 0.5,  # z(log programmed SUVmax)
-    "b_age": 0.7,  # z(age)
-    "b_marker": 0.9,  # z(log tumour marker)
+    "b_age": 0.9,  # z(age)
+    "b_marker": 1.0,  # z(log tumour marker)
     "b_stage": 0.4,  # per stage above 2.5
-    "sd_noise": 0.5,  # unexplained variation of the linear predictor
+    "sd_noise": 0.4,  # unexplained variation of the linear predictor
     "label_gain": 1.6,  # steepness of P(label = 1) = sigmoid(gain * lp)
     "weibull_shape": 1.4,
     "weibull_scale_months": 30.0,
@@ -99,9 +99,9 @@ def clinical_record(
     """
     z_mtv = _z("log_mtv", math.log(total_mtv_ml))
     e1, e2, e3 = rng.standard_normal(3)
-    marker = math.exp(math.log(15.0) + 0.9 * (0.3 * z_mtv + math.sqrt(0.91) * e1))
+    marker = math.exp(math.log(15.0) + 0.9 * (0.2 * z_mtv + math.sqrt(0.96) * e1))
     marker = round(marker, 1)
-    score = 0.8 * z_mtv + 0.9 * (n_lesions - 1) + 0.7 * e2
+    score = 0.8 * z_mtv + 0.9 * (n_lesions - 1.75) + 0.7 * e2
     stage = 1 + int(sum(score > c for c in _STAGE_CUTS))
     c = COEFFICIENTS
     lp = float(
@@ -116,7 +116,9 @@ def clinical_record(
     p = 1.0 / (1.0 + math.exp(-c["label_gain"] * lp))
     u_label, u_time, u_cens = rng.uniform(size=3)
     label = int(u_label < p)
-    t_event = c["weibull_scale_months"] * (-math.log(1.0 - u_time) / math.exp(lp)) ** (1.0 / c["weibull_shape"])
+    t_event = c["weibull_scale_months"] * (-math.log(1.0 - u_time) / math.exp(lp)) ** (
+        1.0 / c["weibull_shape"]
+    )
     t_cens = min(c["admin_censoring_months"], 18.0 + 54.0 * u_cens)
     event = int(t_event <= t_cens)
     time = round(max(min(t_event, t_cens), 0.1), 1)

@@ -175,12 +175,16 @@ def _patient_id(index: int) -> str:
 def _grids(site: SiteProfile, n_slices: int, z_bottom: float) -> tuple[ph.Grid, ph.Grid]:
     length = n_slices * CT_SLICE_MM
     x0 = -(CT_PIXELS - 1) / 2.0 * CT_PIXEL_MM
-    ct = ph.Grid((n_slices, CT_PIXELS, CT_PIXELS), (CT_PIXEL_MM, CT_PIXEL_MM, CT_SLICE_MM), (x0, x0, z_bottom + 1.5))
+    ct = ph.Grid(
+        (n_slices, CT_PIXELS, CT_PIXELS), (CT_PIXEL_MM, CT_PIXEL_MM, CT_SLICE_MM), (x0, x0, z_bottom + 1.5)
+    )
     n_pet = round(length / site.slice_mm)
     zc = z_bottom + length / 2.0
     p0 = round(-(site.matrix - 1) / 2.0 * site.pixel_mm, 4)
     pz0 = round(zc - (n_pet - 1) / 2.0 * site.slice_mm, 4)
-    pet = ph.Grid((n_pet, site.matrix, site.matrix), (site.pixel_mm, site.pixel_mm, site.slice_mm), (p0, p0, pz0))
+    pet = ph.Grid(
+        (n_pet, site.matrix, site.matrix), (site.pixel_mm, site.pixel_mm, site.slice_mm), (p0, p0, pz0)
+    )
     return ct, pet
 
 
@@ -251,8 +255,8 @@ def _place(
             lc, ls = organs["liver"]
             ok = ok and not _inside_ellipsoid(c, lc, ls + 0.5 * r)
         if organ == "abdomen":
-            for other in ("liver", "spleen"):
-                oc, os_ = organs[other]
+            for organ_name in ("liver", "spleen"):
+                oc, os_ = organs[organ_name]
                 ok = ok and not _inside_ellipsoid(c, oc, os_ + 0.5 * r)
         if math.hypot(c[0], c[1] - y_vb) < r_vb + r + 8.0:
             ok = False
@@ -385,7 +389,9 @@ def make_patient(
     weight = round(weight * float(rng.uniform(0.93, 1.07)), 1)
     dose = round(3.5e6 * weight * float(rng.uniform(0.9, 1.1)), -4)
     study_day = dt.date(2023, 1, 2) + dt.timedelta(days=int(rng.integers(0, 700)))
-    injection = dt.datetime.combine(study_day, dt.time(7, 30)) + dt.timedelta(seconds=int(rng.integers(0, 6 * 3600)))
+    injection = dt.datetime.combine(study_day, dt.time(7, 30)) + dt.timedelta(
+        seconds=int(rng.integers(0, 6 * 3600))
+    )
     uptake_s = int(rng.integers(50 * 60 + 30, 75 * 60 - 30))
     series = injection + dt.timedelta(seconds=uptake_s)
     ct_time = series - dt.timedelta(seconds=int(rng.integers(120, 300)))
@@ -413,7 +419,9 @@ def make_patient(
             v *= 0.7
         else:  # pragma: no cover - the abdomen always holds a small lesion
             continue
-        bg = physiology["liver" if lesion.organ == "liver" else "lung" if lesion.organ == "lung" else "soft_tissue"]
+        bg = physiology[
+            "liver" if lesion.organ == "liver" else "lung" if lesion.organ == "lung" else "soft_tissue"
+        ]
         _setup_uptake(rng, lesion, pet_grid, heterogeneity, bg)
         models.append(lesion)
     if not models:  # pragma: no cover - needs an extremely short scan

@@ -42,9 +42,7 @@ LABELS: dict[str, int] = {
 }  # fmt: skip
 
 # mean CT numbers (HU) of each label
-HU = np.array(
-    [-1000, -100, 45, -850, 60, 50, 35, 10, 8, 42, 45, 750, 230, 25, 85, -350], dtype=np.float32
-)
+HU = np.array([-1000, -100, 45, -850, 60, 50, 35, 10, 8, 42, 45, 750, 230, 25, 85, -350], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -430,7 +428,9 @@ class LesionModel:
         d = np.linalg.norm(pts - self.necrosis_centre, axis=1)
         return 1.0 - _smoothstep((d - self.necrosis_radius) / 3.0)
 
-    def suv(self, pts: np.ndarray, rho: np.ndarray | None = None, *, plateau_suv: float | None = None) -> np.ndarray:
+    def suv(
+        self, pts: np.ndarray, rho: np.ndarray | None = None, *, plateau_suv: float | None = None
+    ) -> np.ndarray:
         """Programmed uptake (SUV, before blur) at points ``(N, 3)`` inside the lesion."""
         p_suv = self.plateau_suv if plateau_suv is None else plateau_suv
         if rho is None:
@@ -493,8 +493,12 @@ def random_lesion_shape(rng: np.random.Generator, volume_ml: float) -> LesionMod
 
 def lesion_box(lesion: LesionModel, grid: Grid) -> tuple[slice, slice, slice] | None:
     """Index slices ``(z, y, x)`` of ``grid`` covering the lesion's bounding sphere (None if outside)."""
-    lo = np.floor((lesion.centre - lesion.r_out - np.asarray(grid.origin)) / np.asarray(grid.spacing)).astype(int)
-    hi = np.ceil((lesion.centre + lesion.r_out - np.asarray(grid.origin)) / np.asarray(grid.spacing)).astype(int)
+    lo = np.floor((lesion.centre - lesion.r_out - np.asarray(grid.origin)) / np.asarray(grid.spacing)).astype(
+        int
+    )
+    hi = np.ceil((lesion.centre + lesion.r_out - np.asarray(grid.origin)) / np.asarray(grid.spacing)).astype(
+        int
+    )
     nz, ny, nx = grid.shape
     lo = np.maximum(lo, 0)
     hi = np.minimum(hi + 1, [nx, ny, nz])
