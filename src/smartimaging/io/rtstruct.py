@@ -38,6 +38,7 @@ from smartimaging.image import Image, Mask, check_same_geometry
 __all__ = [
     "RTSTRUCT_SOP_CLASS_UID",
     "ROINotFoundError",
+    "check_roi_names",
     "list_rois",
     "read_rtstruct",
     "sort_series",
@@ -134,14 +135,15 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
         The slices ordered by position along the normal ``row x column`` of
         ImageOrientationPatient (increasing).
     grid : Image
-        A zero ``uint8`` image on the voxel grid of the series (``meta`` holds
+        A zero ``uint8`` image (read-only, uses no memory) on the voxel grid of the series
+        (``meta`` holds
         ``FrameOfReferenceUID`` and ``SeriesInstanceUID``).
 
     Raises
     ------
     DicomError
-        If the series is empty, mixes orientations or frames of reference, repeats a position or
-        has irregular slice spacing.
+        If the series is empty, mixes series, orientations or frames of reference, repeats a
+        position, has irregular slice spacing or slices not stacked along their normal.
     MissingTagError
         If a geometry attribute (ImagePositionPatient, ImageOrientationPatient, PixelSpacing,
         Rows, Columns) is missing.
@@ -155,6 +157,11 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
     normal = np.cross(row_dir, col_dir)
     rows, cols = int(_require(first, "Rows", where)), int(_require(first, "Columns", where))  # type: ignore[call-overload]
     pixel_spacing = np.asarray(_require(first, "PixelSpacing", where), dtype=float)
+    series_uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
+    if len(series_uids) > 1:
+        raise DicomError(
+            f"the reference datasets mix {len(series_uids)} series {sorted(series_uids)}; pass one series"
+        )
     frame_uids = {str(ds.get("FrameOfReferenceUID", "")) for ds in datasets}
     if len(frame_uids) > 1:
         raise DicomError(f"{where}: slices belong to several frames of reference {sorted(frame_uids)}")
@@ -186,9 +193,17 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
             )
     else:
         dz = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
+    # slices must be stacked along the normal (no gantry tilt) for a rectilinear grid
+    lateral = pos[order] - pos[order[0]] - np.outer(dist - dist[0], normal)
+    if np.max(np.linalg.norm(lateral, axis=1)) > 0.1 * float(pixel_spacing.min()):
+        raise DicomError(
+            f"{where}: the slices are not stacked along their normal (gantry tilt or sheared series, "
+            f"lateral offset up to {np.max(np.linalg.norm(lateral, axis=1)):.3f} mm); resample it first"
+        )
     direction = np.column_stack([row_dir, col_dir, normal])
     grid = Image(
-        np.zeros((len(sorted_ds), rows, cols), dtype=np.uint8),
+        # a read-only zero view: the grid carries geometry, not a full-size array
+        np.broadcast_to(np.zeros((), dtype=np.uint8), (len(sorted_ds), rows, cols)),
         spacing=(float(pixel_spacing[1]), float(pixel_spacing[0]), dz),
         origin=tuple(pos[order[0]]),
         direction=direction,
@@ -224,6 +239,13 @@ def _slice_contours(slice_mask: np.ndarray) -> list[np.ndarray]:
         pts = c[:-1] - 1.0  # closed: last point repeats the first; undo the padding
         out.append(_drop_collinear(pts))
     return out
+
+
+def check_roi_names(names: Sequence[str], *, keyword: str) -> None:
+    """Raise ValueError unless every name is a valid DICOM LO value (1-64 characters, no backslash)."""
+    for name in names:
+        if not isinstance(name, str) or not 0 < len(name) <= 64 or "\\" in name:
+            raise ValueError(f"{keyword} must be 1 to 64 characters without a backslash, got {name!r}")
 
 
 def _ds_number(value: float) -> str:
@@ -287,6 +309,8 @@ def write_rtstruct(
         If a mask has no voxel (an ROI without contours could not be read back).
     DicomError
         If ``masks`` is empty or the reference series is inconsistent.
+    ValueError
+        If an ROI name is not a valid DICOM LO value or a color is not RGB 0-255.
 
     References
     ----------
@@ -295,6 +319,10 @@ def write_rtstruct(
     """
     if len(masks) == 0:
         raise DicomError(f"no mask given to write into {path}: pass at least one ROI name -> Mask")
+    check_roi_names(list(masks), keyword="ROIName (the keys of masks)")
+    for name, color in (colors or {}).items():
+        if len(color) != 3 or not all(0 <= int(c) <= 255 for c in color):
+            raise ValueError(f"colors[{name!r}] must be three integers 0-255 (RGB), got {color!r}")
     sorted_ds, grid = sort_series(reference)
     for name, mask in masks.items():
         check_same_geometry(grid, mask, what=f"the reference series and the mask {name!r}")

@@ -19,9 +19,9 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import UID, generate_uid
 
 from smartimaging.atomic import atomic_path
-from smartimaging.exceptions import DicomError, EmptyMaskError
-from smartimaging.image import Mask, check_same_geometry
-from smartimaging.io.rtstruct import _software_version, sort_series
+from smartimaging.exceptions import DicomError, EmptyMaskError, GeometryMismatchError
+from smartimaging.image import Image, Mask, check_same_geometry, resample_to
+from smartimaging.io.rtstruct import _software_version, check_roi_names, sort_series
 
 __all__ = ["ALGORITHM_FAMILIES", "SEG_SOP_CLASS_UID", "read_seg", "write_seg"]
 
@@ -94,7 +94,7 @@ def write_seg(
     DicomError
         If ``masks`` is empty, the reference series is inconsistent or highdicom rejects it.
     ValueError
-        If ``algorithm_family`` is not a valid family.
+        If ``algorithm_family`` is not a valid family or a label is not a valid DICOM LO value.
 
     References
     ----------
@@ -106,6 +106,7 @@ def write_seg(
         )
     if len(masks) == 0:
         raise DicomError(f"no mask given to write into {path}: pass at least one segment label -> Mask")
+    check_roi_names(list(masks), keyword="SegmentLabel (the keys of masks)")
     sorted_ds, grid = sort_series(reference)
     for name, mask in masks.items():
         check_same_geometry(grid, mask, what=f"the reference series and the mask {name!r}")
@@ -160,7 +161,7 @@ def write_seg(
     return Path(path)
 
 
-def read_seg(path: str | os.PathLike[str]) -> dict[str, Mask]:
+def read_seg(path: str | os.PathLike[str], *, reference: Image | None = None) -> dict[str, Mask]:
     """Read every segment of a DICOM Segmentation as a mask on the SEG's own grid.
 
     The grid is that of the frames in the file: slices ordered along the normal of
@@ -169,10 +170,18 @@ def read_seg(path: str | os.PathLike[str]) -> dict[str, Mask]:
     between the first and last frame that the file leaves out (empty frames) are zeros.
     FRACTIONAL segments are kept where the fraction is at least 0.5.
 
+    A SEG that omits empty frames only covers the slices from its first to its last frame; pass
+    ``reference`` (e.g. the grid of the segmented series) to get the masks on that full grid.
+
     Parameters
     ----------
     path : str or os.PathLike
         The SEG file.
+    reference : Image, optional
+        Grid to return the masks on. They are carried there with
+        :func:`smartimaging.image.resample_to` (exact when the grids are aligned, as for the
+        series the SEG was drawn on). If its ``meta`` has a ``FrameOfReferenceUID``, it must
+        match the SEG's.
 
     Returns
     -------
@@ -185,6 +194,8 @@ def read_seg(path: str | os.PathLike[str]) -> dict[str, Mask]:
     DicomError
         If the file cannot be read as a Segmentation, has no segment, or its frames do not
         form a regular 3D grid.
+    GeometryMismatchError
+        If ``reference`` is in another frame of reference.
     """
     try:
         seg = hd.seg.segread(path)
@@ -233,4 +244,12 @@ def read_seg(path: str | os.PathLike[str]) -> dict[str, Mask]:
                 "source": str(path),
             },
         )
+    if reference is not None:
+        ref_frame = str(reference.meta.get("FrameOfReferenceUID") or "")
+        if ref_frame and frame_uid and ref_frame != frame_uid:
+            raise GeometryMismatchError(
+                f"{path}: the SEG is in frame of reference {frame_uid}, the reference grid in {ref_frame}; "
+                "register the images first"
+            )
+        out = {label: Mask.from_image(resample_to(mask, reference)) for label, mask in out.items()}
     return out
