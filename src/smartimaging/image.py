@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -126,7 +126,7 @@ class Image:
             and np.allclose(self.direction, other.direction, atol=1e-6)
         )
 
-    def with_array(self, array: np.ndarray, **meta: Any) -> Image:
+    def with_array(self, array: np.ndarray, **meta: Any) -> Self:
         """A new image of the same geometry holding ``array`` (same shape required)."""
         if array.shape != self.array.shape:
             raise GeometryMismatchError(
@@ -207,6 +207,22 @@ _INTERPOLATORS = {
 }
 
 
+@overload
+def resample_to(
+    image: Mask,
+    reference: Image,
+    *,
+    interpolator: Literal["nearest", "linear", "bspline"] = ...,
+    default_value: float = ...,
+) -> Mask: ...
+@overload
+def resample_to(
+    image: Image,
+    reference: Image,
+    *,
+    interpolator: Literal["nearest", "linear", "bspline"] = ...,
+    default_value: float = ...,
+) -> Image: ...
 def resample_to(
     image: Image,
     reference: Image,

@@ -22,7 +22,7 @@ from scipy import ndimage
 from smartimaging.exceptions import SegmentationError
 from smartimaging.image import Image, Mask, check_same_geometry
 
-__all__ = ["connected_components", "fixed_threshold", "relative_threshold"]
+__all__ = ["bounding_box", "connected_components", "fixed_threshold", "refine_contour", "relative_threshold"]
 
 #: 26-connectivity (faces, edges and corners) in 3D.
 _STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
@@ -235,3 +235,63 @@ def connected_components(mask: Mask, *, min_volume_ml: float = 0.0) -> list[Mask
     order = np.argsort(-counts, kind="stable")
     voxel_ml = mask.voxel_volume / 1000.0
     return [_as_mask(mask, labels == (i + 1)) for i in order if counts[i] * voxel_ml >= min_volume_ml]
+
+
+def bounding_box(mask: Mask, *, margin_mm: float = 0.0) -> Mask:
+    """Axis-aligned box around a mask, enlarged by ``margin_mm`` on every side (clipped to the grid).
+
+    Raises
+    ------
+    EmptyMaskError
+        If ``mask`` has no voxel.
+    """
+    mask.require_nonempty("bounding_box")
+    if margin_mm < 0:
+        raise ValueError(f"margin_mm must be >= 0, got {margin_mm}")
+    idx = np.nonzero(mask.array)
+    pad = [int(np.ceil(margin_mm / s)) for s in mask.spacing_zyx]
+    lo = [max(0, int(a.min()) - p) for a, p in zip(idx, pad, strict=True)]
+    hi = [min(n, int(a.max()) + p + 1) for a, n, p in zip(idx, mask.shape, pad, strict=True)]
+    box = np.zeros(mask.shape, dtype=bool)
+    box[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
+    return mask.with_array(box)
+
+
+def refine_contour(suv: Image, contour: Mask, *, fraction: float = 0.4, margin_mm: float = 10.0) -> Mask:
+    """Delineate a lesion at ``fraction`` of its SUVmax, starting from a rough contour.
+
+    The reference is the hottest voxel *inside the contour* (so hotter physiological uptake
+    nearby cannot capture it); the region is the connected component of that voxel among the
+    voxels at or above ``fraction x SUVmax`` inside the contour's bounding box enlarged by
+    ``margin_mm`` (so the method may grow beyond a tight contour, or shrink a generous one).
+
+    Parameters
+    ----------
+    suv : Image
+        SUV image.
+    contour : Mask
+        Rough lesion contour on the SUV grid (e.g. a manual ROI, RTSTRUCT or SEG).
+    fraction : float
+        Fraction of SUVmax (0.4 for 40 %; EANM uses 0.41).
+    margin_mm : float
+        Enlargement of the contour's bounding box in which the region may grow.
+
+    Raises
+    ------
+    EmptyMaskError
+        If the contour is empty.
+    GeometryMismatchError
+        If the contour is not on the SUV grid.
+    """
+    check_same_geometry(suv, contour, what="SUV image and contour")
+    contour.require_nonempty("refine_contour")
+    values = np.where(contour.array, suv.array, -np.inf)
+    k, j, i = np.unravel_index(int(np.argmax(values)), suv.shape)
+    seed = tuple(float(v) for v in suv.index_to_physical([i, j, k]))
+    return relative_threshold(
+        suv,
+        fraction=fraction,
+        within=bounding_box(contour, margin_mm=margin_mm),
+        seed_mm=seed,  # type: ignore[arg-type]
+        search_radius_mm=0.5 * min(suv.spacing),
+    )

@@ -50,6 +50,13 @@ class SUVConfig(_Strict):
     )
 
 
+MaskSource = Literal["rtstruct", "seg", "threshold"]
+
+
+def _default_sources() -> list[MaskSource]:
+    return ["rtstruct", "seg"]
+
+
 class SegmentationConfig(_Strict):
     """Where the lesion masks come from.
 
@@ -59,7 +66,7 @@ class SegmentationConfig(_Strict):
     ``threshold_margin_mm``: a rough manual ROI refined by the method.
     """
 
-    source: list[Literal["rtstruct", "seg", "threshold"]] = Field(default_factory=lambda: ["rtstruct", "seg"])
+    source: list[MaskSource] = Field(default_factory=_default_sources)
     roi: str = Field(
         default=".*", description="ROI name or regular expression (full match, case-insensitive)."
     )

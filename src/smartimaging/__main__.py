@@ -1,0 +1,5 @@
+"""``python -m smartimaging``."""
+
+from smartimaging.cli import app
+
+app()

@@ -1,0 +1,340 @@
+"""Run a study: discover DICOM, process every patient (cached, parallel), model, report.
+
+Outputs in ``config.output_dir``:
+
+``features.csv`` / ``features.parquet``
+    Tidy feature table (one row per patient, ROI, feature).
+``features_wide.csv``
+    One row per patient: the primary lesion's features and the patient-level PET metrics.
+``failures.csv``
+    Every patient or file that failed, with the stage and the reason.
+``models.csv``
+    Cross-validated performance of the clinical, radiomics and combined models.
+``report.html``
+    Self-contained report. ``run.log``: the log. ``provenance.json``: inputs, settings, versions.
+``cache/``
+    Per-patient results, reused by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from smartimaging import __version__
+from smartimaging.atomic import atomic_path, write_text
+from smartimaging.exceptions import ConfigError, LearningError
+from smartimaging.features.extract import to_wide
+from smartimaging.io.dicom import discover
+from smartimaging.study.cache import ResultCache, files_digest
+from smartimaging.study.config import StudyConfig, config_hash
+from smartimaging.study.modelling import CohortModels, fit_cohort_models
+from smartimaging.study.patient import PatientResult, PatientTask, process_patient, tasks_from_series
+from smartimaging.study.provenance import now_iso, write_provenance
+from smartimaging.study.reporting import build_report
+
+__all__ = ["RunSummary", "run_study", "wide_table"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run produced and where."""
+
+    output_dir: Path
+    n_patients: int
+    n_ok: int
+    n_failed: int
+    n_cached: int
+    seconds: float
+    failures: pd.DataFrame
+    models: CohortModels | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _run_log(path: Path) -> Iterator[None]:
+    """Send the package's log records to ``path`` for the duration of the run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("smartimaging")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        handler.close()
+
+
+def _read_clinical(config: StudyConfig) -> pd.DataFrame | None:
+    path = config.input.clinical
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"input.clinical: file not found: {path}")
+    table = pd.read_csv(path)
+    col = config.input.id_column
+    if col not in table.columns:
+        raise ConfigError(
+            f"input.id_column {col!r} is not a column of {path}; columns are {list(table.columns)}"
+        )
+    table[col] = table[col].astype(str)
+    if table[col].duplicated().any():
+        dup = sorted(table.loc[table[col].duplicated(), col].unique())
+        raise ConfigError(f"{path}: patient IDs appear more than once in column {col!r}: {dup[:10]}")
+    return table.set_index(col)
+
+
+def _overrides(config: StudyConfig, clinical: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """Per-patient SUV overrides from the clinical table (e.g. the weight measured at the scan)."""
+    column = config.suv.weight_column
+    if clinical is None or column is None:
+        return {}
+    if column not in clinical.columns:
+        raise ConfigError(f"suv.weight_column {column!r} is not a column of {config.input.clinical}")
+    weights = pd.to_numeric(clinical[column], errors="coerce")
+    return {str(pid): {"weight_kg": float(w)} for pid, w in weights.items() if np.isfinite(w)}
+
+
+def _patient_settings(config: StudyConfig) -> dict[str, Any]:
+    """The settings that the per-patient stage depends on (the cache key uses only these)."""
+    return {
+        "suv": config.suv.model_dump(mode="json"),
+        "segmentation": config.segmentation.model_dump(mode="json"),
+        "features": config.features,
+    }
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=quiet,
+        transient=False,
+    )
+
+
+def _execute(
+    tasks: Sequence[PatientTask], jobs: int, on_done: Callable[[PatientResult], None], quiet: bool
+) -> None:
+    if not tasks:
+        return
+    with _progress(quiet) as progress:
+        bar = progress.add_task("patients", total=len(tasks))
+        if jobs <= 1 or len(tasks) == 1:
+            for task in tasks:
+                on_done(process_patient(task))
+                progress.advance(bar)
+            return
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+            futures = [pool.submit(process_patient, t) for t in tasks]
+            for fut in as_completed(futures):
+                on_done(fut.result())
+                progress.advance(bar)
+
+
+def wide_table(tidy: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient: the primary lesion's features and the patient-level metrics.
+
+    Patient-level columns are prefixed ``patient_``; the index is the patient ID.
+    """
+    lesion = tidy[tidy["roi"] != "patient"]
+    whole = tidy[tidy["roi"] == "patient"]
+    parts = []
+    if not lesion.empty:
+        parts.append(to_wide(lesion).set_index("case").drop(columns=["roi"], errors="ignore"))
+    if not whole.empty:
+        w = to_wide(whole).set_index("case").drop(columns=["roi"], errors="ignore")
+        parts.append(w.add_prefix("patient_"))
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, axis=1)
+    out.index.name = "patient_id"
+    return out.sort_index()
+
+
+def _write_table(table: pd.DataFrame, path: Path, *, index: bool = False) -> Path:
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            table.to_parquet(tmp, index=index)
+        else:
+            table.to_csv(tmp, index=index)
+    return path
+
+
+def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = None) -> RunSummary:
+    """Run a whole study.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        Validated study settings (see :func:`smartimaging.study.config.load_study`).
+    quiet : bool
+        Hide progress bars.
+    jobs : int, optional
+        Worker processes for the per-patient stage; overrides ``config.jobs``.
+
+    Returns
+    -------
+    RunSummary
+        Counts, failures, model results and the paths of the files written.
+    """
+    t0 = time.perf_counter()
+    started = now_iso()
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = config.jobs if jobs is None else jobs
+    with _run_log(out / "run.log"):
+        log.info("smartimaging %s: study %r, config %s", __version__, config.name, config_hash(config)[:12])
+        clinical = _read_clinical(config)
+        if not config.input.dicom_dir.is_dir():
+            raise ConfigError(f"input.dicom_dir: folder not found: {config.input.dicom_dir}")
+        discovery = discover(config.input.dicom_dir, progress=not quiet)
+        log.info("discovered %d series, %d unreadable files", len(discovery.series), len(discovery.problems))
+        failures: list[dict[str, str]] = [
+            {"patient_id": "", "stage": "discovery", "reason": f"{p.path}: {p.reason}"}
+            for p in discovery.problems
+        ]
+        tasks = tasks_from_series(discovery.series, config, _overrides(config, clinical))
+        if clinical is not None:
+            imaged = {t.patient_id for t in tasks}
+            for pid in sorted(set(clinical.index) - imaged):
+                failures.append(
+                    {
+                        "patient_id": pid,
+                        "stage": "discovery",
+                        "reason": "in the clinical table but no DICOM found",
+                    }
+                )
+
+        cache = ResultCache(out / "cache")
+        settings = _patient_settings(config)
+        keys: dict[str, str] = {}
+        input_hashes: dict[str, str] = {}
+        todo: list[PatientTask] = []
+        results: dict[str, PatientResult] = {}
+        for task in tasks:
+            digest = files_digest(f for s in task.series for f in s.files)
+            input_hashes[task.patient_id] = digest
+            keys[task.patient_id] = ResultCache.key(
+                digest, {**settings, "overrides": dict(task.overrides)}, __version__
+            )
+            hit = cache.load(task.patient_id, keys[task.patient_id])
+            if hit is None:
+                todo.append(task)
+            else:
+                results[task.patient_id] = PatientResult(
+                    task.patient_id, "ok", hit[0], info=hit[1], cached=True
+                )
+        log.info(
+            "%d patients: %d cached, %d to process with %d job(s)", len(tasks), len(results), len(todo), jobs
+        )
+
+        def on_done(res: PatientResult) -> None:
+            results[res.patient_id] = res
+            if res.status == "ok" and res.features is not None:
+                cache.store(res.patient_id, keys[res.patient_id], res.features, res.info)
+                log.info("patient %s done in %.2f s", res.patient_id, res.seconds)
+            else:
+                log.warning("patient %s failed at %s: %s", res.patient_id, res.stage, res.reason)
+
+        _execute(todo, jobs, on_done, quiet)
+
+        ok = [results[p] for p in sorted(results) if results[p].status == "ok"]
+        failures += [
+            {"patient_id": r.patient_id, "stage": r.stage, "reason": r.reason}
+            for r in (results[p] for p in sorted(results))
+            if r.status != "ok"
+        ]
+        failure_table = pd.DataFrame(failures, columns=["patient_id", "stage", "reason"])
+        files: dict[str, Path] = {"failures": _write_table(failure_table, out / "failures.csv")}
+
+        tidy = (
+            pd.concat([r.features for r in ok if r.features is not None], ignore_index=True) if ok else None
+        )
+        wide = pd.DataFrame()
+        if tidy is not None:
+            files["features_csv"] = _write_table(tidy, out / "features.csv")
+            files["features_parquet"] = _write_table(tidy, out / "features.parquet")
+            wide = wide_table(tidy)
+            files["features_wide"] = _write_table(wide, out / "features_wide.csv", index=True)
+
+        models: CohortModels | None = None
+        if config.model is not None and clinical is not None and not wide.empty:
+            try:
+                models = fit_cohort_models(wide, clinical, config.model, seed=config.seed)
+                files["models"] = _write_table(models.table, out / "models.csv")
+            except LearningError as exc:
+                log.error("modelling failed: %s", exc)
+                failure_table = pd.concat(
+                    [
+                        failure_table,
+                        pd.DataFrame([{"patient_id": "", "stage": "modelling", "reason": str(exc)}]),
+                    ],
+                    ignore_index=True,
+                )
+                files["failures"] = _write_table(failure_table, out / "failures.csv")
+
+        seconds = time.perf_counter() - t0
+        summary = RunSummary(
+            output_dir=out,
+            n_patients=len(tasks),
+            n_ok=len(ok),
+            n_failed=sum(1 for r in results.values() if r.status != "ok"),
+            n_cached=sum(1 for r in results.values() if r.cached),
+            seconds=seconds,
+            failures=failure_table,
+            models=models,
+            files=files,
+        )
+        info = {pid: r.info for pid, r in results.items()}
+        html = build_report(config, summary, wide=wide, clinical=clinical, patient_info=info, started=started)
+        files["report"] = write_text(out / "report.html", html)
+        files["provenance"] = write_provenance(
+            out / "provenance.json",
+            config,
+            started=started,
+            input_hashes=input_hashes,
+            counts={
+                "patients": summary.n_patients,
+                "ok": summary.n_ok,
+                "failed": summary.n_failed,
+                "cached": summary.n_cached,
+                "unreadable_files": len(discovery.problems),
+            },
+            extra={"seconds": round(seconds, 3), "outputs": {k: str(v) for k, v in files.items()}},
+        )
+        log.info("run finished in %.1f s: %d ok, %d failed", seconds, summary.n_ok, summary.n_failed)
+    return summary
+
+
+def summary_lines(summary: RunSummary) -> list[str]:
+    """Human-readable lines for the console."""
+    lines = [
+        f"patients: {summary.n_patients} ({summary.n_ok} ok, {summary.n_failed} failed, {summary.n_cached} from cache)",
+        f"time: {summary.seconds:.1f} s",
+    ]
+    if summary.models is not None:
+        for row in summary.models.table.itertuples():
+            lines.append(
+                f"model {row.model}: AUC {row.auc:.3f} (95% CI {row.auc_ci_low:.3f}-{row.auc_ci_high:.3f})"
+            )
+    lines.append(f"report: {summary.files.get('report', '')}")
+    return lines
