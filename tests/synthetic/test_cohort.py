@@ -276,3 +276,10 @@ def test_invalid_parameters(tmp_path: Path) -> None:
 def test_parallel_equals_serial(tmp_path: Path, cohorts: dict[str, Path]) -> None:
     generate_cohort(tmp_path, n_patients=N, seed=7, n_jobs=2, progress=False, n_slices=SLICES)
     assert _files(tmp_path) == _files(cohorts["a"])
+
+
+def test_progress_bar_and_short_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = generate_cohort(tmp_path, n_patients=1, seed=1, progress=True, n_slices=40)
+    assert "synthetic cohort" in capsys.readouterr().out
+    assert len(list((tmp_path / "dicom" / "SYN001" / "CT").glob("*.dcm"))) == 40
+    assert pd.read_csv(summary.truth_csv)["volume_ml"].gt(0).all()
