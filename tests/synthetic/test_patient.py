@@ -137,7 +137,7 @@ def test_lesion_shape_volume_on_fine_grid() -> None:
     for target in (1.5, 20.0, 150.0):
         for _ in range(3):
             lesion = ph.random_lesion_shape(rng, target)
-            h = lesion.r_out / 40.0
+            h = lesion.r_out / 28.0
             g = np.arange(-lesion.r_out, lesion.r_out + h / 2, h)
             pts = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
             measured = lesion.inside(pts).sum() * h**3 / 1000.0

@@ -25,12 +25,12 @@ import numpy as np
 __all__ = ["CENTRING", "COEFFICIENTS", "ClinicalRecord", "clinical_record"]
 
 COEFFICIENTS: dict[str, float] = {
-    "b_vol": 1.0,  # z(log total MTV)
-    "b_het": 1.1,  # z(heterogeneity amplitude)
+    "b_vol": 1.3,  # z(log total MTV)
+    "b_het": 1.3,  # z(heterogeneity amplitude)
     "b_suv": 0.5,  # z(log programmed SUVmax)
-    "b_age": 0.9,  # z(age)
-    "b_marker": 1.0,  # z(log tumour marker)
-    "b_stage": 0.4,  # per stage above 2.5
+    "b_age": 0.8,  # z(age)
+    "b_marker": 0.9,  # z(log tumour marker)
+    "b_stage": 0.3,  # per stage above 2.5
     "sd_noise": 0.4,  # unexplained variation of the linear predictor
     "label_gain": 1.6,  # steepness of P(label = 1) = sigmoid(gain * lp)
     "weibull_shape": 1.4,

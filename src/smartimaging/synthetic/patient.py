@@ -246,18 +246,18 @@ def _place(
         if not 0.02 < s < 0.98:
             continue
         ok = True
-        for hot, gap in (("heart", 15.0), ("bladder", 20.0), ("kidney_left", 12.0), ("kidney_right", 12.0)):
+        for hot, gap in (("heart", 25.0), ("bladder", 25.0), ("kidney_left", 18.0), ("kidney_right", 18.0)):
             hc, hs = organs[hot]
             if _inside_ellipsoid(c, hc, hs + r + gap):
                 ok = False
                 break
         if organ == "lung":
             lc, ls = organs["liver"]
-            ok = ok and not _inside_ellipsoid(c, lc, ls + 0.5 * r)
+            ok = ok and not _inside_ellipsoid(c, lc, ls + r + 20.0)
         if organ == "abdomen":
             for organ_name in ("liver", "spleen"):
                 oc, os_ = organs[organ_name]
-                ok = ok and not _inside_ellipsoid(c, oc, os_ + 0.5 * r)
+                ok = ok and not _inside_ellipsoid(c, oc, os_ + r + 15.0)
         if math.hypot(c[0], c[1] - y_vb) < r_vb + r + 8.0:
             ok = False
         if ax_s0 <= s <= ax_s1 and math.hypot(c[0] - ax_x, c[1] - ax_y) < ax_r + r + 4.0:
@@ -303,7 +303,7 @@ def _setup_uptake(
     lesion.grad_dir = ph._unit_vector(rng)
     lesion.tex_w = rng.normal(0.0, 1.0 / 9.0, size=(24, 3))
     lesion.tex_phase = rng.uniform(0, 2 * np.pi, size=24)
-    lesion.texture_amp = (0.03 + 0.45 * heterogeneity) * float(rng.uniform(0.85, 1.15))
+    lesion.texture_amp = (0.03 + 0.55 * heterogeneity) * float(rng.uniform(0.85, 1.15))
     lesion.ct_hu = _LESION_HU[lesion.organ]
     target_max = math.exp(rng.uniform(math.log(3.0), math.log(20.0)))
     # relative maximum of the pattern on the PET grid (plateau SUV 1)
@@ -315,7 +315,10 @@ def _setup_uptake(
         inside = rho <= 1.0
         if inside.any():
             m = float(lesion.suv(pts[inside], rho[inside], plateau_suv=1.0).max())
-    floor = {"lung": 2.0, "abdomen": 2.2, "liver": 2.3 * background}[lesion.organ]
+    # partial volume lowers the measured maximum of small lesions: their floor is higher
+    floor = {"lung": 2.0, "abdomen": 2.4, "liver": 3.2 * background}[lesion.organ]
+    if lesion.volume_ml < 5.0:
+        floor *= 1.4
     lesion.plateau_suv = max(target_max / m, floor)
 
 
