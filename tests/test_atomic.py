@@ -35,3 +35,13 @@ def test_atomic_path_keeps_the_suffix_for_format_sniffing_writers(tmp_path: Path
 def test_read_modes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mode"), atomic_write(tmp_path / "x", "a"):
         pass
+
+
+def test_outputs_get_ordinary_permissions_not_mkstemp_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x", encoding="utf-8")
+    written = write_text(tmp_path / "atomic.txt", "x")
+    assert stat.S_IMODE(os.stat(written).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)

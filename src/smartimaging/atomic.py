@@ -16,6 +16,13 @@ from typing import IO, Any
 __all__ = ["atomic_path", "atomic_write", "write_bytes", "write_text"]
 
 
+def _umask_mode() -> int:
+    """Permissions a plain ``open()`` would give a new file (0666 less the process umask)."""
+    current = os.umask(0)
+    os.umask(current)
+    return 0o666 & ~current
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
@@ -30,6 +37,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600 files; outputs should be readable like any file the user writes
+    os.chmod(tmp, _umask_mode())
     try:
         yield tmp
         os.replace(tmp, target)
