@@ -274,7 +274,7 @@ def _read_multiframe(ds: Dataset, path: Path, dtype: npt.DTypeLike) -> Image:
             )
         f_iop = _floats(ori, "ImageOrientationPatient", 6, path)
         f_sp = _floats(meas, "PixelSpacing", 2, path)
-        if iop is None:
+        if iop is None or spacing is None:
             iop, spacing = f_iop, f_sp
         elif not (np.allclose(iop, f_iop, atol=1e-4) and np.allclose(spacing, f_sp, atol=1e-4)):
             raise DicomError(f"{path}: frames differ in orientation or pixel spacing (frame {i})")
@@ -282,7 +282,8 @@ def _read_multiframe(ds: Dataset, path: Path, dtype: npt.DTypeLike) -> Image:
         trans = group(frame, "PixelValueTransformationSequence")
         slopes.append(_rescale(trans)[0] if trans is not None else _rescale(ds)[0])
         intercepts.append(_rescale(trans)[1] if trans is not None else _rescale(ds)[1])
-    assert iop is not None and spacing is not None
+    if iop is None or spacing is None:
+        raise DicomError(f"{path}: multi-frame image without frames in PerFrameFunctionalGroupsSequence")
     pixels = _pixels(ds, path)
     if pixels.ndim == 2:
         pixels = pixels[None]
