@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,10 @@ def discover(root: str | os.PathLike[str], *, progress: bool = False) -> Discove
         if path.name.upper() == "DICOMDIR":
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+            with warnings.catch_warnings():
+                # pydicom warns on out-of-standard values; discovery only groups, so read on
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
         except InvalidDicomError as exc:
             problems.append(FileProblem(path, f"not a DICOM file ({exc})"))
             continue
@@ -151,7 +155,9 @@ def discover(root: str | os.PathLike[str], *, progress: bool = False) -> Discove
         if not series_uid or not study_uid:
             problems.append(
                 FileProblem(
-                    path, "DICOM file without SeriesInstanceUID (0020,000E) or StudyInstanceUID (0020,000D)"
+                    path,
+                    "DICOM file without SeriesInstanceUID (0020,000E) or StudyInstanceUID (0020,000D): "
+                    "truncated file, or not an image object",
                 )
             )
             continue
