@@ -183,7 +183,7 @@ def test_missing_pixel_data_and_unreadable_file(tmp_path: Path) -> None:
         read_series(paths)
     junk = tmp_path / "junk.dcm"
     junk.write_text("hello")
-    with pytest.raises(DicomError, match="junk.dcm"):
+    with pytest.raises(DicomError, match=r"junk\.dcm"):
         read_series([paths[0], junk])
 
 

@@ -57,11 +57,11 @@ def test_read_mask_label(tmp_path: Path) -> None:
 
 def test_bad_paths_are_named(tmp_path: Path) -> None:
     missing = tmp_path / "nothere.nii.gz"
-    with pytest.raises(ImageFileError, match="nothere.nii.gz.*not found"):
+    with pytest.raises(ImageFileError, match=r"nothere\.nii\.gz.*not found"):
         read_image(missing)
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a nifti file")
-    with pytest.raises(ImageFileError, match="broken.nii.gz.*cannot be read"):
+    with pytest.raises(ImageFileError, match=r"broken\.nii\.gz.*cannot be read"):
         read_image(broken)
     with pytest.raises(ImageFileError, match=r"x\.png.*unsupported"):
         read_image(tmp_path / "x.png")
@@ -72,5 +72,5 @@ def test_bad_paths_are_named(tmp_path: Path) -> None:
 def test_2d_image_rejected(tmp_path: Path) -> None:
     path = tmp_path / "flat.nii"
     sitk.WriteImage(sitk.Image(4, 4, sitk.sitkFloat32), str(path))
-    with pytest.raises(ImageFileError, match="flat.nii.*2D"):
+    with pytest.raises(ImageFileError, match=r"flat\.nii.*2D"):
         read_image(path)
