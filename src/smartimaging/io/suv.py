@@ -60,12 +60,16 @@ class SUVFactor:
         Every DICOM value and derived quantity used (weight, dose, half-life, times, decay factor, ...).
     warnings : tuple of str
         Assumptions made (e.g. a dose read as MBq); show them to the user.
+    slice_factors : tuple of float
+        Only for DecayCorrection NONE with frames acquired at different times: one factor per
+        header given to :func:`suv_factor` (same order); empty when ``factor`` holds for all slices.
     """
 
     factor: float
     kind: str
     tags: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    slice_factors: tuple[float, ...] = ()
 
     @property
     def unit(self) -> str:
@@ -188,6 +192,7 @@ class _Ctx:
         self.source = source or str(getattr(self.ds, "filename", "") or "<dataset>")
         self.tags: dict[str, Any] = {}
         self.warnings: list[str] = []
+        self.slice_decay: list[float] = []
 
     def fail(self, what: str, tag: str, override: str) -> SUVError:
         return SUVError(f"{self.source}: {what} ({tag}); {override}")
@@ -420,25 +425,33 @@ def _decayed_dose(
                 "AcquisitionTime (0008,0032)",
                 "fix the header",
             )
-        if len({a for a, _ in acq}) > 1:
+        if len(acq) != len(ctx.headers):
             raise ctx.fail(
-                "DecayCorrection NONE with several acquisition times (dynamic / multi-frame series) needs a "
-                "per-frame decay correction, which is not implemented",
+                f"DecayCorrection NONE: {len(ctx.headers) - len(acq)} of {len(ctx.headers)} slices lack the "
+                "acquisition time needed for their decay correction",
                 "AcquisitionTime (0008,0032)",
-                "read and convert each frame separately",
+                "fix the header",
             )
-        a, ds = acq[0]
-        dur = ds.get("ActualFrameDuration")
-        t_ave = (
-            _average_count_time(float(dur) / 1000.0, half_life)
-            if dur not in (None, "") and float(dur) > 0
-            else 0.0
-        )
-        reference = a + timedelta(seconds=t_ave)
+
+        def scan_time(a: datetime, ds: Dataset) -> datetime:
+            # t_scan = t_acq + T_ave: time of the average count rate within the frame (IBSI-SUV manual)
+            dur = ds.get("ActualFrameDuration")
+            ok = dur not in (None, "") and float(dur) > 0
+            return a + timedelta(seconds=_average_count_time(float(dur) / 1000.0, half_life) if ok else 0.0)
+
+        times = [scan_time(a, ds) for a, ds in acq]
+        reference = min(times)
         ctx.tags["reference_time_source"] = (
-            "AcquisitionTime + average count time in frame (DecayCorrection NONE)"
+            "earliest AcquisitionTime + average count time in frame (DecayCorrection NONE)"
         )
-        ctx.tags["average_count_time_s"] = t_ave
+        if len(set(times)) > 1:
+            # frames acquired at different times: one decay factor per slice, relative to the reference
+            ctx.slice_decay = [2.0 ** (-(t - reference).total_seconds() / half_life) for t in times]
+            ctx.tags["slice_scan_times"] = sorted({t.isoformat() for t in times})
+            ctx.warnings.append(
+                "DecayCorrection NONE with several acquisition times: each slice has its own factor "
+                "(SUVFactor.slice_factors); SUVFactor.factor holds for the earliest frame only"
+            )
     injection = _injection_time(ctx, injection_time, reference)
     delta = (reference - injection).total_seconds()
     ctx.tags.update(
@@ -589,7 +602,8 @@ def suv_factor(
         )
     if not math.isfinite(factor) or factor <= 0:
         raise SUVError(f"{ctx.source}: SUV factor {factor} is not a positive number; tags used: {ctx.tags}")
-    return SUVFactor(float(factor), kind, ctx.tags, tuple(ctx.warnings))
+    slice_factors = tuple(float(factor) / d for d in ctx.slice_decay)
+    return SUVFactor(float(factor), kind, ctx.tags, tuple(ctx.warnings), slice_factors)
 
 
 def to_suv(pet: Image, *, kind: SUVKind = "bw", **overrides: Any) -> tuple[Image, SUVFactor]:
@@ -624,5 +638,14 @@ def to_suv(pet: Image, *, kind: SUVKind = "bw", **overrides: Any) -> tuple[Image
     files = pet.meta.get("files") or []
     overrides.setdefault("source", str(files[0]) if files else "")
     f = suv_factor(headers, kind=kind, **overrides)
-    arr = (pet.array.astype(np.float64) * f.factor).astype(np.float32)
+    if f.slice_factors:
+        if len(f.slice_factors) != pet.shape[0]:
+            raise SUVError(
+                f"{overrides['source']}: {len(f.slice_factors)} per-slice SUV factors for {pet.shape[0]} slices: "
+                "meta['headers'] must hold one header per slice, in slice order (use read_series)"
+            )
+        scale = np.asarray(f.slice_factors)[:, None, None]
+    else:
+        scale = np.asarray(f.factor)
+    arr = (pet.array.astype(np.float64) * scale).astype(np.float32)
     return pet.with_array(arr, units=f"SUV{kind}", suv=f), f
