@@ -241,3 +241,26 @@ def test_ibsi_ct_phantom_equals_nifti(shared_dir: Path) -> None:
     np.testing.assert_allclose(img.origin, ref.GetOrigin(), atol=1e-3)
     np.testing.assert_allclose(img.direction.ravel(), ref.GetDirection(), atol=1e-6)
     np.testing.assert_array_equal(img.array, sitk.GetArrayFromImage(ref).astype(np.float32))
+
+
+def test_uneven_spacing_and_sheared_series(tmp_path: Path) -> None:
+    paths = make_series(tmp_path / "u", _volume((5, 3, 3)), spacing=(1.0, 1.0, 2.0), origin=(0, 0, 0))
+    ds = pydicom.dcmread(paths[2])
+    ds.ImagePositionPatient = [0.0, 0.0, 4.6]  # 2.0 mm steps except 4.6 - 2.0 and 6.0 - 4.6
+    ds.save_as(paths[2])
+    with pytest.raises(DicomError, match=r"uneven slice spacing.*2\.000 and 4\.600 mm"):
+        read_series(paths)
+    paths = make_series(tmp_path / "s", _volume((4, 3, 3)), spacing=(1.0, 1.0, 2.0), origin=(0, 0, 0))
+    for k, p in enumerate(paths):  # origins drift in y: a tilted acquisition without the tilt tag
+        ds = pydicom.dcmread(p)
+        ds.ImagePositionPatient = [0.0, 0.5 * k, 2.0 * k]
+        ds.save_as(p)
+    with pytest.raises(DicomError, match=r"GantryDetectorTilt"):
+        read_series(paths)
+
+
+def test_discover_with_progress_bar(tmp_path: Path) -> None:
+    make_series(tmp_path, _volume((2, 3, 3)))
+    result = discover(tmp_path, progress=True)
+    assert [s.n_files for s in result.series] == [2]
+    assert result.n_files_scanned == 2
