@@ -1,129 +1,266 @@
-"""Discovery and series reading on real DICOM files written in the test and on the IBSI phantom."""
+"""Tests of DICOM discovery and series reading, on series written in the test and on IBSI data."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from _mask_dicom_factory import make_ct_series
+from _series_factory import make_series
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from smartimaging.exceptions import DicomError
-from smartimaging.image import Image
 from smartimaging.io.dicom import discover, read_series
 
 
-def _write_series(
-    folder: Path, datasets: list[pydicom.Dataset], *, names: str = "slice_{:03d}.dcm"
-) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, ds in enumerate(datasets):
-        p = folder / names.format(k)
-        ds.save_as(p, enforce_file_format=True)
-        paths.append(p)
-    return paths
+def _volume(shape: tuple[int, int, int] = (6, 5, 7), seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-1000, 3000, size=shape).astype(np.int16)
 
 
-def _sitk_read(paths: list[Path]) -> Image:
-    reader = sitk.ImageSeriesReader()
-    names = reader.GetGDCMSeriesFileNames(str(paths[0].parent))
-    reader.SetFileNames(names)
-    return Image.from_sitk(reader.Execute())
+def _oblique() -> np.ndarray:
+    a = np.deg2rad(20.0)
+    rot = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    b = np.deg2rad(10.0)
+    rot2 = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(b), -np.sin(b)], [0.0, np.sin(b), np.cos(b)]])
+    return rot2 @ rot
 
 
-def test_discover_groups_series_and_reports_junk(tmp_path: Path) -> None:
-    ct_a, _ = make_ct_series(seed=0)
-    ct_b, _ = make_ct_series(shape_zyx=(5, 16, 16), seed=1)
-    for ds in ct_b:
-        ds.PatientID = "SI-0002"
-    _write_series(tmp_path / "mixed" / "deep" / "a", ct_a, names="IMG{:04d}")  # odd names, no suffix
-    _write_series(tmp_path / "mixed" / "b", ct_b)
-    (tmp_path / "mixed" / "notes.txt").write_text("not dicom", encoding="utf-8")
-    good = tmp_path / "mixed" / "b" / "slice_000.dcm"
-    truncated = tmp_path / "mixed" / "truncated.dcm"
-    truncated.write_bytes(good.read_bytes()[:200])
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> dict[str, object]:
+    """A CT and a PET series of one patient, a second patient, odd names, shuffled, plus junk files."""
+    study = generate_uid()
+    ct_vol, pet_vol = _volume((6, 5, 7), 1), _volume((4, 3, 3), 2)
+    rnd = random.Random(3)
+    ct_names = [f"IM{n}" for n in rnd.sample(range(1000, 9999), 6)]
+    ct = make_series(tmp_path / "a" / "b", ct_vol, study_uid=study, names=ct_names)
+    pet = make_series(
+        tmp_path / "a", pet_vol, modality="PT", study_uid=study, names=[f"x.{i}" for i in "qwer"]
+    )
+    other = make_series(tmp_path / "p2", _volume((2, 3, 3), 4), patient_id="P2")
+    (tmp_path / "a" / "notes.txt").write_text("not dicom at all")
+    good = ct[0].read_bytes()
+    (tmp_path / "a" / "b" / "truncated.dcm").write_bytes(good[:300])
+    # cut inside the pixel data: discovery groups it (headers are intact), read_series rejects it
+    (tmp_path / "p2" / "cut_pixels.dcm").write_bytes(other[0].read_bytes()[:-7])
+    # a DICOMDIR (skipped by name) and a directory record set under another name (skipped by SOP class)
+    (tmp_path / "DICOMDIR").write_bytes(b"junk that is not even DICOM")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dirds = Dataset()
+    dirds.file_meta = meta
+    dirds.FileSetID = "JUNK"
+    dirds.save_as(tmp_path / "dirrecords", enforce_file_format=True)
+    return {"ct": ct, "pet": pet, "other": other, "study": study, "ct_vol": ct_vol, "root": tmp_path}
 
-    result = discover(tmp_path / "mixed")
-    assert [(s.patient_id, s.modality, s.n_files) for s in result.series] == [
-        ("SI-0001", "CT", 12),
-        ("SI-0002", "CT", 5),
-    ]
-    problem_names = sorted(p.path.name for p in result.problems)
-    assert problem_names == ["notes.txt", "truncated.dcm"]
-    assert all(str(p.path) for p in result.problems) and all(p.reason for p in result.problems)
-    assert list(result.by_patient()) == ["SI-0001", "SI-0002"]
+
+def test_discover_groups_series_and_reports_problems(mixed_folder: dict[str, object]) -> None:
+    root = mixed_folder["root"]
+    assert isinstance(root, Path)
+    result = discover(root)
+    by_mod = {(s.patient_id, s.modality): s for s in result.series}
+    assert sorted(by_mod) == [("P1", "CT"), ("P1", "PT"), ("P2", "CT")]
+    assert set(by_mod["P1", "CT"].files) == set(mixed_folder["ct"])  # type: ignore[call-overload]
+    assert by_mod["P1", "CT"].n_files == 6
+    assert set(by_mod["P1", "PT"].files) == set(mixed_folder["pet"])  # type: ignore[call-overload]
+    assert (
+        by_mod["P1", "CT"].study_instance_uid
+        == by_mod["P1", "PT"].study_instance_uid
+        == mixed_folder["study"]
+    )
+    assert by_mod["P1", "PT"].sop_class_uid == "1.2.840.10008.5.1.4.1.1.128"
+    problems = {p.path.name: p.reason for p in result.problems}
+    assert set(problems) == {"notes.txt", "truncated.dcm"}
+    assert "not a DICOM file" in problems["notes.txt"]
+    assert "truncated" in problems["truncated.dcm"] or "corrupt" in problems["truncated.dcm"]
+    assert all(p.path.is_file() for p in result.problems)
+    p2 = by_mod["P2", "CT"]
+    assert p2.n_files == 3
+    with pytest.raises(DicomError, match=r"cut_pixels\.dcm.*pixel data"):
+        read_series(p2)
 
 
-def test_discover_refuses_a_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(DicomError, match="not found"):
+def test_discover_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DicomError, match="does not exist"):
         discover(tmp_path / "nope")
 
 
-def test_read_series_matches_simpleitk_and_the_intended_grid(tmp_path: Path) -> None:
-    oblique = np.array([[0.8, -0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
-    datasets, grid = make_ct_series(direction=oblique, seed=4)
-    paths = _write_series(tmp_path / "ct", datasets)
-    img = read_series(paths[::-1])
-    assert img.same_geometry(grid)
-    ref = _sitk_read(paths)
-    assert img.same_geometry(ref)
-    assert np.array_equal(img.array, ref.array.astype(np.float32))
-    assert img.meta["Modality"] == "CT" and len(img.meta["headers"]) == 12
+def _sitk_read(paths: list[Path]) -> sitk.Image:
+    folder = str(paths[0].parent)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(folder))
+    reader.SetOutputPixelType(sitk.sitkFloat64)
+    return reader.Execute()
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_read_series_geometry_matches_intent_and_simpleitk(tmp_path: Path, oblique: bool) -> None:
+    vol = _volume((6, 5, 7), 5)
+    direction = _oblique() if oblique else np.eye(3)
+    spacing, origin = (0.8, 0.9, 2.5), (-100.0, -50.0, 20.0)
+    paths = make_series(tmp_path, vol, spacing=spacing, origin=origin, direction=direction, intercept=-1024)
+    shuffled = paths[:]
+    random.Random(0).shuffle(shuffled)
+    img = read_series(shuffled)
+    np.testing.assert_allclose(img.spacing, spacing, atol=1e-6)
+    np.testing.assert_allclose(img.origin, origin, atol=1e-5)
+    np.testing.assert_allclose(img.direction, direction, atol=1e-6)
+    np.testing.assert_array_equal(img.array, vol.astype(np.float32) - 1024)
+    assert img.meta["files"] == paths
+    assert img.meta["modality"] == "CT"
     assert "PixelData" not in img.meta["header"]
+    ref = _sitk_read(paths)
+    np.testing.assert_allclose(img.spacing, ref.GetSpacing(), atol=1e-5)
+    np.testing.assert_allclose(img.origin, ref.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(img.direction.ravel(), ref.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(img.array, sitk.GetArrayFromImage(ref))
 
 
-def test_per_slice_rescale_slope_is_applied(tmp_path: Path) -> None:
-    datasets, _ = make_ct_series(seed=5, shuffle=False)
-    for k, ds in enumerate(datasets):
-        ds.RescaleSlope = 0.5 + k
-        ds.RescaleIntercept = -3
-    paths = _write_series(tmp_path / "ct", datasets)
-    img = read_series(paths)
-    for k, ds in enumerate(datasets):
-        stored = np.frombuffer(ds.PixelData, dtype=np.int16).reshape(ds.Rows, ds.Columns)
-        assert np.allclose(img.array[k], stored * (0.5 + k) - 3)
+def test_read_series_from_discovery_and_reversed_normal(tmp_path: Path) -> None:
+    # slices written with decreasing z: reading must still sort along the normal
+    vol = _volume((5, 4, 4), 6)
+    flip = np.diag([1.0, -1.0, -1.0])  # normal along -z
+    paths = make_series(tmp_path, vol, direction=flip, origin=(0.0, 0.0, 0.0))
+    info = discover(tmp_path).series[0]
+    img = read_series(info)
+    np.testing.assert_array_equal(img.array, vol)
+    np.testing.assert_allclose(img.direction, flip, atol=1e-9)
+    np.testing.assert_allclose(img.index_to_physical([0, 0, 4]), [0.0, 0.0, -10.0], atol=1e-6)
+    assert img.meta["series_instance_uid"] == info.series_instance_uid
+    assert len(img.meta["headers"]) == len(paths)
 
 
-def test_missing_slice_is_named(tmp_path: Path) -> None:
-    datasets, _ = make_ct_series(seed=6, shuffle=False)
-    paths = _write_series(tmp_path / "ct", datasets)
-    with pytest.raises(DicomError, match=r"missing slice"):
-        read_series([p for k, p in enumerate(paths) if k != 4])
+def test_per_slice_rescale_slope(tmp_path: Path) -> None:
+    vol = np.full((4, 3, 3), 100, dtype=np.int16)
+    slopes = [0.5, 1.0, 2.0, 3.25]
+    paths = make_series(tmp_path, vol, modality="PT", slopes=slopes)
+    img = read_series(paths[::-1])
+    np.testing.assert_allclose(img.array[:, 0, 0], [50.0, 100.0, 200.0, 325.0])
 
 
-def test_truncated_pixel_data_names_the_file(tmp_path: Path) -> None:
-    datasets, _ = make_ct_series(seed=7, shuffle=False)
-    datasets[3].PixelData = datasets[3].PixelData[:100]
-    paths = _write_series(tmp_path / "ct", datasets)
-    with pytest.raises(DicomError, match=str(paths[3].name)):
+def test_missing_slice_names_gap(tmp_path: Path) -> None:
+    paths = make_series(tmp_path, _volume((6, 3, 3)), spacing=(1.0, 1.0, 2.0), origin=(0, 0, 10.0), skip=[3])
+    with pytest.raises(DicomError, match=r"missing slice.*between 14\.000 and 18\.000 mm"):
         read_series(paths)
 
 
-def test_gantry_tilt_is_refused(tmp_path: Path) -> None:
-    datasets, _ = make_ct_series(seed=8, shuffle=False)
-    for ds in datasets:
-        ds.GantryDetectorTilt = 15
-    with pytest.raises(DicomError, match="GantryDetectorTilt"):
-        read_series(_write_series(tmp_path / "ct", datasets))
+def test_duplicate_slice(tmp_path: Path) -> None:
+    paths = make_series(tmp_path / "a", _volume((3, 3, 3)))
+    ds = pydicom.dcmread(paths[1])
+    ds.SOPInstanceUID = generate_uid()
+    dup = tmp_path / "a" / "dup.dcm"
+    ds.save_as(dup)
+    with pytest.raises(DicomError, match=r"duplicate slice position.*dup\.dcm|dup\.dcm.*duplicate"):
+        read_series([*paths, dup])
 
 
-def test_ibsi_ct_phantom_dicom_reads_to_the_nifti_values(shared_dir: Path) -> None:
-    root = shared_dir / "ibsi" / "ibsi1" / "ct_phantom"
-    found = discover(root / "dicom")
-    ct = next(s for s in found.series if s.modality == "CT")
-    img = read_series(ct)
-    ref = Image.from_sitk(sitk.ReadImage(str(root / "nifti" / "image.nii.gz")))
-    assert img.same_geometry(ref)
-    assert np.array_equal(img.array, ref.array)
+def test_inconsistent_matrix_and_spacing(tmp_path: Path) -> None:
+    paths = make_series(tmp_path, _volume((3, 3, 3)))
+    ds = pydicom.dcmread(paths[2])
+    ds.PixelSpacing = ["1.5", "1.5"]
+    ds.save_as(paths[2])
+    with pytest.raises(DicomError, match=rf"{paths[2].name}.*PixelSpacing"):
+        read_series(paths)
 
 
-def test_real_pet_with_rounded_slice_positions_and_per_slice_slopes(shared_dir: Path) -> None:
-    found = discover(shared_dir / "data" / "sts001_fdg_pet_raw" / "pet_dicom")
-    pet = read_series(found.series[0])
-    assert pet.shape == (267, 128, 128)
-    assert pet.spacing[0] == pytest.approx(4.6875) and pet.spacing[2] == pytest.approx(3.27, abs=0.01)
-    slopes = {float(h.RescaleSlope) for h in pet.meta["headers"]}
-    assert len(slopes) == 267
+def test_gantry_tilt_rejected(tmp_path: Path) -> None:
+    paths = make_series(tmp_path, _volume((3, 3, 3)), extra={"GantryDetectorTilt": "15"})
+    with pytest.raises(DicomError, match=r"GantryDetectorTilt"):
+        read_series(paths)
+
+
+def test_missing_pixel_data_and_unreadable_file(tmp_path: Path) -> None:
+    paths = make_series(tmp_path, _volume((3, 3, 3)))
+    ds = pydicom.dcmread(paths[1])
+    del ds.PixelData
+    ds.save_as(paths[1])
+    with pytest.raises(DicomError, match=rf"{paths[1].name}.*no pixel data"):
+        read_series(paths)
+    junk = tmp_path / "junk.dcm"
+    junk.write_text("hello")
+    with pytest.raises(DicomError, match=r"junk\.dcm"):
+        read_series([paths[0], junk])
+
+
+def test_mixed_series_rejected(tmp_path: Path) -> None:
+    a = make_series(tmp_path / "a", _volume((2, 3, 3)))
+    b = make_series(tmp_path / "b", _volume((2, 3, 3)))
+    with pytest.raises(DicomError, match="different series"):
+        read_series([*a, *b])
+
+
+def test_multiframe_enhanced_file(tmp_path: Path) -> None:
+    vol = _volume((4, 3, 5), 9)
+    paths = make_series(tmp_path / "s", vol, spacing=(0.7, 0.6, 3.0), origin=(1.0, 2.0, 3.0))
+    ds = pydicom.dcmread(paths[0])
+    ds.NumberOfFrames = 4
+    shared = Dataset()
+    ori, meas = Dataset(), Dataset()
+    ori.ImageOrientationPatient = ds.ImageOrientationPatient
+    meas.PixelSpacing = ds.PixelSpacing
+    meas.SliceThickness = "3.0"
+    shared.PlaneOrientationSequence = [ori]
+    shared.PixelMeasuresSequence = [meas]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    order = [2, 0, 3, 1]  # frames stored out of order
+    for k in order:
+        fr, pos, trans = Dataset(), Dataset(), Dataset()
+        pos.ImagePositionPatient = [1.0, 2.0, 3.0 + 3.0 * k]
+        trans.RescaleSlope, trans.RescaleIntercept = "2", "-5"
+        fr.PlanePositionSequence = [pos]
+        fr.PixelValueTransformationSequence = [trans]
+        frames.append(fr)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = np.ascontiguousarray(vol[order]).tobytes()
+    mf = tmp_path / "enhanced.dcm"
+    ds.save_as(mf)
+    img = read_series([mf])
+    np.testing.assert_array_equal(img.array, vol * 2.0 - 5)
+    np.testing.assert_allclose(img.spacing, (0.7, 0.6, 3.0))
+    np.testing.assert_allclose(img.origin, (1.0, 2.0, 3.0))
+    del ds.PerFrameFunctionalGroupsSequence
+    ds.save_as(mf)
+    with pytest.raises(DicomError, match="PerFrameFunctionalGroupsSequence"):
+        read_series([mf])
+
+
+@pytest.mark.shared
+def test_ibsi_ct_phantom_equals_nifti(shared_dir: Path) -> None:
+    folder = shared_dir / "ibsi" / "ibsi1" / "ct_phantom" / "dicom" / "image"
+    result = discover(folder)
+    assert len(result.series) == 1 and not result.problems
+    img = read_series(result.series[0])
+    ref = sitk.ReadImage(str(shared_dir / "ibsi" / "ibsi1" / "ct_phantom" / "nifti" / "image.nii.gz"))
+    np.testing.assert_allclose(img.spacing, ref.GetSpacing(), atol=1e-3)
+    np.testing.assert_allclose(img.origin, ref.GetOrigin(), atol=1e-3)
+    np.testing.assert_allclose(img.direction.ravel(), ref.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(img.array, sitk.GetArrayFromImage(ref).astype(np.float32))
+
+
+def test_uneven_spacing_and_sheared_series(tmp_path: Path) -> None:
+    paths = make_series(tmp_path / "u", _volume((5, 3, 3)), spacing=(1.0, 1.0, 2.0), origin=(0, 0, 0))
+    ds = pydicom.dcmread(paths[2])
+    ds.ImagePositionPatient = [0.0, 0.0, 4.6]  # 2.0 mm steps except 4.6 - 2.0 and 6.0 - 4.6
+    ds.save_as(paths[2])
+    with pytest.raises(DicomError, match=r"uneven slice spacing.*2\.000 and 4\.600 mm"):
+        read_series(paths)
+    paths = make_series(tmp_path / "s", _volume((4, 3, 3)), spacing=(1.0, 1.0, 2.0), origin=(0, 0, 0))
+    for k, p in enumerate(paths):  # origins drift in y: a tilted acquisition without the tilt tag
+        ds = pydicom.dcmread(p)
+        ds.ImagePositionPatient = [0.0, 0.5 * k, 2.0 * k]
+        ds.save_as(p)
+    with pytest.raises(DicomError, match=r"GantryDetectorTilt"):
+        read_series(paths)
+
+
+def test_discover_with_progress_bar(tmp_path: Path) -> None:
+    make_series(tmp_path, _volume((2, 3, 3)))
+    result = discover(tmp_path, progress=True)
+    assert [s.n_files for s in result.series] == [2]
+    assert result.n_files_scanned == 2

@@ -293,10 +293,10 @@ def test_not_an_rtstruct_and_frame_of_reference(
     garbage.write_bytes(b"not dicom at all")
     with pytest.raises(DicomError, match=r"garbage\.dcm"):
         list_rois(garbage)
-    other_frame = grid.with_array(grid.array, FrameOfReferenceUID="1.2.3.4")
+    other_frame = grid.with_array(grid.array, frame_of_reference_uid="1.2.3.4")
     with pytest.raises(GeometryMismatchError, match="frame of reference"):
         read_rtstruct(path, other_frame)
-    same_frame = grid.with_array(grid.array, FrameOfReferenceUID=datasets[0].FrameOfReferenceUID)
+    same_frame = grid.with_array(grid.array, frame_of_reference_uid=datasets[0].FrameOfReferenceUID)
     assert read_rtstruct(path, same_frame, roi="ring")["ring"].n_voxels > 0
 
 

@@ -68,13 +68,13 @@ def test_omitted_empty_frames_and_full_reference_grid(tmp_path: Path) -> None:
         assert cropped[name].shape == (last - first + 1, 48, 40)
         np.testing.assert_allclose(cropped[name].origin, grid.index_to_physical([0, 0, first]), atol=1e-6)
         np.testing.assert_array_equal(cropped[name].array, mask.array[first : last + 1])
-    full_grid = grid.with_array(grid.array, FrameOfReferenceUID=datasets[0].FrameOfReferenceUID)
+    full_grid = grid.with_array(grid.array, frame_of_reference_uid=datasets[0].FrameOfReferenceUID)
     full = read_seg(path, reference=full_grid)
     for name, mask in masks.items():
         assert full[name].same_geometry(grid) and full[name].meta["SegmentLabel"] == name
         np.testing.assert_array_equal(full[name].array, mask.array, err_msg=name)
     with pytest.raises(GeometryMismatchError, match="frame of reference"):
-        read_seg(path, reference=grid.with_array(grid.array, FrameOfReferenceUID="1.2.3"))
+        read_seg(path, reference=grid.with_array(grid.array, frame_of_reference_uid="1.2.3"))
 
 
 def test_round_trip_oblique_orientation(tmp_path: Path) -> None:

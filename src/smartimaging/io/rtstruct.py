@@ -137,7 +137,7 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
     grid : Image
         A zero ``uint8`` image (read-only, uses no memory) on the voxel grid of the series
         (``meta`` holds
-        ``FrameOfReferenceUID`` and ``SeriesInstanceUID``).
+        ``frame_of_reference_uid`` and ``series_instance_uid``).
 
     Raises
     ------
@@ -227,8 +227,8 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
         origin=tuple(pos[order[0]]),
         direction=direction,
         meta={
-            "FrameOfReferenceUID": str(first.get("FrameOfReferenceUID", "")),
-            "SeriesInstanceUID": str(first.get("SeriesInstanceUID", "")),
+            "frame_of_reference_uid": str(first.get("FrameOfReferenceUID", "")),
+            "series_instance_uid": str(first.get("SeriesInstanceUID", "")),
         },
     )
     return sorted_ds, grid
@@ -588,7 +588,7 @@ def read_rtstruct(
         The RTSTRUCT file.
     reference : Image
         The grid to rasterise onto (geometry only; the array is not used). If its ``meta`` has a
-        ``FrameOfReferenceUID``, it must match the structure set's.
+        ``frame_of_reference_uid``, it must match the structure set's.
     roi : str, optional
         ROI to read: an exact ROIName or a regular expression matched in full, ignoring case.
         All ROIs by default.
@@ -618,7 +618,7 @@ def read_rtstruct(
     ds = _read_structure_set(path)
     names = _roi_names(ds)
     selected = _select_rois(names, roi, path)
-    ref_frame = str(reference.meta.get("FrameOfReferenceUID") or "")
+    ref_frame = str(reference.meta.get("frame_of_reference_uid") or "")
     if ref_frame:
         frames = {str(item.get("ReferencedFrameOfReferenceUID", "")) for item in ds.StructureSetROISequence}
         frames.discard("")

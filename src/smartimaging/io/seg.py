@@ -180,7 +180,7 @@ def read_seg(path: str | os.PathLike[str], *, reference: Image | None = None) ->
     reference : Image, optional
         Grid to return the masks on. They are carried there with
         :func:`smartimaging.image.resample_to` (exact when the grids are aligned, as for the
-        series the SEG was drawn on). If its ``meta`` has a ``FrameOfReferenceUID``, it must
+        series the SEG was drawn on). If its ``meta`` has a ``frame_of_reference_uid``, it must
         match the SEG's.
 
     Returns
@@ -240,12 +240,12 @@ def read_seg(path: str | os.PathLike[str], *, reference: Image | None = None) ->
             {
                 "SegmentNumber": number,
                 "SegmentLabel": label,
-                "FrameOfReferenceUID": frame_uid,
+                "frame_of_reference_uid": frame_uid,
                 "source": str(path),
             },
         )
     if reference is not None:
-        ref_frame = str(reference.meta.get("FrameOfReferenceUID") or "")
+        ref_frame = str(reference.meta.get("frame_of_reference_uid") or "")
         if ref_frame and frame_uid and ref_frame != frame_uid:
             raise GeometryMismatchError(
                 f"{path}: the SEG is in frame of reference {frame_uid}, the reference grid in {ref_frame}; "

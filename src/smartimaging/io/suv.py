@@ -1,26 +1,16 @@
-"""Standardised uptake values from PET DICOM headers.
+"""Standardised uptake value (SUV) conversion of PET DICOM series.
 
-``SUV = C * norm / D_ref`` where ``C`` is the activity concentration (Bq/ml), ``D_ref`` the
-injected dose decayed to the reference time of the image values, and ``norm`` the body
-weight (g), lean body mass (g) or body surface area (cm²).
+The rules (see ``docs/suv.md``) follow the QIBA vendor-neutral pseudo-code and the IBSI-SUV
+manual (Vácha et al.). Every tag and derived value used is returned in :class:`SUVFactor`
+so that a report can show how an SUV was obtained; anything missing or implausible raises
+:class:`~smartimaging.exceptions.SUVError` naming the DICOM attribute, the file and the override.
 
-Rules (see docs/suv.md):
-
-* Units (0054,1001) ``BQML``: values are Bq/ml. ``GML`` / ``CM2ML``: values are already SUVbw
-  / SUVbsa as written by the scanner (factor 1 for the matching kind only).
-* DecayCorrection (0054,1102) ``START``: values are decay-corrected to the start of the
-  acquisition, so the dose is decayed from injection to the series start; when SeriesTime is
-  later than the earliest AcquisitionTime of the series (a series re-created after the scan),
-  the earliest acquisition time is used. ``ADMIN``: values are corrected to the injection
-  time, so the dose is not decayed. ``NONE``: values are not decay-corrected; the dose is
-  decayed to the acquisition start (the frame's own start for a single-frame reference).
-* Injection time: RadiopharmaceuticalStartDateTime when present, else SeriesDate +
-  RadiopharmaceuticalStartTime, moved one day back when it falls after the scan (an injection
-  before midnight).
-
-Anything missing or implausible raises :class:`~smartimaging.exceptions.SUVError` naming the
-attribute, the file and the override to use. Overrides (``weight_kg``, ``height_m``, ``sex``,
-``dose_bq``, ``injection_time``) always win and are recorded in :attr:`SUVFactor.tags`.
+References
+----------
+.. [1] QIBA, "Vendor-neutral pseudo-code for SUV calculation", QIBA FDG-PET/CT technical committee wiki.
+.. [2] Vácha M. et al., "IBSI-SUV: digital reference objects for SUV conversion", OncoRay (2026).
+.. [3] Janmahasatian S. et al., Clin Pharmacokinet 44:1051 (2005); James W.P.T., Research on obesity (1976);
+   Du Bois D., Du Bois E.F., Arch Intern Med 17:863 (1916).
 """
 
 from __future__ import annotations
@@ -37,161 +27,451 @@ from pydicom.dataset import Dataset
 from smartimaging.exceptions import SUVError
 from smartimaging.image import Image
 
-__all__ = ["SUVFactor", "SUVKind", "lean_body_mass_kg", "suv_factor", "to_suv"]
+__all__ = ["KINDS", "SUVFactor", "normaliser", "suv_factor", "to_suv"]
 
 SUVKind = Literal["bw", "lbm", "lbm_janma", "bsa", "ibw"]
-_KINDS = ("bw", "lbm", "lbm_janma", "bsa", "ibw")
-_OVERRIDE_HINT = {
-    "PatientWeight": "pass weight_kg=72 (CLI --weight-kg 72), or fill suv.weight_column in the study's clinical table",
-    "PatientSize": "pass height_m=1.75 (CLI --height-m 1.75)",
-    "PatientSex": "pass sex='M' or 'F' (CLI --sex M)",
-    "RadionuclideTotalDose": "pass dose_bq=3.5e8 (CLI --dose-bq 3.5e8)",
-    "RadiopharmaceuticalStartTime": "pass injection_time=datetime(...) (CLI --injection-time 2024-01-31T09:12:00)",
-    "RadionuclideHalfLife": "check the RadiopharmaceuticalInformationSequence; F-18 is 6586.2 s",
+KINDS: tuple[str, ...] = ("bw", "lbm", "lbm_janma", "bsa", "ibw")
+_SUVTYPE_TO_KIND = {
+    "BW": "bw",
+    "LBM": "lbm_morgan",
+    "LBMJAMES128": "lbm",
+    "LBMJANMA": "lbm_janma",
+    "BSA": "bsa",
+    "IBW": "ibw",
 }
+_PHILIPS_SUV_SCALE = (0x7053, 0x1000)
+_PHILIPS_ACTIVITY_SCALE = (0x7053, 0x1009)
+_GE_SCAN_DATETIME = (0x0009, 0x100D)
+_MAX_WEIGHT_KG = 400.0
+_MAX_UPTAKE_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
 class SUVFactor:
-    """The factor converting image values to SUV, and every input it was derived from.
+    """A conversion factor from stored (rescaled) PET values to SUV, with its provenance.
 
     Attributes
     ----------
     factor : float
-        Multiply the image values by it to get SUV.
+        Multiply the rescaled voxel value (Bq/ml for Units BQML) by it to obtain the SUV.
     kind : str
-        ``bw``, ``lbm`` (James), ``lbm_janma`` (Janmahasatian), ``bsa`` (Du Bois) or ``ibw``.
+        SUV normalisation ('bw', 'lbm', 'lbm_janma', 'bsa', 'ibw').
     tags : dict
-        Attribute values and derived quantities used (weight, dose, times, decay factor...).
+        Every DICOM value and derived quantity used (weight, dose, half-life, times, decay factor, ...).
     warnings : tuple of str
-        Non-fatal remarks (e.g. SeriesTime later than AcquisitionTime).
+        Assumptions made (e.g. a dose read as MBq); show them to the user.
+    slice_factors : tuple of float
+        Only for DecayCorrection NONE with frames acquired at different times: one factor per
+        header given to :func:`suv_factor` (same order); empty when ``factor`` holds for all slices.
     """
 
     factor: float
     kind: str
     tags: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    slice_factors: tuple[float, ...] = ()
+
+    @property
+    def unit(self) -> str:
+        """Unit of the resulting SUV: g/ml, or cm²/ml for SUVbsa."""
+        return "cm2/ml" if self.kind == "bsa" else "g/ml"
 
 
-def _source(header: Dataset, source: str) -> str:
-    return source or str(getattr(header, "filename", "") or "the PET header")
+# --- small parsers --------------------------------------------------------------------------
 
 
-def _fail(keyword: str, tag: str, problem: str, where: str) -> SUVError:
-    hint = _OVERRIDE_HINT.get(keyword, "")
-    return SUVError(f"{where}: {keyword} {tag} {problem}" + (f"; {hint}" if hint else ""))
+def _parse_time(value: str) -> tuple[int, int, int, int]:
+    t = str(value).strip().replace(":", "")
+    if len(t) < 2 or not t[:2].isdigit():
+        raise ValueError(f"invalid DICOM time {value!r}")
+    hh = int(t[0:2])
+    mm = int(t[2:4]) if len(t) >= 4 else 0
+    ss = int(t[4:6]) if len(t) >= 6 else 0
+    frac = t[7:] if len(t) > 7 and t[6] == "." else ""
+    us = int((frac + "000000")[:6]) if frac else 0
+    return hh, mm, ss, us
 
 
-def _dicom_datetime(date: str, time: str) -> datetime:
-    time = time.strip()
-    if "." in time:
-        main, frac = time.split(".", 1)
-    else:
-        main, frac = time, ""
-    main = main.ljust(6, "0")
-    base = datetime.strptime(date.strip() + main[:6], "%Y%m%d%H%M%S")
-    if frac:
-        base += timedelta(microseconds=int(frac[:6].ljust(6, "0")))
-    return base
+def _combine(date: str, time: str) -> datetime:
+    d = str(date).strip().replace("-", "")
+    hh, mm, ss, us = _parse_time(time)
+    return datetime(int(d[0:4]), int(d[4:6]), int(d[6:8]), hh, mm, ss, us)
 
 
-def _parse_dt(value: str) -> datetime:
-    value = value.strip()
-    # DT may carry a UTC offset (+hhmm): drop it, times within one exam share the offset
-    for sign in ("+", "-"):
-        if sign in value[8:]:
-            value = value[: 8 + value[8:].index(sign)]
-    return _dicom_datetime(value[:8], value[8:] or "000000")
+def _parse_datetime(value: str) -> datetime:
+    v = str(value).strip()
+    for sep in ("+", "-"):  # drop a UTC offset suffix (&ZZXX)
+        if len(v) > 14 and sep in v[8:]:
+            v = v[: 8 + v[8:].index(sep)]
+    return _combine(v[:8], v[8:] or "000000")
 
 
-def _reference_time(headers: Sequence[Dataset], where: str) -> tuple[datetime, list[str]]:
-    first = headers[0]
-    notes: list[str] = []
-    series_date = str(first.get("SeriesDate", "") or first.get("StudyDate", "") or "")
-    series_time = str(first.get("SeriesTime", "") or "")
-    acq: list[datetime] = []
-    for ds in headers:
-        date = str(ds.get("AcquisitionDate", "") or series_date)
-        time = str(ds.get("AcquisitionTime", "") or "")
-        if date and time:
-            acq.append(_dicom_datetime(date, time))
-    if not series_date or not series_time:
-        if not acq:
-            raise SUVError(
-                f"{where}: neither SeriesDate/SeriesTime (0008,0021)/(0008,0031) nor AcquisitionTime (0008,0032) "
-                "is present: the scan time is unknown, so the injected dose cannot be decay-corrected"
-            )
-        return min(acq), notes
-    series_dt = _dicom_datetime(series_date, series_time)
-    if acq and min(acq) < series_dt:
-        notes.append(
-            f"SeriesTime {series_time} is later than the earliest AcquisitionTime; the acquisition time "
-            f"{min(acq).time()} is used as the decay reference"
-        )
-        return min(acq), notes
-    return series_dt, notes
+def _float_value(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bytes):
+        text = value.decode("ascii", errors="ignore").strip("\x00 ")
+        if not text:
+            return None
+        value = text
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        value = value[0] if len(value) else None
+        if value is None:
+            return None
+    return float(value)
 
 
-def _radiopharmaceutical(header: Dataset, where: str) -> Dataset:
-    seq = header.get("RadiopharmaceuticalInformationSequence")
-    if not seq:
-        raise SUVError(
-            f"{where}: RadiopharmaceuticalInformationSequence (0054,0016) is missing: dose, half-life and "
-            "injection time are unknown; pass dose_bq, injection_time and check the export settings of the scanner"
-        )
-    return seq[0]
+def _private(ds: Dataset, tag: tuple[int, int]) -> float | None:
+    if tag not in ds:
+        return None
+    try:
+        return _float_value(ds[tag].value)
+    except (TypeError, ValueError):
+        return None
 
 
-def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str, *, formula: str = "james") -> float:
-    """Lean body mass in kg (James 1976, or Janmahasatian 2005 with ``formula='janmahasatian'``).
+# --- normalisers ----------------------------------------------------------------------------
 
-    >>> round(lean_body_mass_kg(70, 1.75, "M"), 2)
-    56.52
+
+def _sexes(sex: str) -> tuple[str, ...]:
+    return ("M",) if sex == "M" else ("F",) if sex == "F" else ("M", "F")
+
+
+def normaliser(
+    kind: str, *, weight_kg: float, height_m: float | None = None, sex: str | None = None
+) -> float:
+    """Body-size normaliser of an SUV kind: grams for 'bw', 'lbm', 'lbm_janma', 'ibw'; cm² for 'bsa'.
+
+    For sex other than 'M'/'F' the mean of the male and female values is used (IBSI-SUV manual).
+
+    Parameters
+    ----------
+    kind : {'bw', 'lbm', 'lbm_janma', 'bsa', 'ibw', 'lbm_morgan'}
+        'lbm' is James (DICOM LBMJAMES128): 1.10 W - 128 (W/H)² male, 1.07 W - 148 (W/H)² female;
+        'lbm_morgan' uses 120 instead of 128 for males (DICOM "LBM");
+        'lbm_janmahasatian': 9270 W / (6680 + 216 BMI) male, 9270 W / (8780 + 244 BMI) female;
+        'bsa': Du Bois 0.007184 W^0.425 H^0.725 m², returned in cm²;
+        'ibw': 48.0 + 1.06 (H - 152) male, 45.5 + 0.91 (H - 152) female (kg, H in cm).
+    weight_kg, height_m : float
+        Patient weight (kg) and height (m).
+    sex : str
+        'M', 'F' or other.
     """
-    h_cm = height_m * 100.0
-    male = sex.upper().startswith("M")
-    if formula == "james":
-        return (
-            1.10 * weight_kg - 128.0 * (weight_kg / h_cm) ** 2
-            if male
-            else 1.07 * weight_kg - 148.0 * (weight_kg / h_cm) ** 2
-        )
-    if formula == "janmahasatian":
-        bmi = weight_kg / height_m**2
-        return 9270.0 * weight_kg / ((6680.0 + 216.0 * bmi) if male else (8780.0 + 244.0 * bmi))
-    raise ValueError(f"formula must be 'james' or 'janmahasatian', got {formula!r}")
-
-
-def _body_size(
-    kind: str, weight_kg: float, header: Dataset, where: str, height_m: float | None, sex: str | None
-) -> tuple[float, dict[str, Any]]:
-    """The normaliser (g for bw/lbm/ibw, cm² for bsa) and the values used."""
+    w = float(weight_kg)
     if kind == "bw":
-        return weight_kg * 1000.0, {}
-    height = height_m if height_m is not None else float(header.get("PatientSize", 0) or 0)
-    if not 0.5 <= height <= 2.6:
-        raise _fail(
-            "PatientSize", "(0010,1020)", f"is {height!r} m: absent or implausible for SUV{kind}", where
-        )
-    sex_value = sex if sex is not None else str(header.get("PatientSex", "") or "")
-    if kind in ("lbm", "lbm_janma", "ibw") and sex_value.upper()[:1] not in ("M", "F"):
-        raise _fail("PatientSex", "(0010,0040)", f"is {sex_value!r}: M or F is needed for SUV{kind}", where)
-    info: dict[str, Any] = {"PatientSize_m": height, "PatientSex": sex_value}
-    if kind in ("lbm", "lbm_janma"):
-        lbm = lean_body_mass_kg(
-            weight_kg, height, sex_value, formula="james" if kind == "lbm" else "janmahasatian"
-        )
-        info["lean_body_mass_kg"] = lbm
-        return lbm * 1000.0, info
+        return w * 1000.0
+    if height_m is None:
+        raise ValueError(f"SUV kind {kind!r} needs the patient height")
+    h_cm = float(height_m) * 100.0
     if kind == "bsa":
-        bsa_m2 = 0.007184 * weight_kg**0.425 * (height * 100.0) ** 0.725
-        info["body_surface_area_m2"] = bsa_m2
-        return bsa_m2 * 1e4, info
-    # ideal body weight (Devine): 50 kg (male) / 45.5 kg (female) + 2.3 kg per inch over 5 feet
-    inches_over = height * 100.0 / 2.54 - 60.0
-    ibw = (50.0 if sex_value.upper().startswith("M") else 45.5) + 2.3 * inches_over
-    info["ideal_body_weight_kg"] = ibw
-    return ibw * 1000.0, info
+        return 0.007184 * w**0.425 * h_cm**0.725 * 1e4
+    values = []
+    for s in _sexes((sex or "").upper()):
+        if kind in ("lbm", "lbm_morgan"):
+            k = (128.0 if kind == "lbm" else 120.0) if s == "M" else 148.0
+            values.append((1.10 if s == "M" else 1.07) * w - k * (w / h_cm) ** 2)
+        elif kind == "lbm_janma":
+            bmi = w / float(height_m) ** 2
+            values.append(9270.0 * w / ((6680.0 + 216.0 * bmi) if s == "M" else (8780.0 + 244.0 * bmi)))
+        elif kind == "ibw":
+            values.append(48.0 + 1.06 * (h_cm - 152.0) if s == "M" else 45.5 + 0.91 * (h_cm - 152.0))
+        else:
+            raise ValueError(f"unknown SUV kind {kind!r}; valid: {', '.join(KINDS)}")
+    return float(np.mean(values)) * 1000.0
+
+
+# --- the factor -----------------------------------------------------------------------------
+
+
+class _Ctx:
+    """Helper carrying the headers, the file name for messages and the provenance record."""
+
+    def __init__(self, headers: list[Dataset], source: str) -> None:
+        self.headers = headers
+        self.ds = headers[0]
+        self.source = source or str(getattr(self.ds, "filename", "") or "<dataset>")
+        self.tags: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.slice_decay: list[float] = []
+
+    def fail(self, what: str, tag: str, override: str) -> SUVError:
+        return SUVError(f"{self.source}: {what} ({tag}); {override}")
+
+    def radiopharm(self) -> Dataset:
+        seq = self.ds.get("RadiopharmaceuticalInformationSequence")
+        if not seq:
+            return Dataset()
+        item: Dataset = seq[0]
+        return item
+
+
+def _weight(ctx: _Ctx, weight_kg: float | None) -> float:
+    if weight_kg is not None:
+        w, ctx.tags["weight_source"] = float(weight_kg), "override weight_kg"
+    else:
+        raw = ctx.ds.get("PatientWeight")
+        w = float(raw) if raw not in (None, "") else 0.0
+        ctx.tags["weight_source"] = "PatientWeight (0010,1030)"
+    hint = "pass weight_kg=<kg> (e.g. weight_kg=72) / --weight-kg 72, or a weight_kg column in the study's clinical table"
+    if w <= 0:
+        raise ctx.fail("patient weight is missing or 0", "PatientWeight (0010,1030)", hint)
+    if w > _MAX_WEIGHT_KG:
+        raise ctx.fail(
+            f"patient weight {w} kg is implausible (> {_MAX_WEIGHT_KG:g} kg; grams or pounds?)",
+            "PatientWeight (0010,1030)",
+            hint,
+        )
+    ctx.tags["PatientWeight_kg"] = w
+    return w
+
+
+def _height(ctx: _Ctx, height_m: float | None) -> float:
+    if height_m is not None:
+        h, ctx.tags["height_source"] = float(height_m), "override height_m"
+    else:
+        raw = ctx.ds.get("PatientSize")
+        h = float(raw) if raw not in (None, "") else 0.0
+        ctx.tags["height_source"] = "PatientSize (0010,1020)"
+    hint = "pass height_m=<m> (e.g. height_m=1.75) / --height-m 1.75, or a height_m column in the study's clinical table"
+    if h <= 0:
+        raise ctx.fail("patient height is missing or 0", "PatientSize (0010,1020)", hint)
+    if not 0.3 <= h <= 2.6:
+        raise ctx.fail(
+            f"patient height {h} m is implausible (cm instead of m?)", "PatientSize (0010,1020)", hint
+        )
+    ctx.tags["PatientSize_m"] = h
+    return h
+
+
+def _sex(ctx: _Ctx, sex: str | None) -> str:
+    s = (sex if sex is not None else str(ctx.ds.get("PatientSex", "") or "")).strip().upper()
+    ctx.tags["PatientSex"] = s
+    ctx.tags["sex_source"] = "override sex" if sex is not None else "PatientSex (0010,0040)"
+    if s not in ("M", "F"):
+        ctx.warnings.append(
+            f"PatientSex (0010,0040) is {s or 'empty'!r}: the mean of the male and female formulas is used "
+            "(IBSI-SUV manual); pass sex='M' or 'F' to override"
+        )
+    return s
+
+
+def _norm(ctx: _Ctx, kind: str, weight_kg: float | None, height_m: float | None, sex: str | None) -> float:
+    w = _weight(ctx, weight_kg)
+    if kind == "bw":
+        value = normaliser("bw", weight_kg=w)
+    else:
+        h = _height(ctx, height_m)
+        s = _sex(ctx, sex) if kind != "bsa" else ""
+        value = normaliser(kind, weight_kg=w, height_m=h, sex=s)
+        if value <= 0:
+            raise ctx.fail(
+                f"the {kind} normaliser is {value / 1000:.1f} kg for weight {w} kg and height {h} m",
+                "PatientWeight (0010,1030) / PatientSize (0010,1020)",
+                "check the weight and height, or pass weight_kg= / height_m=",
+            )
+    ctx.tags[f"normaliser_{kind}"] = value
+    return value
+
+
+def _dose(ctx: _Ctx, dose_bq: float | None) -> float:
+    hint = "pass dose_bq=<Bq> (e.g. dose_bq=3.7e8) / --dose-bq, or a dose_bq column in the study's clinical table"
+    if dose_bq is not None:
+        d = float(dose_bq)
+        ctx.tags["dose_source"] = "override dose_bq"
+    else:
+        raw = ctx.radiopharm().get("RadionuclideTotalDose")
+        d = float(raw) if raw not in (None, "") else 0.0
+        ctx.tags["dose_source"] = "RadionuclideTotalDose (0018,1074)"
+        if 0 < d < 1e4:
+            ctx.warnings.append(
+                f"RadionuclideTotalDose (0018,1074) = {d:g} is too small for Bq: read as MBq ({d * 1e6:g} Bq); "
+                "pass dose_bq= to override"
+            )
+            d *= 1e6
+    if d <= 0:
+        raise ctx.fail("administered dose is missing or 0", "RadionuclideTotalDose (0018,1074)", hint)
+    ctx.tags["RadionuclideTotalDose_Bq"] = d
+    return d
+
+
+def _half_life(ctx: _Ctx, half_life_s: float | None) -> float:
+    raw = half_life_s if half_life_s is not None else ctx.radiopharm().get("RadionuclideHalfLife")
+    t = float(raw) if raw not in (None, "") else 0.0
+    if t <= 0:
+        raise ctx.fail(
+            "radionuclide half-life is missing or 0",
+            "RadionuclideHalfLife (0018,1075)",
+            "pass half_life_s=<s> (F-18: 6586.2 s, Ga-68: 4057.7 s)",
+        )
+    ctx.tags["RadionuclideHalfLife_s"] = t
+    return t
+
+
+def _series_datetime(ctx: _Ctx) -> datetime:
+    date, time = ctx.ds.get("SeriesDate"), ctx.ds.get("SeriesTime")
+    if not date or not time:
+        raise ctx.fail(
+            "series date/time is missing",
+            "SeriesDate (0008,0021) / SeriesTime (0008,0031)",
+            "the decay-correction reference time is unknown; fix the header",
+        )
+    return _combine(str(date), str(time))
+
+
+def _acquisition_datetimes(ctx: _Ctx) -> list[tuple[datetime, Dataset]]:
+    out = []
+    for ds in ctx.headers:
+        t = ds.get("AcquisitionTime")
+        if t:
+            out.append((_combine(str(ds.get("AcquisitionDate") or ds.get("SeriesDate")), str(t)), ds))
+    return out
+
+
+def _average_count_time(frame_s: float, half_life: float) -> float:
+    lam = math.log(2) / half_life
+    x = lam * frame_s
+    return math.log(x / (1.0 - math.exp(-x))) / lam
+
+
+def _reference_time(ctx: _Ctx, half_life: float) -> datetime:
+    """Scan start for DecayCorrection START (QIBA rule; IBSI-SUV method 4 fallback)."""
+    series_dt = _series_datetime(ctx)
+    acq = _acquisition_datetimes(ctx)
+    manufacturer = str(ctx.ds.get("Manufacturer", "") or "").upper()
+    if manufacturer.startswith("GE") and _GE_SCAN_DATETIME in ctx.ds:
+        raw = ctx.ds[_GE_SCAN_DATETIME].value
+        text = raw.decode("ascii", "ignore") if isinstance(raw, bytes) else str(raw)
+        text = text.strip("\x00 ")
+        if text:
+            ref = _parse_datetime(text)
+            ctx.tags["reference_time_source"] = "GE private scan date-time (0009,100D)"
+            return ref
+    if not acq or series_dt <= min(a for a, _ in acq):
+        ctx.tags["reference_time_source"] = "SeriesDate/SeriesTime (0008,0021/0031)"
+        return series_dt
+    # series written after the acquisition (post-processed): back-compute the scan start
+    starts = []
+    for a, ds in acq:
+        frt, dur = ds.get("FrameReferenceTime"), ds.get("ActualFrameDuration")
+        if frt not in (None, "") and dur not in (None, "") and float(frt) > 0 and float(dur) > 0:
+            t_ave = _average_count_time(float(dur) / 1000.0, half_life)
+            starts.append(a - timedelta(seconds=float(frt) / 1000.0 - t_ave))
+    if starts:
+        ctx.tags["reference_time_source"] = (
+            "AcquisitionTime - (FrameReferenceTime - average count time in frame) (SeriesTime later than acquisition)"
+        )
+        return min(starts)
+    ctx.tags["reference_time_source"] = (
+        "earliest AcquisitionDate/AcquisitionTime (SeriesTime later than acquisition)"
+    )
+    return min(a for a, _ in acq)
+
+
+def _injection_time(ctx: _Ctx, injection_time: datetime | None, reference: datetime) -> datetime:
+    if injection_time is not None:
+        ctx.tags["injection_source"] = "override injection_time"
+        return injection_time
+    rp = ctx.radiopharm()
+    start_dt = rp.get("RadiopharmaceuticalStartDateTime")
+    if start_dt:
+        ctx.tags["injection_source"] = "RadiopharmaceuticalStartDateTime (0018,1078)"
+        return _parse_datetime(str(start_dt))
+    start_t = rp.get("RadiopharmaceuticalStartTime")
+    if not start_t:
+        raise ctx.fail(
+            "injection time is missing",
+            "RadiopharmaceuticalStartDateTime (0018,1078) / RadiopharmaceuticalStartTime (0018,1072)",
+            "pass injection_time=datetime(...) / --injection-time, or an injection_time column in the clinical table",
+        )
+    date = str(ctx.ds.get("SeriesDate") or reference.strftime("%Y%m%d"))
+    inj = _combine(date, str(start_t))
+    ctx.tags["injection_source"] = "RadiopharmaceuticalStartTime (0018,1072) with SeriesDate"
+    if inj > reference:
+        inj -= timedelta(days=1)
+        ctx.warnings.append(
+            "injection time is later than the scan time on the same date: taken as the day before"
+        )
+    return inj
+
+
+def _decayed_dose(
+    ctx: _Ctx,
+    *,
+    dose_bq: float | None,
+    injection_time: datetime | None,
+    half_life_s: float | None,
+) -> float:
+    """Dose decayed to the time the voxel values refer to."""
+    dose = _dose(ctx, dose_bq)
+    dc = str(ctx.ds.get("DecayCorrection", "") or "").strip().upper()
+    ctx.tags["DecayCorrection"] = dc
+    if dc == "ADMIN":
+        ctx.tags["decay_factor"] = 1.0
+        return dose
+    if dc not in ("START", "NONE"):
+        raise ctx.fail(
+            f"DecayCorrection {dc or '(empty)'!r} is not one of START, ADMIN, NONE",
+            "DecayCorrection (0054,1102)",
+            "fix the header; the time the voxel values refer to is unknown",
+        )
+    half_life = _half_life(ctx, half_life_s)
+    if dc == "START":
+        reference = _reference_time(ctx, half_life)
+    else:
+        acq = _acquisition_datetimes(ctx)
+        if not acq:
+            raise ctx.fail(
+                "DecayCorrection NONE needs the acquisition time",
+                "AcquisitionTime (0008,0032)",
+                "fix the header",
+            )
+        if len(acq) != len(ctx.headers):
+            raise ctx.fail(
+                f"DecayCorrection NONE: {len(ctx.headers) - len(acq)} of {len(ctx.headers)} slices lack the "
+                "acquisition time needed for their decay correction",
+                "AcquisitionTime (0008,0032)",
+                "fix the header",
+            )
+
+        def scan_time(a: datetime, ds: Dataset) -> datetime:
+            # t_scan = t_acq + T_ave: time of the average count rate within the frame (IBSI-SUV manual)
+            dur = ds.get("ActualFrameDuration")
+            ok = dur not in (None, "") and float(dur) > 0
+            return a + timedelta(seconds=_average_count_time(float(dur) / 1000.0, half_life) if ok else 0.0)
+
+        times = [scan_time(a, ds) for a, ds in acq]
+        reference = min(times)
+        ctx.tags["reference_time_source"] = (
+            "earliest AcquisitionTime + average count time in frame (DecayCorrection NONE)"
+        )
+        if len(set(times)) > 1:
+            # frames acquired at different times: one decay factor per slice, relative to the reference
+            ctx.slice_decay = [2.0 ** (-(t - reference).total_seconds() / half_life) for t in times]
+            ctx.tags["slice_scan_times"] = sorted({t.isoformat() for t in times})
+            ctx.warnings.append(
+                "DecayCorrection NONE with several acquisition times: each slice has its own factor "
+                "(SUVFactor.slice_factors); SUVFactor.factor holds for the earliest frame only"
+            )
+    injection = _injection_time(ctx, injection_time, reference)
+    delta = (reference - injection).total_seconds()
+    ctx.tags.update(
+        reference_time=reference.isoformat(), injection_time=injection.isoformat(), uptake_s=delta
+    )
+    if delta < 0:
+        raise ctx.fail(
+            f"injection ({injection}) is after the reference time ({reference})",
+            "RadiopharmaceuticalStartDateTime (0018,1078) / SeriesTime (0008,0031)",
+            "pass injection_time=datetime(...) / --injection-time with the true injection time",
+        )
+    if delta > _MAX_UPTAKE_S:
+        raise ctx.fail(
+            f"uptake time {delta / 3600:.1f} h is implausible (> 24 h) between injection {injection} and {reference}",
+            "RadiopharmaceuticalStartDateTime (0018,1078) / SeriesDate (0008,0021)",
+            "pass injection_time=datetime(...) / --injection-time with the true injection time",
+        )
+    decay = 2.0 ** (-delta / half_life)
+    ctx.tags["decay_factor"] = decay
+    return dose * decay
 
 
 def suv_factor(
@@ -203,21 +483,24 @@ def suv_factor(
     sex: str | None = None,
     dose_bq: float | None = None,
     injection_time: datetime | None = None,
+    half_life_s: float | None = None,
     source: str = "",
 ) -> SUVFactor:
-    """The factor converting a PET series' values to SUV.
+    """Factor converting rescaled PET voxel values to SUV, with the tags it used.
 
     Parameters
     ----------
     header : pydicom.Dataset or sequence of Dataset
-        The series' first slice, or every slice (the earliest AcquisitionTime is then used).
+        PET header(s) (pixel data not needed). With several slices the earliest AcquisitionTime is
+        used for the START rule.
     kind : {'bw', 'lbm', 'lbm_janma', 'bsa', 'ibw'}
-        Normalisation: body weight, lean body mass (James or Janmahasatian), body surface area
-        (Du Bois), ideal body weight (Devine).
-    weight_kg, height_m, sex, dose_bq, injection_time : optional
-        Overrides of the header values.
+        SUV normalisation: body weight; lean body mass (James, DICOM LBMJAMES128); lean body mass
+        (Janmahasatian); body surface area (Du Bois, result in cm²/ml); ideal body weight.
+    weight_kg, height_m, sex, dose_bq, injection_time, half_life_s : optional
+        Overrides of PatientWeight, PatientSize, PatientSex, RadionuclideTotalDose (Bq, taken as given),
+        the injection date-time and RadionuclideHalfLife; they take precedence and are recorded in ``tags``.
     source : str
-        Where the header came from (for messages); default: the header's file name.
+        File name used in error messages (default: the dataset's filename).
 
     Returns
     -------
@@ -226,136 +509,143 @@ def suv_factor(
     Raises
     ------
     SUVError
-        Missing or implausible input; the message names the attribute, the file and the override.
+        Missing or implausible weight, height, dose, half-life or times; unknown Units or
+        DecayCorrection. The message names the DICOM attribute, the file and the override to use.
+    ValueError
+        Unknown ``kind``.
     """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     headers = [header] if isinstance(header, Dataset) else list(header)
     if not headers:
-        raise SUVError("suv_factor: no header given")
-    if kind not in _KINDS:
-        raise SUVError(f"SUV kind must be one of {_KINDS}, got {kind!r}")
-    first = headers[0]
-    where = _source(first, source)
-    tags: dict[str, Any] = {"SUV kind": kind}
-    units = str(first.get("Units", "") or "").upper()
-    tags["Units"] = units
+        raise SUVError(
+            "suv_factor got no header: pass the PET series' first slice dataset (Image.meta['header'])"
+        )
+    ctx = _Ctx(headers, source)
+    ds = ctx.ds
+    units = str(ds.get("Units", "") or "").strip().upper()
+    ctx.tags["Units"] = units
+    modality = str(ds.get("Modality", "") or "")
+    if modality and modality != "PT":
+        raise ctx.fail(
+            f"Modality is {modality!r}, not PT", "Modality (0008,0060)", "SUV applies to PET series only"
+        )
+    overrides = {
+        k: v
+        for k, v in dict(
+            weight_kg=weight_kg,
+            height_m=height_m,
+            sex=sex,
+            dose_bq=dose_bq,
+            injection_time=injection_time,
+            half_life_s=half_life_s,
+        ).items()
+        if v is not None
+    }
+    ctx.tags["overrides"] = {
+        k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in overrides.items()
+    }
+    corrected = [str(v).upper() for v in (ds.get("CorrectedImage") or [])]
+    ctx.tags["CorrectedImage"] = corrected
+    if corrected and "ATTN" not in corrected:
+        ctx.warnings.append("CorrectedImage (0028,0051) lacks ATTN: the image is not attenuation corrected")
+
     if units in ("GML", "CM2ML"):
-        native = "bw" if units == "GML" else "bsa"
-        if kind != native:
-            raise SUVError(
-                f"{where}: Units (0054,1001) is {units}: the values are already SUV{native} as computed by the "
-                f"scanner; SUV{kind} cannot be derived from them. Use kind='{native}' or export Bq/ml (BQML) images."
+        suv_type = str(ds.get("SUVType", "") or "").strip().upper() or ("BW" if units == "GML" else "BSA")
+        ctx.tags["SUVType"] = suv_type
+        stored = _SUVTYPE_TO_KIND.get(suv_type)
+        if stored is None or (units == "CM2ML") != (stored == "bsa"):
+            raise ctx.fail(
+                f"SUVType {suv_type!r} is unknown or inconsistent with Units {units}",
+                "SUVType (0054,1006)",
+                "fix the header (GML goes with BW/LBM/LBMJAMES128/LBMJANMA/IBW, CM2ML with BSA)",
             )
-        return SUVFactor(1.0, kind, tags, (f"values already in SUV{native} (Units {units})",))
-    if units != "BQML":
-        raise SUVError(
-            f"{where}: Units (0054,1001) is {units or 'absent'}; only BQML (Bq/ml), GML and CM2ML are supported. "
-            "Export the PET in Bq/ml, or convert it with the vendor's scale factor first."
-        )
-
-    weight = weight_kg if weight_kg is not None else float(first.get("PatientWeight", 0) or 0)
-    tags["PatientWeight_kg"] = weight
-    if weight_kg is not None:
-        tags["PatientWeight_override"] = True
-    if not 1.0 <= weight <= 400.0:
-        raise _fail(
-            "PatientWeight",
-            "(0010,1030)",
-            f"is {weight!r} kg: absent, zero or implausible (1 to 400 kg)",
-            where,
-        )
-
-    seq = first.get("RadiopharmaceuticalInformationSequence")
-    rp = seq[0] if seq else Dataset()
-    if not seq and (dose_bq is None or injection_time is None):
-        _radiopharmaceutical(first, where)  # raises, naming the sequence and the overrides
-    dose = dose_bq if dose_bq is not None else float(rp.get("RadionuclideTotalDose", 0) or 0)
-    tags["RadionuclideTotalDose_Bq"] = dose
-    if not dose > 0:
-        raise _fail("RadionuclideTotalDose", "(0018,1074)", f"is {dose!r}: absent or zero", where)
-    if dose < 1e5:
-        raise _fail(
-            "RadionuclideTotalDose",
-            "(0018,1074)",
-            f"is {dose:g} Bq, implausibly small for a patient injection (was it entered in MBq?)",
-            where,
-        )
-
-    decay = str(first.get("DecayCorrection", "") or "").upper()
-    tags["DecayCorrection"] = decay
-    if decay not in ("START", "ADMIN", "NONE"):
-        raise SUVError(
-            f"{where}: DecayCorrection (0054,1102) is {decay or 'absent'}; expected START, ADMIN or NONE. "
-            "The decay reference of the values is unknown, so no SUV can be computed reliably."
-        )
-
-    warnings: list[str] = []
-    decay_factor = 1.0
-    if decay in ("START", "NONE"):
-        half_life = float(rp.get("RadionuclideHalfLife", 0) or 0)
-        if not half_life > 0:
-            raise _fail("RadionuclideHalfLife", "(0018,1075)", f"is {half_life!r}: absent or zero", where)
-        ref_time, notes = _reference_time(headers, where)
-        warnings += notes
-        if injection_time is not None:
-            inj = injection_time
+        if stored == kind:
+            factor = 1.0
         else:
-            start_dt = str(rp.get("RadiopharmaceuticalStartDateTime", "") or "")
-            start_t = str(rp.get("RadiopharmaceuticalStartTime", "") or "")
-            if start_dt:
-                inj = _parse_dt(start_dt)
-            elif start_t:
-                inj = _dicom_datetime(ref_time.strftime("%Y%m%d"), start_t)
-                if inj > ref_time:
-                    inj -= timedelta(days=1)
-                    warnings.append(
-                        "injection time later than the scan on the same date: taken as the day before"
-                    )
-            else:
-                raise _fail("RadiopharmaceuticalStartTime", "(0018,1072)", "is absent", where)
-        elapsed = (ref_time - inj).total_seconds()
-        tags.update(
-            injection_time=inj.isoformat(),
-            reference_time=ref_time.isoformat(),
-            uptake_s=elapsed,
-            RadionuclideHalfLife_s=half_life,
+            factor = _norm(ctx, kind, weight_kg, height_m, sex) / _norm(ctx, stored, weight_kg, height_m, sex)
+        ctx.tags["stored_as"] = f"SUV{stored} already"
+    elif units == "BQML":
+        factor = _norm(ctx, kind, weight_kg, height_m, sex) / _decayed_dose(
+            ctx, dose_bq=dose_bq, injection_time=injection_time, half_life_s=half_life_s
         )
-        if elapsed < 0:
-            raise _fail(
-                "RadiopharmaceuticalStartTime",
-                "(0018,1072)",
-                f"({inj.isoformat()}) is after the scan reference time ({ref_time.isoformat()})",
-                where,
+        ctx.tags["decayed_dose_Bq"] = ctx.tags["RadionuclideTotalDose_Bq"] * ctx.tags["decay_factor"]
+    elif units == "CNTS":
+        suv_sf = _private(ds, _PHILIPS_SUV_SCALE)
+        ac_sf = _private(ds, _PHILIPS_ACTIVITY_SCALE)
+        ctx.tags["PhilipsSUVScaleFactor_7053_1000"] = suv_sf
+        ctx.tags["PhilipsActivityConcentrationScaleFactor_7053_1009"] = ac_sf
+        if suv_sf:
+            factor = suv_sf
+            if kind != "bw":
+                factor *= _norm(ctx, kind, weight_kg, height_m, sex) / _norm(
+                    ctx, "bw", weight_kg, height_m, sex
+                )
+        elif ac_sf:
+            factor = ac_sf * (
+                _norm(ctx, kind, weight_kg, height_m, sex)
+                / _decayed_dose(ctx, dose_bq=dose_bq, injection_time=injection_time, half_life_s=half_life_s)
             )
-        if elapsed > 24 * 3600:
-            raise _fail(
-                "RadiopharmaceuticalStartTime",
-                "(0018,1072)",
-                f"gives an uptake time of {elapsed / 3600:.1f} h (over 24 h): check the injection date and time",
-                where,
+        else:
+            raise ctx.fail(
+                "Units CNTS without a usable Philips SUV Scale Factor (7053,1000) or Activity Concentration "
+                "Scale Factor (7053,1009)",
+                "Units (0054,1001)",
+                "counts cannot be converted to Bq/ml: export the series in BQML from the scanner console",
             )
-        decay_factor = math.exp(-math.log(2.0) * elapsed / half_life)
-    tags["decay_factor"] = decay_factor
-    decayed = dose * decay_factor
-    tags["decayed_dose_Bq"] = decayed
-    norm, info = _body_size(kind, weight, first, where, height_m, sex)
-    tags.update(info)
-    factor = norm / decayed
-    return SUVFactor(factor, kind, tags, tuple(warnings))
+    else:
+        raise ctx.fail(
+            f"Units {units or '(empty)'!r} cannot be converted to SUV (supported: BQML, CNTS with Philips "
+            "scale factors, GML, CM2ML)",
+            "Units (0054,1001)",
+            "export the series in BQML from the scanner console",
+        )
+    if not math.isfinite(factor) or factor <= 0:
+        raise SUVError(f"{ctx.source}: SUV factor {factor} is not a positive number; tags used: {ctx.tags}")
+    slice_factors = tuple(float(factor) / d for d in ctx.slice_decay)
+    return SUVFactor(float(factor), kind, ctx.tags, tuple(ctx.warnings), slice_factors)
 
 
 def to_suv(pet: Image, *, kind: SUVKind = "bw", **overrides: Any) -> tuple[Image, SUVFactor]:
     """Convert a PET image read by :func:`smartimaging.io.dicom.read_series` to SUV.
 
-    Uses ``pet.meta['headers']`` (every slice) or ``pet.meta['header']``; the overrides are
-    those of :func:`suv_factor`. Returns the SUV image (float32, ``meta['units'] = 'SUV' + kind``)
-    and the factor.
+    Parameters
+    ----------
+    pet : Image
+        PET image in rescaled units; ``meta['header']`` (and ``meta['headers']`` if present) hold the
+        DICOM header(s).
+    kind : {'bw', 'lbm', 'lbm_janma', 'bsa', 'ibw'}
+        SUV normalisation.
+    **overrides
+        Passed to :func:`suv_factor` (weight_kg, height_m, sex, dose_bq, injection_time, half_life_s, source).
+
+    Returns
+    -------
+    (Image, SUVFactor)
+        The SUV image (float32, ``meta['units']`` = 'SUVbw', ...) and the factor with its provenance.
+
+    Raises
+    ------
+    SUVError
+        No header in ``pet.meta``, or any error of :func:`suv_factor`.
     """
-    headers = pet.meta.get("headers") or ([pet.meta["header"]] if "header" in pet.meta else [])
+    headers = pet.meta.get("headers") or ([pet.meta["header"]] if pet.meta.get("header") is not None else [])
     if not headers:
         raise SUVError(
-            "to_suv: the image carries no DICOM header (meta['header']); read the PET with "
-            "smartimaging.io.dicom.read_series, or use suv_factor() with the header yourself"
+            "the PET image carries no DICOM header (meta['header']): read it with "
+            "smartimaging.io.dicom.read_series, or compute the factor with suv_factor() and the header"
         )
-    factor = suv_factor(headers, kind=kind, **overrides)
-    values = (pet.array.astype(np.float64) * factor.factor).astype(np.float32)
-    return pet.with_array(values, units=f"SUV{kind}", suv_factor=factor.factor), factor
+    files = pet.meta.get("files") or []
+    overrides.setdefault("source", str(files[0]) if files else "")
+    f = suv_factor(headers, kind=kind, **overrides)
+    if f.slice_factors:
+        if len(f.slice_factors) != pet.shape[0]:
+            raise SUVError(
+                f"{overrides['source']}: {len(f.slice_factors)} per-slice SUV factors for {pet.shape[0]} slices: "
+                "meta['headers'] must hold one header per slice, in slice order (use read_series)"
+            )
+        scale = np.asarray(f.slice_factors)[:, None, None]
+    else:
+        scale = np.asarray(f.factor)
+    arr = (pet.array.astype(np.float64) * scale).astype(np.float32)
+    return pet.with_array(arr, units=f"SUV{kind}", suv=f), f
