@@ -44,3 +44,19 @@ def test_synth_writes_a_cohort(tmp_path: Path) -> None:
     assert "2 patients written" in result.output
     assert (tmp_path / "c" / "clinical.csv").is_file()
     assert sorted(p.name for p in (tmp_path / "c" / "dicom").iterdir()) == ["SYN001", "SYN002"]
+
+
+def test_demo_reuses_a_cohort_only_from_the_same_generator(tmp_path: Path) -> None:
+    import json
+
+    from smartimaging.study.demo import _cohort_matches
+    from smartimaging.synthetic import generate_cohort
+
+    data = tmp_path / "data"
+    generate_cohort(data, n_patients=2, seed=3, n_slices=48, progress=False)
+    assert _cohort_matches(data, 2, 3)
+    assert not _cohort_matches(data, 2, 4)
+    meta = json.loads((data / "cohort.json").read_text(encoding="utf-8"))
+    meta["generator_version"] = "0.9"
+    (data / "cohort.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert not _cohort_matches(data, 2, 3)

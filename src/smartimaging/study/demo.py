@@ -7,10 +7,12 @@ from pathlib import Path
 
 import yaml
 
+from smartimaging import __version__
 from smartimaging.atomic import write_text
 from smartimaging.study.config import load_study
 from smartimaging.study.runner import RunSummary, run_study
 from smartimaging.synthetic import generate_cohort
+from smartimaging.synthetic.cohort import GENERATOR_VERSION
 
 __all__ = ["demo_study", "run_demo"]
 
@@ -45,11 +47,17 @@ def demo_study(data_dir: Path, output_dir: Path, *, seed: int = 0, jobs: int = 1
 
 
 def _cohort_matches(data_dir: Path, n_patients: int, seed: int) -> bool:
+    """Whether ``data_dir`` holds the cohort this version would generate (same size, seed, generator)."""
     meta = data_dir / "cohort.json"
     if not meta.is_file():
         return False
     info = json.loads(meta.read_text(encoding="utf-8"))
-    return bool(info.get("n_patients") == n_patients and info.get("seed") == seed)
+    return bool(
+        info.get("n_patients") == n_patients
+        and info.get("seed") == seed
+        and info.get("generator_version") == GENERATOR_VERSION
+        and info.get("smartimaging_version") == __version__
+    )
 
 
 def run_demo(

@@ -28,6 +28,7 @@ import pandas as pd
 import pydicom
 import SimpleITK as sitk
 
+from smartimaging import __version__
 from smartimaging.atomic import atomic_path, atomic_write, write_text
 from smartimaging.exceptions import ConfigError
 from smartimaging.image import Image, Mask
@@ -311,6 +312,7 @@ def generate_cohort(
     info = {
         "generator": "smartimaging.synthetic",
         "generator_version": GENERATOR_VERSION,
+        "smartimaging_version": __version__,
         "seed": seed,
         "n_patients": n_patients,
         "n_slices": n_slices,
