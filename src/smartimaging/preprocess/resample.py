@@ -53,6 +53,7 @@ __all__ = [
     "preprocess",
     "resample_image",
     "resample_mask",
+    "round_intensities",
 ]
 
 #: Valid values of ``interpolation`` for intensity images, with their spline order.
@@ -157,9 +158,7 @@ def ibsi_grid(image: Image, *, spacing: Spacing) -> Image:
     return Image(np.zeros(shape), new_spacing, origin, image.direction.copy(), dict(image.meta))
 
 
-def _interpolate(
-    array: np.ndarray, positions_xyz: list[np.ndarray], order: int, keep_z: bool
-) -> np.ndarray:
+def _interpolate(array: np.ndarray, positions_xyz: list[np.ndarray], order: int, keep_z: bool) -> np.ndarray:
     data = np.asarray(array, dtype=np.float64)
     px, py, pz = positions_xyz
     if keep_z:
@@ -221,7 +220,7 @@ def resample_image(
         )
     _check_round_to(round_to)
     spacing_t = _check_spacing(spacing, in_plane_only)
-    shape, new_spacing, origin, positions = _grid(image, spacing_t)
+    _shape, new_spacing, origin, positions = _grid(image, spacing_t)
     out = _interpolate(image.array, positions, IMAGE_INTERPOLATIONS[interpolation], spacing_t[2] is None)
     if round_to is not None:
         out = round_intensities(out, round_to)
@@ -291,7 +290,7 @@ def resample_mask(
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
         raise ConfigError(f"threshold must be a fraction in (0, 1] (IBSI uses 0.5), got {threshold!r}")
     spacing_t = _check_spacing(spacing, in_plane_only)
-    shape, new_spacing, origin, positions = _grid(mask, spacing_t)
+    _shape, new_spacing, origin, positions = _grid(mask, spacing_t)
     frac = _interpolate(mask.array, positions, MASK_INTERPOLATIONS[interpolation], spacing_t[2] is None)
     # round-off guard: a fraction of exactly 0.5 must not fall to 0.49999999999
     keep = frac >= threshold - 1e-9
@@ -344,7 +343,9 @@ class ImageProcessingSettings(BaseModel):
 
     @field_validator("resegmentation_range")
     @classmethod
-    def _ordered_range(cls, v: tuple[float | None, float | None] | None) -> tuple[float | None, float | None] | None:
+    def _ordered_range(
+        cls, v: tuple[float | None, float | None] | None
+    ) -> tuple[float | None, float | None] | None:
         if v is None:
             return v
         lower, upper = v

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from smartimaging.exceptions import ConfigError, EmptyMaskError
+from smartimaging.exceptions import ConfigError
 from smartimaging.image import Image, Mask, check_same_geometry
 
 __all__ = ["intensity_and_morphological_masks", "resegment_outliers", "resegment_range"]
@@ -104,7 +104,9 @@ def _outlier_bounds(values: np.ndarray, n_sd: float) -> tuple[float, float]:
 def _check_n_sd(n_sd: float) -> float:
     v = _check_number(n_sd, "n_sd")
     if not (math.isfinite(v) and v > 0):
-        raise ConfigError(f"n_sd must be a positive number of standard deviations (IBSI uses 3), got {n_sd!r}")
+        raise ConfigError(
+            f"n_sd must be a positive number of standard deviations (IBSI uses 3), got {n_sd!r}"
+        )
     return v
 
 
