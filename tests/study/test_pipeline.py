@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -29,14 +30,21 @@ from smartimaging.study.runner import run_study
 from smartimaging.synthetic import generate_cohort, make_patient
 from smartimaging.synthetic.dicom_write import write_pet_series
 
-pytestmark = pytest.mark.xdist_group("cohort60")
-
 
 @pytest.fixture(scope="session")
-def cohort60(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default demo cohort: 60 patients, seed 0 (generated once per test session)."""
-    root = tmp_path_factory.mktemp("cohort60")
-    generate_cohort(root, n_patients=60, seed=0, n_jobs=2, progress=False)
+def cohort60(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The default demo cohort: 60 patients, seed 0, generated once per test run.
+
+    Under pytest-xdist every worker has its own session, so the cohort goes into the run's
+    shared temporary folder and the first worker to arrive generates it under a file lock.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    root = shared / "cohort60"
+    with open(shared / "cohort60.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "cohort.json").is_file():
+            generate_cohort(root, n_patients=60, seed=0, n_jobs=2, progress=False)
     return root
 
 
