@@ -211,3 +211,21 @@ def test_extract_command_errors_exit_2_with_the_reason(volume_files, tmp_path):
         _app(), ["extract", "--image", str(ipath), "--mask", str(other_grid), "--out", str(out)]
     )
     assert res.exit_code == 2 and "do not share a voxel grid" in res.output and not out.exists()
+
+
+def test_pet_dicom_folder_is_read_as_suv(tmp_path):
+    from smartimaging.io.dicom import discover, read_series
+    from smartimaging.io.suv import to_suv
+    from smartimaging.synthetic import make_patient
+    from smartimaging.synthetic.dicom_write import write_pet_series
+
+    patient = make_patient(0, seed=11, noise=False, n_slices=40)
+    write_pet_series(patient, tmp_path / "pet")
+    suv, _ = to_suv(read_series(discover(tmp_path / "pet").series[0]))
+    lesion = patient.lesion_labels.array == 1
+    assert lesion.shape == suv.shape and lesion.any()
+    labels = _write(suv.with_array(lesion.astype(np.int16)), tmp_path / "lesion.nii.gz")
+    table = extract_case(Case("syn", tmp_path / "pet", labels, "lesion"), settings=SETTINGS)
+    assert set(table["modality"]) == {"PT"}
+    v = table.set_index("key")["value"]
+    assert v["PET.SUVmax"] == pytest.approx(float(suv.array[lesion].max()), rel=1e-6)
