@@ -189,42 +189,38 @@ class FamilySpec:
 
 
 #: Family name -> how to compute it. Order here is the row order of the output.
-FAMILY_TABLE: dict[str, FamilySpec] = dict(
-    {
-        "morphology": FamilySpec(
-            morphology.FEATURES, lambda r: morphology.compute(r.image, r.morph_mask, r.intensity_mask)
+FAMILY_TABLE: dict[str, FamilySpec] = {
+    "morphology": FamilySpec(
+        morphology.FEATURES, lambda r: morphology.compute(r.image, r.morph_mask, r.intensity_mask)
+    ),
+    local_intensity.FAMILY: FamilySpec(
+        local_intensity.FEATURES, lambda r: local_intensity.compute_image(r.image, r.intensity_mask)
+    ),
+    statistics.FAMILY: FamilySpec(statistics.FEATURES, lambda r: statistics.compute(r.values)),
+    "intensity histogram": FamilySpec(histogram.FEATURES, _histogram),
+    "intensity-volume histogram": FamilySpec(ivh.FEATURES, _ivh),
+    "GLCM": FamilySpec(glcm.FEATURES, _texture(glcm.compute, "GLCM", distance=lambda r: r.settings.distance)),
+    "GLRLM": FamilySpec(glrlm.FEATURES, _texture(glrlm.compute, "GLRLM")),
+    "GLSZM": FamilySpec(glszm.FEATURES, _texture(glszm.compute, "GLSZM")),
+    "GLDZM": FamilySpec(
+        gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.morph_mask.array)
+    ),
+    "NGTDM": FamilySpec(
+        ngtdm.FEATURES, _texture(ngtdm.compute, "NGTDM", distance=lambda r: r.settings.distance)
+    ),
+    "NGLDM": FamilySpec(
+        ngldm.FEATURES,
+        _texture(
+            ngldm.compute,
+            "NGLDM",
+            distance=lambda r: r.settings.distance,
+            alpha=lambda r: r.settings.ngldm_alpha,
         ),
-        local_intensity.FAMILY: FamilySpec(
-            local_intensity.FEATURES, lambda r: local_intensity.compute_image(r.image, r.intensity_mask)
-        ),
-        statistics.FAMILY: FamilySpec(statistics.FEATURES, lambda r: statistics.compute(r.values)),
-        "intensity histogram": FamilySpec(histogram.FEATURES, _histogram),
-        "intensity-volume histogram": FamilySpec(ivh.FEATURES, _ivh),
-        "GLCM": FamilySpec(
-            glcm.FEATURES, _texture(glcm.compute, "GLCM", distance=lambda r: r.settings.distance)
-        ),
-        "GLRLM": FamilySpec(glrlm.FEATURES, _texture(glrlm.compute, "GLRLM")),
-        "GLSZM": FamilySpec(glszm.FEATURES, _texture(glszm.compute, "GLSZM")),
-        "GLDZM": FamilySpec(
-            gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.morph_mask.array)
-        ),
-        "NGTDM": FamilySpec(
-            ngtdm.FEATURES, _texture(ngtdm.compute, "NGTDM", distance=lambda r: r.settings.distance)
-        ),
-        "NGLDM": FamilySpec(
-            ngldm.FEATURES,
-            _texture(
-                ngldm.compute,
-                "NGLDM",
-                distance=lambda r: r.settings.distance,
-                alpha=lambda r: r.settings.ngldm_alpha,
-            ),
-        ),
-        pet.FAMILY: FamilySpec(
-            pet.LESION_FEATURES, lambda r: pet.lesion_metrics(r.image, r.intensity_mask), modalities=("PT",)
-        ),
-    }
-)
+    ),
+    pet.FAMILY: FamilySpec(
+        pet.LESION_FEATURES, lambda r: pet.lesion_metrics(r.image, r.intensity_mask), modalities=("PT",)
+    ),
+}
 
 
 def feature_definitions() -> dict[str, FeatureDef]:
