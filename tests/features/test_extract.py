@@ -1,20 +1,20 @@
-"""Tests of the extraction entry point and its settings (features/extract.py, settings.py)."""
+"""Tests of the extraction entry point (features/extract.py): table shape, masks, degenerate ROIs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from _ibsi import load_digital_phantom, matches, reference_rows
 
-from smartimaging.exceptions import ConfigError, EmptyMaskError, FeatureError, GeometryMismatchError
+from smartimaging.exceptions import EmptyMaskError, FeatureError, GeometryMismatchError
 from smartimaging.features import extract as ex
-from smartimaging.features import local_intensity, pet, statistics
+from smartimaging.features import glcm, gldzm, histogram, morphology, pet, statistics
 from smartimaging.features.registry import FAMILIES, TIDY_COLUMNS, FeatureDef
-from smartimaging.features.settings import ExtractionSettings, load_settings
+from smartimaging.features.settings import ExtractionSettings
 from smartimaging.image import Image, Mask
 
 SP = (2.0, 2.0, 2.0)
+ALL_AGGREGATIONS = ("2D_avg", "2D_smrg", "2.5D_dmrg", "2.5D_vmrg", "3D_avg", "3D_vmrg", "2D", "2.5D", "3D")
 
 
 def _case(seed=0):
@@ -25,168 +25,282 @@ def _case(seed=0):
     return Image(arr, spacing=SP), Mask(mask, spacing=SP)
 
 
-def test_tidy_columns_and_rows():
+def _n_rows(settings: ExtractionSettings, *, with_pet: bool) -> int:
+    n = 0
+    for family, spec in ex.FAMILY_TABLE.items():
+        if family == "PET" and not with_pet:
+            continue
+        n_agg = len(settings.aggregations_for(family)) or 1
+        n += len(spec.features) * n_agg
+    return n
+
+
+def test_tidy_columns_names_keys_and_every_family():
     img, m = _case()
     table = ex.extract(img, m, case="p1", roi="gtv", modality="CT")
-    assert tuple(table.columns) == TIDY_COLUMNS
-    assert len(table) == len(statistics.FEATURES) + len(local_intensity.FEATURES)  # no PET for CT
-    assert set(table["family"]) == {"intensity statistics", "local intensity"}
+    assert tuple(table.columns) == (*TIDY_COLUMNS, "key") == ex.OUTPUT_COLUMNS
+    assert list(table["family"].unique()) == [f for f in FAMILIES if f != "PET"]  # no PET for CT
+    assert len(table) == _n_rows(ExtractionSettings(), with_pet=False)
     assert (
         (table["case"] == "p1").all() and (table["roi"] == "gtv").all() and (table["modality"] == "CT").all()
     )
-    assert (table["image_type"] == "original").all() and (table["aggregation"] == "").all()
-    assert table["value"].dtype == np.float64
-    by_key = table.set_index("feature")
+    assert (table["image_type"] == "original").all()
+    assert table["value"].dtype == np.float64 and np.isfinite(table["value"]).all()
+    by_key = table[table["aggregation"] == ""].set_index("key")
+    assert by_key.loc["stat.mean", "feature"] == "Mean intensity"
     assert by_key.loc["stat.mean", "ibsi_id"] == "Q4LE"
     assert by_key.loc["stat.mean", "value"] == pytest.approx(img.array[m.array].mean())
+    assert by_key.loc["ivh.V10", "feature"] == "volume fraction at 10% intensity"
+    assert by_key.loc["ivh.V90", "ibsi_id"] == by_key.loc["ivh.V10", "ibsi_id"] == "BC2M"
+    # texture rows: one per feature and requested aggregation the family defines
+    cm = table[table["family"] == "GLCM"]
+    assert list(cm["aggregation"].unique()) == ["3D_avg", "3D_vmrg"]
+    assert len(cm) == 2 * len(glcm.FEATURES)
+    assert set(table.loc[table["family"] == "GLSZM", "aggregation"]) == {"3D"}
+    assert not table.duplicated(["key", "aggregation"]).any()
 
 
 def test_pet_family_runs_for_pt_or_when_asked():
     img, m = _case()
     table = ex.extract(img, m, modality="PT")
     pet_rows = table[table["family"] == "PET"]
-    assert list(pet_rows["feature"]) == [f.key for f in pet.LESION_FEATURES]
-    assert (pet_rows["ibsi_id"] == "").all()
+    assert list(pet_rows["key"]) == [f.key for f in pet.LESION_FEATURES]
+    assert list(pet_rows["feature"]) == [f.name for f in pet.LESION_FEATURES]
+    assert (pet_rows["ibsi_id"] == "").all() and (pet_rows["aggregation"] == "").all()
     only_pet = ex.extract(img, m, settings=ExtractionSettings(families=["PET"]), modality="CT")
     assert set(only_pet["family"]) == {"PET"}
-    mtv = only_pet.set_index("feature").loc["PET.MTV", "value"]
+    mtv = only_pet.set_index("key").loc["PET.MTV", "value"]
     assert mtv == pytest.approx(m.n_voxels * 8 / 1000)
 
 
-def test_unimplemented_family_is_an_error_listing_implemented_ones():
+def test_families_in_settings_order_and_one_table_entry_adds_a_family(monkeypatch):
     img, m = _case()
-    with pytest.raises(FeatureError, match=r"not implemented yet; implemented: \['intensity statistics'"):
-        ex.extract(img, m, settings=ExtractionSettings(families=["NGTDM"]))
-
-
-def test_adding_a_family_is_one_table_entry(monkeypatch):
-    img, m = _case()
-    joint_max = FeatureDef("cm.joint.max", "Joint maximum", "GLCM", "GYBY")
-    spec = ex.FamilySpec((joint_max,), lambda im, mk, s: {("cm.joint.max", a): 0.5 for a in s.aggregation})
-    monkeypatch.setitem(ex.FAMILY_TABLE, "GLCM", spec)
     settings = ExtractionSettings(
         families=["GLCM", "intensity statistics"], aggregation=["3D_avg", "3D_vmrg"]
     )
     table = ex.extract(img, m, settings=settings, case="p1")
-    glcm = table[table["family"] == "GLCM"]
-    assert list(glcm["aggregation"]) == ["3D_avg", "3D_vmrg"] and (glcm["ibsi_id"] == "GYBY").all()
-    assert list(table["family"].unique()) == ["GLCM", "intensity statistics"]  # settings order
+    assert list(table["family"].unique()) == ["GLCM", "intensity statistics"]
+    glcm_rows = table[table["family"] == "GLCM"]
+    assert list(glcm_rows["aggregation"][:2]) == ["3D_avg", "3D_vmrg"]  # feature-major order
+    joint_max = FeatureDef("cm.joint.max", "Joint maximum", "GLCM", "GYBY")
+    spec = ex.FamilySpec(
+        (joint_max,), lambda r: {("cm.joint.max", a): 0.5 for a in r.settings.aggregations_for("GLCM")}
+    )
+    monkeypatch.setitem(ex.FAMILY_TABLE, "GLCM", spec)
+    table = ex.extract(img, m, settings=settings, case="p1")
+    glcm_rows = table[table["family"] == "GLCM"]
+    assert list(glcm_rows["aggregation"]) == ["3D_avg", "3D_vmrg"] and (glcm_rows["value"] == 0.5).all()
     assert "cm_joint_max_3D_vmrg" in ex.to_wide(table).columns
-    bad = ex.FamilySpec((joint_max,), lambda im, mk, s: {"cm.typo": 1.0})
-    monkeypatch.setitem(ex.FAMILY_TABLE, "GLCM", bad)
+    monkeypatch.setitem(ex.FAMILY_TABLE, "GLCM", ex.FamilySpec((joint_max,), lambda r: {"cm.typo": 1.0}))
     with pytest.raises(FeatureError, match=r"'cm\.typo', which it does not define"):
+        ex.extract(img, m, settings=settings)
+    monkeypatch.delitem(ex.FAMILY_TABLE, "GLCM")
+    with pytest.raises(FeatureError, match=r"\['GLCM'\] requested in the settings are not implemented"):
         ex.extract(img, m, settings=settings)
 
 
-def test_one_voxel_and_flat_rois_give_finite_values():
+def test_texture_families_use_the_settings():
+    img, m = _case()
+    s1 = ExtractionSettings(families=["GLCM", "NGLDM"], aggregation=["3D_vmrg", "3D"], n_bins=8)
+    s2 = s1.model_copy(update={"distance": 2})
+    s3 = s1.model_copy(update={"ngldm_alpha": 1})
+    t1, t2, t3 = (
+        ex.extract(img, m, settings=s).set_index(["key", "aggregation"])["value"] for s in (s1, s2, s3)
+    )
+    assert t1[("cm.contrast", "3D_vmrg")] != t2[("cm.contrast", "3D_vmrg")]
+    assert t1[("ngl.lde", "3D")] != t3[("ngl.lde", "3D")]
+    assert t1[("cm.contrast", "3D_vmrg")] == t3[("cm.contrast", "3D_vmrg")]
+    # the discretised levels are those of discretise(): fixed bin number 8 over the ROI range
+    x = img.array[m.array]
+    lv = np.minimum(np.floor(8 * (x - x.min()) / (x.max() - x.min())) + 1, 8)
+    hist = ex.extract(img, m, settings=s1.model_copy(update={"families": ("intensity histogram",)}))
+    assert hist.set_index("key").loc["ih.mean", "value"] == pytest.approx(lv.mean())
+    assert hist.set_index("key").loc["ih.max", "value"] == 8.0
+
+
+def test_fixed_bin_size_starts_at_the_lower_bound_or_the_range():
+    img, m = _case()
+    base = {"families": ["intensity histogram"], "discretisation": "fixed_bin_size", "bin_width": 0.5}
+    x = img.array[m.array]
+    t = ex.extract(img, m, settings=ExtractionSettings(**base, bin_lower_bound=0.0)).set_index("key")
+    assert t.loc["ih.max", "value"] == np.floor(x.max() / 0.5) + 1
+    t = ex.extract(img, m, settings=ExtractionSettings(**base)).set_index("key")  # ROI minimum
+    assert t.loc["ih.min", "value"] == 1.0
+    assert t.loc["ih.max", "value"] == np.floor((x.max() - x.min()) / 0.5) + 1
+    t = ex.extract(img, m, settings=ExtractionSettings(**base, resegmentation_range=(0.25, None))).set_index(
+        "key"
+    )
+    assert t.loc["ih.max", "value"] == np.floor((x.max() - 0.25) / 0.5) + 1
+
+
+def test_resegmentation_keeps_morphological_and_intensity_masks_apart():
+    img, m = _case()
+    lo, hi = 2.0, 6.0
+    s = ExtractionSettings(
+        families=["morphology", "intensity statistics", "GLDZM", "PET"],
+        resegmentation_range=(lo, hi),
+        aggregation=["3D"],
+    )
+    t = ex.extract(img, m, settings=s, modality="PT").set_index("key")["value"]
+    inside = img.array[m.array]
+    kept = inside[(inside >= lo) & (inside <= hi)]
+    assert 0 < kept.size < inside.size
+    assert t["stat.min"] >= lo and t["stat.max"] <= hi and t["stat.mean"] == pytest.approx(kept.mean())
+    assert t["morph.approx.vol"] == pytest.approx(m.n_voxels * 8.0)  # morphological mask
+    assert t["morph.integ.int"] == pytest.approx(kept.mean() * t["morph.vol"])  # IBSI 99N0
+    assert t["PET.MTV"] == pytest.approx(kept.size * 8.0 / 1000)  # intensity mask
+    # GLDZM distances are measured to the border of the morphological mask
+    imask = Mask(m.array & (img.array >= lo) & (img.array <= hi), spacing=SP)
+    data = ex.RoiData(img, m, imask, s)
+    levels, ng = data.levels
+    direct = gldzm.compute(levels, imask.array, n_levels=ng, aggregations=["3D"], morphological_mask=m.array)
+    assert t["dzm.sde"] == pytest.approx(direct["3D"]["dzm.sde"])
+    with pytest.raises(EmptyMaskError, match=r"resegmentation_range \[100, 200\].*span"):
+        ex.extract(img, m, settings=ExtractionSettings(resegmentation_range=(100, 200)), case="p1")
+
+
+def test_ivh_settings():
+    img, m = _case()
+    fam = {"families": ["intensity-volume histogram"]}
+    t_fbn = ex.extract(img, m, settings=ExtractionSettings(**fam)).set_index("key")["value"]
+    t_fbs = ex.extract(
+        img, m, settings=ExtractionSettings(**fam, ivh={"method": "fixed_bin_size", "bin_width": 0.5})
+    ).set_index("key")["value"]
+    rounded = img.with_array(np.round(img.array))
+    t_disc = ex.extract(rounded, m, settings=ExtractionSettings(**fam, ivh={"method": "discrete"})).set_index(
+        "key"
+    )["value"]
+    x = np.round(img.array[m.array])
+    assert t_disc["ivh.I10"] in set(x) | {x.max() + 1}
+    assert t_fbn["ivh.V10"] != t_fbs["ivh.V10"] or t_fbn["ivh.I10"] != t_fbs["ivh.I10"]
+    # fixed bin size: intensities are bin centres starting at the ROI minimum
+    centres = img.array[m.array].min() + 0.25 + 0.5 * np.arange(100)
+    assert np.min(np.abs(centres - t_fbs["ivh.I90"])) < 1e-9
+
+
+# --- degenerate ROIs ---------------------------------------------------------------------------
+
+
+def test_one_voxel_roi_gives_finite_values_for_every_family():
     img, _ = _case()
     one = np.zeros(img.shape, bool)
     one[4, 4, 4] = True
-    t1 = ex.extract(img, Mask(one, spacing=SP), modality="PT")
-    assert np.isfinite(t1["value"]).all()
-    v = t1.set_index("feature")["value"]
-    assert v["stat.var"] == 0.0 and v["stat.max"] == v["stat.min"] == img.array[4, 4, 4]
+    s = ExtractionSettings(aggregation=ALL_AGGREGATIONS)
+    t = ex.extract(img, Mask(one, spacing=SP), settings=s, modality="PT")
+    assert len(t) == _n_rows(s, with_pet=True)
+    assert np.isfinite(t["value"]).all()
+    v = t[t["aggregation"].isin(["", "3D", "3D_avg"])].set_index(["key", "aggregation"])["value"]
+    assert v[("stat.var", "")] == 0.0 and v[("stat.max", "")] == v[("stat.min", "")] == img.array[4, 4, 4]
+    assert v[("morph.approx.vol", "")] == 8.0 and v[("ih.mean", "")] == 1.0
+    assert v[("szm.sze", "3D")] == 1.0 and v[("ngt.coarseness", "3D")] == 1e6
+    assert v[("cm.joint.max", "3D_avg")] == 1.0
+
+
+def test_flat_roi_gives_finite_values_for_every_family():
     flat = Image(np.full((6, 6, 6), 2.5), spacing=SP)
-    t2 = ex.extract(flat, Mask(np.ones((6, 6, 6), bool), spacing=SP), modality="PT")
-    v2 = t2.set_index("feature")["value"]
-    assert np.isfinite(t2["value"]).all()
-    assert v2["stat.skew"] == 0.0 and v2["stat.cov"] == 0.0 and v2["PET.SUVpeak"] == pytest.approx(2.5)
+    inner = np.zeros((6, 6, 6), bool)
+    inner[1:5, 1:5, 1:5] = True
+    s = ExtractionSettings(aggregation=ALL_AGGREGATIONS)
+    t = ex.extract(flat, Mask(inner, spacing=SP), settings=s, modality="PT")
+    assert np.isfinite(t["value"]).all()
+    v = t.set_index(["key", "aggregation"])["value"]
+    assert v[("stat.skew", "")] == 0.0 and v[("stat.cov", "")] == 0.0
+    assert v[("PET.SUVmax", "")] == 2.5
+    assert v[("ih.entropy", "")] == 0.0 and v[("ih.mean", "")] == 1.0
+    # IVH with fixed bin number: the flat ROI falls in bin 1 of 1..1000 (intensity fraction 0)
+    assert (
+        v[("ivh.V10", "")] == 0.0
+        and v[("ivh.I10", "")] == 2.0
+        and v[("ivh.auc", "")] == pytest.approx(0.5 / 999)
+    )
+    # IVH of discrete intensities: a single level, intensity fraction 1 (ivh module convention)
+    d = ex.extract(flat, Mask(inner, spacing=SP), settings=ExtractionSettings(ivh={"method": "discrete"}))
+    dv = d.set_index("key")["value"]
+    assert dv["ivh.V10"] == 1.0 and dv["ivh.I10"] == 3.5 and dv["ivh.auc"] == 0.0
+    assert v[("cm.corr", "3D_vmrg")] == 1.0 and v[("szm.glnu.norm", "3D")] == 1.0
+    assert v[("ngt.coarseness", "2D")] == 1e6
 
 
-def test_errors_name_the_case_and_roi():
+def test_roi_touching_the_image_border():
+    img, _ = _case()
+    m = np.zeros(img.shape, bool)
+    m[0:3, 0:4, 7:10] = True  # touches three faces of the image
+    mask = Mask(m, spacing=SP)
+    t = ex.extract(img, mask, settings=ExtractionSettings(aggregation=ALL_AGGREGATIONS), modality="PT")
+    assert np.isfinite(t["value"]).all()
+    v = t.set_index(["key", "aggregation"])["value"]
+    assert v[("morph.approx.vol", "")] == pytest.approx(m.sum() * 8.0)
+    # the mesh is closed at the image edge (marching cubes on the padded mask)
+    assert 0.7 * m.sum() * 8.0 < v[("morph.vol", "")] < m.sum() * 8.0
+    # on a flat image: spheres cut by the image edge average the voxels that exist (no zero
+    # padding), and every zone touching the edge lies at distance 1 from the ROI border
+    flat = img.with_array(np.full(img.shape, 2.5))
+    f = ex.extract(flat, mask, settings=ExtractionSettings(aggregation=ALL_AGGREGATIONS), modality="PT")
+    fv = f.set_index(["key", "aggregation"])["value"]
+    assert fv[("loc.peak.local", "")] == pytest.approx(2.5) and fv[("PET.SUVpeak", "")] == pytest.approx(2.5)
+    assert fv[("dzm.sde", "3D")] == 1.0 and fv[("dzm.lde", "2D")] == 1.0
+
+
+def test_empty_mask_grid_mismatch_and_nan_are_clear_errors():
     img, m = _case()
-    with pytest.raises(EmptyMaskError, match="case 'p7', roi 'node'"):
+    with pytest.raises(EmptyMaskError, match=r"case 'p7', roi 'node'.*contains no voxel"):
         ex.extract(img, Mask(np.zeros(img.shape, bool), spacing=SP), case="p7", roi="node")
-    with pytest.raises(GeometryMismatchError, match="case 'p7'"):
+    with pytest.raises(GeometryMismatchError, match=r"case 'p7'.*spacing.*resample_to"):
         ex.extract(img, Mask(m.array, spacing=(2.0, 2.0, 3.0)), case="p7")
+    with pytest.raises(GeometryMismatchError, match="shape"):
+        ex.extract(img, Mask(m.array[:-1], spacing=SP), case="p7")
     nan_img = img.with_array(np.where(m.array & (np.indices(img.shape)[0] == 3), np.nan, img.array))
     with pytest.raises(FeatureError, match=r"24 NaN or infinite value\(s\) inside the ROI \(case 'p7'"):
         ex.extract(nan_img, m, case="p7")
-    # documented explicit exclusion works
+    # the documented explicit exclusion works; NaN outside the ROI is ignored
     clean = Mask(m.array & np.isfinite(nan_img.array), spacing=SP)
     assert np.isfinite(ex.extract(nan_img, clean)["value"]).all()
 
 
+def test_family_modules_are_called_with_the_right_masks(monkeypatch):
+    img, m = _case()
+    seen = {}
+    real = morphology.compute
+
+    def spy(image, morph_mask, intensity_mask):
+        seen["morph"], seen["intensity"] = morph_mask.n_voxels, intensity_mask.n_voxels
+        return real(image, morph_mask, intensity_mask)
+
+    monkeypatch.setattr(morphology, "compute", spy)
+    ex.extract(img, m, settings=ExtractionSettings(families=["morphology"], resegmentation_range=(None, 5.0)))
+    assert seen["morph"] == m.n_voxels > seen["intensity"] == int(np.sum(img.array[m.array] <= 5.0))
+    assert len(statistics.FEATURES) == 18 and len(histogram.FEATURES) == 23
+
+
+# --- wide table -------------------------------------------------------------------------------
+
+
 def test_to_wide_shape_and_names():
     img, m = _case()
-    t1 = ex.extract(img, m, case="p1", roi="gtv", modality="PT")
-    t2 = ex.extract(img, m, case="p2", roi="gtv", modality="PT")
+    s = ExtractionSettings(families=["intensity statistics", "local intensity", "GLCM", "PET"])
+    t1 = ex.extract(img, m, settings=s, case="p1", roi="gtv", modality="PT")
+    t2 = ex.extract(img, m, settings=s, case="p2", roi="gtv", modality="PT")
     wide = ex.to_wide(pd.concat([t1, t2], ignore_index=True))
     assert wide.shape == (2, 2 + len(t1))
     assert list(wide.columns[:4]) == ["case", "roi", "stat_mean", "stat_var"]
-    assert "PET_SUVmax" in wide.columns and "loc_peak_local" in wide.columns
+    assert {"PET_SUVmax", "stat_mean", "cm_joint_max_3D_avg", "cm_joint_max_3D_vmrg"} <= set(wide.columns)
     assert list(wide["case"]) == ["p1", "p2"]
     assert wide.loc[0, "PET_SUVmax"] == pytest.approx(img.array[m.array].max())
     assert ex.wide_name("cm.joint.max", "3D_avg", "log_1.5mm") == "log_1.5mm_cm_joint_max_3D_avg"
+    with pytest.raises(FeatureError, match=r"missing \['key'\]"):
+        ex.to_wide(t1.drop(columns=["key"]))
 
 
 def test_to_wide_rejects_collisions_unless_modality_is_prefixed():
     img, m = _case()
+    s = ExtractionSettings(families=["intensity statistics", "PET"])
     both = pd.concat(
-        [ex.extract(img, m, case="p1", modality="PT"), ex.extract(img, m, case="p1", modality="CT")]
+        [
+            ex.extract(img, m, settings=s, case="p1", modality="PT"),
+            ex.extract(img, m, settings=s, case="p1", modality="CT"),
+        ]
     )
     with pytest.raises(FeatureError, match="include_modality=True"):
         ex.to_wide(both)
     wide = ex.to_wide(both, include_modality=True)
     assert "PT_PET_SUVmax" in wide.columns and "CT_stat_mean" in wide.columns and len(wide) == 1
-
-
-@pytest.mark.shared
-def test_extract_on_digital_phantom_matches_reference(shared_dir):
-    image, mask = load_digital_phantom(shared_dir)
-    table = ex.extract(image, mask, case="phantom")
-    ref = pd.concat([reference_rows(shared_dir, f) for f in ("intensity statistics", "local intensity")])
-    merged = table.merge(ref, left_on="feature", right_on="key", suffixes=("", "_ref"))
-    assert len(merged) == 20
-    assert (merged["ibsi_id"] == merged["ibsi_id_ref"]).all()
-    bad = [r.key for r in merged.itertuples() if not matches(r.value, r.value_ref, r.tolerance)]
-    assert bad == []
-
-
-# --- settings --------------------------------------------------------------------------------
-
-
-def test_settings_defaults_and_validation():
-    s = ExtractionSettings()
-    assert s.families is None and s.discretisation == "fixed_bin_number" and s.n_bins == 32
-    assert len(s.settings_hash()) == 64
-    assert ExtractionSettings(families=["PET"]).settings_hash() != s.settings_hash()
-    with pytest.raises(ValueError, match="valid: \\['morphology'"):
-        ExtractionSettings(families=["glcm"])
-    with pytest.raises(ValueError, match="bin_width"):
-        ExtractionSettings(discretisation="fixed_bin_size")
-    with pytest.raises(ValueError, match="Extra inputs"):
-        ExtractionSettings(nbins=3)
-    with pytest.raises(ValueError, match="must be below"):
-        ExtractionSettings(resegmentation_range=(400, -1000))
-    with pytest.raises(ValueError, match="unknown aggregation"):
-        ExtractionSettings(aggregation=["4D"])
-    assert ExtractionSettings(resegmentation_range=(-1000, None)).resegmentation_range == (-1000.0, None)
-    assert set(FAMILIES) >= set(ex.FAMILY_TABLE)
-
-
-def test_load_settings(tmp_path):
-    good = tmp_path / "ok.yaml"
-    good.write_text(
-        "families: [intensity statistics, PET]\ndiscretisation: fixed_bin_size\nbin_width: 0.25\n"
-        "resegmentation_range: [0, null]\n"
-    )
-    s = load_settings(good)
-    assert s.families == ("intensity statistics", "PET") and s.bin_width == 0.25
-    assert hash(s) == hash(load_settings(good))
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("")
-    assert load_settings(empty) == ExtractionSettings()
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("n_bins: 0\ncolour: red\n")
-    with pytest.raises(ConfigError, match=r"key 'n_bins'.*key 'colour'") as info:
-        load_settings(bad)
-    assert str(bad) in str(info.value)
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        (tmp_path / "broken.yaml").write_text("families: [a\n")
-        load_settings(tmp_path / "broken.yaml")
-    with pytest.raises(ConfigError, match="mapping"):
-        (tmp_path / "list.yaml").write_text("- a\n")
-        load_settings(tmp_path / "list.yaml")
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_settings(tmp_path / "missing.yaml")

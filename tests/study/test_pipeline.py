@@ -116,7 +116,8 @@ def test_default_cohort_radiomics_beats_chance_and_shuffled_labels_do_not(
         assert section in html
     tidy = pd.read_parquet(out / "features.parquet")
     assert set(tidy["case"]) == {f"SYN{i:03d}" for i in range(1, 61)}
-    assert {"PET.SUVmax", "PET.SUVpeak", "PET.MTV", "PET.TLG", "stat.mean"} <= set(tidy["feature"])
+    assert {"PET.SUVmax", "PET.SUVpeak", "PET.MTV", "PET.TLG", "stat.mean"} <= set(tidy["key"])
+    assert {"SUVmax", "Mean intensity", "Total metabolic tumour volume"} <= set(tidy["feature"])
     prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
     assert len(prov["input_sha256"]) == 60 and prov["seed"] == 0 and prov["versions"]["smartimaging"]
 

@@ -1,14 +1,31 @@
-"""Feature extraction entry point: one image, one ROI -> a tidy table of features.
+"""Feature extraction entry point: one image, one ROI -> a tidy table of IBSI 1 features.
 
 Families are plugged in through :data:`FAMILY_TABLE`, which maps a family name (as in
 :data:`smartimaging.features.registry.FAMILIES`) to a :class:`FamilySpec`: the family's
-feature definitions and a callable ``compute(image, mask, settings)`` returning
+feature definitions and a callable ``compute(roi)`` taking a :class:`RoiData` and returning
 ``{key: value}`` (aggregation ``''``) or ``{(key, aggregation): value}``. Adding a family is
-adding one entry to that table.
+adding one entry to that table. Texture families compute their matrices once for all the
+requested aggregations; the discretised grey levels are computed once per ROI and shared by
+the texture families and the intensity histogram.
 
-The tidy table has the columns :data:`~smartimaging.features.registry.TIDY_COLUMNS`; its
-``feature`` column holds the feature *key* (``"stat.mean"``, ``"PET.SUVmax"``), which is
-unique and stable; the IBSI name is ``FeatureDef.name`` (see :func:`feature_definitions`).
+Masks (IBSI 1, "Re-segmentation"): the *morphological mask* is the ROI as given; the
+*intensity mask* is the morphological mask restricted to ``resegmentation_range`` when one is
+set. Morphology uses the morphological mask (and the intensity mask for its intensity-based
+features), GLDZM measures border distances in the morphological mask, every other family uses
+the intensity mask.
+
+Output table (:func:`extract`): the columns
+:data:`~smartimaging.features.registry.TIDY_COLUMNS` followed by :data:`KEY_COLUMN`:
+
+* ``family``: the IBSI family name (``"GLCM"``, ``"intensity statistics"``) or ``"PET"``;
+* ``feature``: the IBSI feature name exactly as the IBSI reference table spells it
+  (``"Mean intensity"``, ``"volume fraction at 10% intensity"``); the parameterised IVH
+  features that share an IBSI id (V10/V90: BC2M; I10/I90: GBPN) carry the fraction in their
+  name;
+* ``ibsi_id``: the IBSI identifier (``""`` for non-IBSI features such as the PET metrics);
+* ``aggregation``: ``""`` or a texture aggregation code (``2D_avg`` ... ``3D``);
+* ``key``: the short machine key (``"stat.mean"``, ``"cm.joint.max"``, ``"PET.SUVmax"``), unique
+  within the extractor; :func:`to_wide` names its columns from it.
 
 Non-finite intensities: a NaN or infinite image value inside the ROI is an error
 (:class:`~smartimaging.exceptions.FeatureError`) rather than being dropped silently, because a
@@ -22,20 +39,133 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError
-from smartimaging.features import local_intensity, pet, statistics
+from smartimaging.features import (
+    glcm,
+    gldzm,
+    glrlm,
+    glszm,
+    histogram,
+    ivh,
+    local_intensity,
+    morphology,
+    ngldm,
+    ngtdm,
+    pet,
+    statistics,
+)
 from smartimaging.features.registry import TIDY_COLUMNS, FeatureDef
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.image import Image, Mask, check_same_geometry
+from smartimaging.preprocess.discretise import discretise
 
-__all__ = ["FAMILY_TABLE", "FamilySpec", "extract", "feature_definitions", "to_wide", "wide_name"]
+__all__ = [
+    "FAMILY_TABLE",
+    "KEY_COLUMN",
+    "OUTPUT_COLUMNS",
+    "FamilySpec",
+    "RoiData",
+    "extract",
+    "feature_definitions",
+    "to_wide",
+    "wide_name",
+]
+
+#: Extra column of the tidy table holding the machine key of each feature.
+KEY_COLUMN = "key"
+#: Columns of the table returned by :func:`extract`.
+OUTPUT_COLUMNS: tuple[str, ...] = (*TIDY_COLUMNS, KEY_COLUMN)
 
 #: What a family computer returns: plain keys (aggregation '') or (key, aggregation) pairs.
 FamilyResult = Mapping[str, float] | Mapping[tuple[str, str], float]
+
+
+@dataclass(eq=False)
+class RoiData:
+    """Everything a family needs about one ROI; derived data are computed once, on demand.
+
+    Parameters
+    ----------
+    image : Image
+        Intensity image.
+    morph_mask : Mask
+        Morphological mask (the ROI as given).
+    intensity_mask : Mask
+        Intensity mask (the ROI after range re-segmentation).
+    settings : ExtractionSettings
+        Extraction settings.
+    """
+
+    image: Image
+    morph_mask: Mask
+    intensity_mask: Mask
+    settings: ExtractionSettings
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """Intensities of the voxels in the intensity mask (1-D float64)."""
+        return np.asarray(self.image.array[self.intensity_mask.array], dtype=np.float64)
+
+    @cached_property
+    def levels(self) -> tuple[np.ndarray, int]:
+        """Discretised grey levels (int32, 0 outside the intensity mask) and their number ``Ng``."""
+        s = self.settings
+        if s.discretisation == "fixed_bin_number":
+            return discretise(
+                self.image.array, self.intensity_mask.array, method=s.discretisation, n_bins=s.n_bins
+            )
+        lower = s.bin_lower_bound
+        if lower is None and s.resegmentation_range is not None:
+            lower = s.resegmentation_range[0]
+        return discretise(
+            self.image.array,
+            self.intensity_mask.array,
+            method=s.discretisation,
+            bin_width=s.bin_width,
+            lower_bound=lower,
+        )
+
+
+def _texture(
+    module_compute: Callable[..., dict[str, dict[str, float]]], family: str, **options: object
+) -> Callable[[RoiData], FamilyResult]:
+    """Adapter: run a texture family once for all its requested aggregations."""
+
+    def compute(roi: RoiData) -> FamilyResult:
+        levels, n_levels = roi.levels
+        by_agg = module_compute(
+            levels,
+            roi.intensity_mask.array,
+            n_levels=n_levels,
+            spacing_zyx=roi.image.spacing_zyx,
+            aggregations=roi.settings.aggregations_for(family),
+            **{k: (v(roi) if callable(v) else v) for k, v in options.items()},
+        )
+        keys = next(iter(by_agg.values())).keys()
+        return {(k, agg): by_agg[agg][k] for k in keys for agg in by_agg}
+
+    return compute
+
+
+def _histogram(roi: RoiData) -> FamilyResult:
+    levels, n_levels = roi.levels
+    return histogram.compute(levels[roi.intensity_mask.array], n_levels=n_levels)
+
+
+def _ivh(roi: RoiData) -> FamilyResult:
+    s = roi.settings.ivh
+    rng = roi.settings.resegmentation_range or (None, None)
+    if s.method == "fixed_bin_number":
+        return ivh.compute(roi.values, n_bins=s.effective_n_bins, discrete=False)
+    if s.method == "fixed_bin_size":
+        lower = s.bin_lower_bound if s.bin_lower_bound is not None else rng[0]
+        return ivh.compute(roi.values, bin_width=s.bin_width, lower=lower, upper=rng[1], discrete=False)
+    return ivh.compute(roi.values, bin_width=s.bin_width, lower=rng[0], upper=rng[1], discrete=True)
 
 
 @dataclass(frozen=True)
@@ -47,25 +177,48 @@ class FamilySpec:
     features : tuple of FeatureDef
         Every feature the family can return.
     compute : callable
-        ``compute(image, mask, settings) -> {key: value} or {(key, aggregation): value}``.
+        ``compute(roi: RoiData) -> {key: value} or {(key, aggregation): value}``.
     modalities : tuple of str
         Modalities for which the family runs by default (when the settings do not list
         families); empty means every modality.
     """
 
     features: tuple[FeatureDef, ...]
-    compute: Callable[[Image, Mask, ExtractionSettings], FamilyResult]
+    compute: Callable[[RoiData], FamilyResult]
     modalities: tuple[str, ...] = ()
 
 
 #: Family name -> how to compute it. Order here is the row order of the output.
 FAMILY_TABLE: dict[str, FamilySpec] = {
-    statistics.FAMILY: FamilySpec(statistics.FEATURES, lambda im, m, s: statistics.compute_image(im, m)),
+    "morphology": FamilySpec(
+        morphology.FEATURES, lambda r: morphology.compute(r.image, r.morph_mask, r.intensity_mask)
+    ),
     local_intensity.FAMILY: FamilySpec(
-        local_intensity.FEATURES, lambda im, m, s: local_intensity.compute_image(im, m)
+        local_intensity.FEATURES, lambda r: local_intensity.compute_image(r.image, r.intensity_mask)
+    ),
+    statistics.FAMILY: FamilySpec(statistics.FEATURES, lambda r: statistics.compute(r.values)),
+    "intensity histogram": FamilySpec(histogram.FEATURES, _histogram),
+    "intensity-volume histogram": FamilySpec(ivh.FEATURES, _ivh),
+    "GLCM": FamilySpec(glcm.FEATURES, _texture(glcm.compute, "GLCM", distance=lambda r: r.settings.distance)),
+    "GLRLM": FamilySpec(glrlm.FEATURES, _texture(glrlm.compute, "GLRLM")),
+    "GLSZM": FamilySpec(glszm.FEATURES, _texture(glszm.compute, "GLSZM")),
+    "GLDZM": FamilySpec(
+        gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.morph_mask.array)
+    ),
+    "NGTDM": FamilySpec(
+        ngtdm.FEATURES, _texture(ngtdm.compute, "NGTDM", distance=lambda r: r.settings.distance)
+    ),
+    "NGLDM": FamilySpec(
+        ngldm.FEATURES,
+        _texture(
+            ngldm.compute,
+            "NGLDM",
+            distance=lambda r: r.settings.distance,
+            alpha=lambda r: r.settings.ngldm_alpha,
+        ),
     ),
     pet.FAMILY: FamilySpec(
-        pet.LESION_FEATURES, lambda im, m, s: pet.lesion_metrics(im, m), modalities=("PT",)
+        pet.LESION_FEATURES, lambda r: pet.lesion_metrics(r.image, r.intensity_mask), modalities=("PT",)
     ),
 }
 
@@ -84,9 +237,30 @@ def _families_to_run(settings: ExtractionSettings, modality: str) -> list[str]:
     if missing:
         raise FeatureError(
             f"feature famil{'y' if len(missing) == 1 else 'ies'} {missing} requested in the settings "
-            f"are not implemented yet; implemented: {list(FAMILY_TABLE)}"
+            f"are not implemented; implemented: {list(FAMILY_TABLE)}"
         )
     return list(settings.families)
+
+
+def _intensity_mask(image: Image, mask: Mask, settings: ExtractionSettings, where: str) -> Mask:
+    """The morphological mask restricted to the re-segmentation range (IBSI range re-segmentation)."""
+    if settings.resegmentation_range is None:
+        return mask
+    lower, upper = settings.resegmentation_range
+    keep = mask.array.copy()
+    if lower is not None:
+        keep &= image.array >= lower
+    if upper is not None:
+        keep &= image.array <= upper
+    if not keep.any():
+        lo = "-inf" if lower is None else f"{lower:g}"
+        hi = "inf" if upper is None else f"{upper:g}"
+        roi_vals = image.array[mask.array]
+        raise EmptyMaskError(
+            f"no voxel of {where} lies in resegmentation_range [{lo}, {hi}] (ROI intensities span "
+            f"{float(roi_vals.min()):g} to {float(roi_vals.max()):g}); widen the range or check the image units"
+        )
+    return Mask(keep, mask.spacing, mask.origin, mask.direction.copy(), dict(mask.meta))
 
 
 def extract(
@@ -99,44 +273,51 @@ def extract(
     modality: str = "",
     image_type: str = "original",
 ) -> pd.DataFrame:
-    """Compute features of ``image`` inside ``mask`` as a tidy table.
+    """Compute IBSI 1 features of ``image`` inside ``mask`` as a tidy table.
 
     Parameters
     ----------
     image : Image
-        Intensity image (SUV for PET).
+        Intensity image (SUV for PET, HU for CT).
     mask : Mask
-        Region of interest on the same grid.
+        Region of interest on the same grid (the morphological mask).
     settings : ExtractionSettings, optional
-        What to compute; defaults to ``ExtractionSettings()`` (every implemented family, PET
-        metrics only when ``modality == 'PT'``).
+        What to compute and how; defaults to ``ExtractionSettings()`` (every family, PET
+        metrics only when ``modality == 'PT'``, fixed bin number 32, 3D aggregations).
     case, roi, modality, image_type : str
         Labels copied into the table (``modality`` as the DICOM Modality, e.g. ``'PT'``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`~smartimaging.features.registry.TIDY_COLUMNS`, one row per feature
-        (and aggregation); ``value`` is float, ``ibsi_id`` is ``''`` for non-IBSI features.
+        Columns :data:`OUTPUT_COLUMNS` (the tidy columns, then ``key``), one row per feature
+        and aggregation; ``value`` is float64, ``ibsi_id`` is ``''`` for non-IBSI features.
 
     Raises
     ------
     GeometryMismatchError
         If image and mask grids differ.
     EmptyMaskError
-        If the mask is empty.
+        If the mask is empty, or no voxel lies in the re-segmentation range.
     FeatureError
-        If the image holds non-finite values inside the ROI, a requested family is not
-        implemented, or a family returns a key it does not define.
+        If the image holds non-finite values inside the ROI, or a family returns a key it
+        does not define.
+
+    References
+    ----------
+    Zwanenburg A. et al., IBSI 1 reference manual, arXiv:1612.07003: re-segmentation,
+    intensity discretisation, feature families and texture aggregation.
 
     Examples
     --------
     >>> import numpy as np
     >>> from smartimaging.image import Image, Mask
     >>> img = Image(np.arange(27.0).reshape(3, 3, 3), spacing=(1.0, 1.0, 1.0))
-    >>> table = extract(img, Mask(img.array > 10, spacing=(1.0, 1.0, 1.0)), case="p1", roi="gtv")
-    >>> float(table.set_index("feature").loc["stat.max", "value"])
-    26.0
+    >>> s = ExtractionSettings(families=["intensity statistics"])
+    >>> table = extract(img, Mask(img.array > 10, spacing=(1.0, 1.0, 1.0)), settings=s, case="p1")
+    >>> row = table.set_index("key").loc["stat.max"]
+    >>> row["feature"], row["ibsi_id"], float(row["value"])
+    ('Maximum intensity', '84IY', 26.0)
     """
     settings = settings if settings is not None else ExtractionSettings()
     where = ", ".join(f"{k} '{v}'" for k, v in (("case", case), ("roi", roi)) if v) or "unnamed ROI"
@@ -153,30 +334,43 @@ def extract(
             "fill them upstream (e.g. resample with a finite default value) or exclude them explicitly: "
             "Mask(mask.array & np.isfinite(image.array), mask.spacing, mask.origin, mask.direction)"
         )
+    data = RoiData(image, mask, _intensity_mask(image, mask, settings, where), settings)
     rows: list[tuple[object, ...]] = []
     for family in _families_to_run(settings, modality):
         spec = FAMILY_TABLE[family]
         defs = {f.key: f for f in spec.features}
-        for raw_key, value in spec.compute(image, mask, settings).items():
+        for raw_key, value in spec.compute(data).items():
             key, aggregation = (raw_key, "") if isinstance(raw_key, str) else raw_key
             if key not in defs:
                 raise FeatureError(f"family {family!r} returned feature {key!r}, which it does not define")
             d = defs[key]
             rows.append(
-                (case, roi, modality, image_type, d.family, d.key, d.ibsi_id, aggregation, float(value))
+                (
+                    case,
+                    roi,
+                    modality,
+                    image_type,
+                    d.family,
+                    d.name,
+                    d.ibsi_id,
+                    aggregation,
+                    float(value),
+                    d.key,
+                )
             )
-    table = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
     return table.astype({"value": "float64"})
 
 
 def wide_name(feature: str, aggregation: str = "", image_type: str = "original", modality: str = "") -> str:
     """Column name of one feature in the wide table.
 
-    The rule is ``[{modality}_][{image_type}_]{key with '.' -> '_'}[_{aggregation}]``, where
-    the modality prefix is only added on request and the image type only when it is not
-    ``'original'``: ``stat.mean`` -> ``stat_mean``, ``PET.SUVmax`` -> ``PET_SUVmax``,
-    ``cm.joint.max`` in ``3D_avg`` -> ``cm_joint_max_3D_avg``, the same on a LoG image
-    (``image_type='log_1.5mm'``) -> ``log_1.5mm_cm_joint_max_3D_avg``.
+    ``feature`` is the machine key. The rule is
+    ``[{modality}_][{image_type}_]{key with '.' -> '_'}[_{aggregation}]``, where the modality
+    prefix is only added on request and the image type only when it is not ``'original'``:
+    ``stat.mean`` -> ``stat_mean``, ``PET.SUVmax`` -> ``PET_SUVmax``, ``cm.joint.max`` in
+    ``3D_avg`` -> ``cm_joint_max_3D_avg``, the same on a LoG image (``image_type='log_1.5mm'``)
+    -> ``log_1.5mm_cm_joint_max_3D_avg``.
     """
     parts = [modality] if modality else []
     if image_type and image_type != "original":
@@ -193,8 +387,9 @@ def to_wide(table: pd.DataFrame, *, include_modality: bool = False) -> pd.DataFr
     Parameters
     ----------
     table : pandas.DataFrame
-        Tidy table with the columns :data:`~smartimaging.features.registry.TIDY_COLUMNS`
-        (e.g. several :func:`extract` outputs concatenated).
+        Tidy table with the columns :data:`~smartimaging.features.registry.TIDY_COLUMNS` and
+        ``key`` (e.g. several :func:`extract` outputs concatenated). Column names come from
+        ``key`` (see :func:`wide_name`).
     include_modality : bool
         Prefix every column with the modality (needed when one ROI has features from several
         modalities, e.g. PET and CT).
@@ -210,13 +405,13 @@ def to_wide(table: pd.DataFrame, *, include_modality: bool = False) -> pd.DataFr
     FeatureError
         If columns are missing, or two rows of one ``(case, roi)`` map to the same column.
     """
-    missing = [c for c in TIDY_COLUMNS if c not in table.columns]
+    missing = [c for c in OUTPUT_COLUMNS if c not in table.columns]
     if missing:
-        raise FeatureError(f"to_wide needs the tidy columns {list(TIDY_COLUMNS)}; missing {missing}")
+        raise FeatureError(f"to_wide needs the columns {list(OUTPUT_COLUMNS)}; missing {missing}")
     names = [
-        wide_name(f, a, t, m if include_modality else "")
-        for f, a, t, m in zip(
-            table["feature"], table["aggregation"], table["image_type"], table["modality"], strict=True
+        wide_name(k, a, t, m if include_modality else "")
+        for k, a, t, m in zip(
+            table[KEY_COLUMN], table["aggregation"], table["image_type"], table["modality"], strict=True
         )
     ]
     long = pd.DataFrame(

@@ -1,19 +1,26 @@
 """Settings of feature extraction: a typed model that rejects unknown keys.
 
-Example YAML file (every key optional)::
+Example YAML file (every key optional; these are the defaults unless noted)::
 
-    families: [intensity statistics, local intensity, PET]
-    discretisation: fixed_bin_size      # or fixed_bin_number
-    bin_width: 0.25                     # for fixed_bin_size (same units as the image)
-    bin_lower_bound: 0.0                # first bin edge for fixed_bin_size
+    families: null                      # every family; e.g. [morphology, GLCM, PET]
+    discretisation: fixed_bin_number    # texture + intensity histogram: or fixed_bin_size
     n_bins: 32                          # for fixed_bin_number
-    resegmentation_range: [0.0, null]   # keep ROI voxels within [lower, upper]; null = open
-    aggregation: [3D, 3D_avg, 3D_vmrg]
-    distance: 1                         # Chebyshev neighbourhood distance (GLCM, NGTDM, NGLDM)
+    bin_width: null                     # for fixed_bin_size (image units, e.g. 0.25 SUV, 25 HU)
+    bin_lower_bound: null               # first bin edge for fixed_bin_size (default: range / ROI min)
+    resegmentation_range: null          # e.g. [-500, 400] or [0, null]: keep ROI voxels in range
+    aggregation: [3D, 3D_avg, 3D_vmrg]  # texture aggregation codes (see below)
+    distance: 1                         # Chebyshev distance of GLCM, NGTDM and NGLDM
     ngldm_alpha: 0                      # NGLDM coarseness parameter
+    ivh:                                # intensity-volume histogram discretisation
+      method: fixed_bin_number          # discrete | fixed_bin_size | fixed_bin_number
+      n_bins: 1000                      # fixed_bin_number
+      bin_width: null                   # fixed_bin_size: bin width; discrete: step (default 1)
+      bin_lower_bound: null             # fixed_bin_size: first bin edge (default: range / ROI min)
 
-Only ``families`` is used by :func:`smartimaging.features.extract.extract` today; the other
-fields are validated now for the discretisation and texture families.
+Aggregation codes are those of the IBSI reference table: ``2D_avg``, ``2D_smrg``,
+``2.5D_dmrg``, ``2.5D_vmrg``, ``3D_avg``, ``3D_vmrg`` (GLCM, GLRLM) and ``2D``, ``2.5D``,
+``3D`` (GLSZM, GLDZM, NGTDM, NGLDM). Each texture family reports the codes of the list that it
+defines; a list that leaves a requested texture family without any of its codes is an error.
 """
 
 from __future__ import annotations
@@ -27,11 +34,71 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smartimaging.exceptions import ConfigError
+from smartimaging.features import glcm, gldzm, glrlm, glszm, ngldm, ngtdm
 from smartimaging.features.registry import AGGREGATIONS, FAMILIES
 
-__all__ = ["ExtractionSettings", "load_settings"]
+__all__ = ["TEXTURE_AGGREGATIONS", "ExtractionSettings", "IVHSettings", "load_settings"]
 
 _TEXTURE_AGGREGATIONS = tuple(a for a in AGGREGATIONS if a)
+
+#: Aggregation codes each texture family defines.
+TEXTURE_AGGREGATIONS: dict[str, tuple[str, ...]] = {
+    "GLCM": glcm.AGGREGATIONS,
+    "GLRLM": glrlm.AGGREGATIONS,
+    "GLSZM": glszm.AGGREGATIONS,
+    "GLDZM": gldzm.AGGREGATIONS,
+    "NGTDM": ngtdm.AGGREGATIONS,
+    "NGLDM": ngldm.AGGREGATIONS,
+}
+
+
+class IVHSettings(BaseModel):
+    """Discretisation of the intensity-volume histogram (IBSI 1, "Intensity-volume histogram").
+
+    Parameters
+    ----------
+    method : {'discrete', 'fixed_bin_size', 'fixed_bin_number'}
+        ``discrete``: intensities are already discrete (CT HU, grey levels), the IVH steps by
+        ``bin_width`` (default 1) over the re-segmentation range or the ROI range.
+        ``fixed_bin_size``: calibrated continuous intensities (SUV), bins of ``bin_width``
+        starting at ``bin_lower_bound`` (default: the lower end of the re-segmentation range,
+        else the ROI minimum). ``fixed_bin_number``: arbitrary units, ``n_bins`` bins over the
+        ROI range (IBSI: 1000).
+    n_bins : int or None
+        Number of bins (``fixed_bin_number`` only; default 1000).
+    bin_width : float or None
+        Bin width (``fixed_bin_size``, required) or step (``discrete``, default 1).
+    bin_lower_bound : float or None
+        First bin edge (``fixed_bin_size`` only).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["discrete", "fixed_bin_size", "fixed_bin_number"] = "fixed_bin_number"
+    n_bins: int | None = Field(default=None, ge=1)
+    bin_width: float | None = Field(default=None, gt=0)
+    bin_lower_bound: float | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IVHSettings:
+        if self.method == "fixed_bin_size" and self.bin_width is None:
+            raise ValueError("ivh method 'fixed_bin_size' needs ivh.bin_width (e.g. 0.1 SUV or 2.5 HU)")
+        if self.method != "fixed_bin_number" and self.n_bins is not None:
+            raise ValueError(f"ivh.n_bins applies only to method 'fixed_bin_number', not {self.method!r}")
+        if self.method == "fixed_bin_number" and self.bin_width is not None:
+            raise ValueError(
+                "ivh.bin_width applies only to methods 'fixed_bin_size' and 'discrete', not 'fixed_bin_number'"
+            )
+        if self.method != "fixed_bin_size" and self.bin_lower_bound is not None:
+            raise ValueError(
+                f"ivh.bin_lower_bound applies only to method 'fixed_bin_size', not {self.method!r}"
+            )
+        return self
+
+    @property
+    def effective_n_bins(self) -> int:
+        """``n_bins``, or the IBSI default 1000."""
+        return 1000 if self.n_bins is None else self.n_bins
 
 
 class ExtractionSettings(BaseModel):
@@ -43,10 +110,11 @@ class ExtractionSettings(BaseModel):
     ----------
     families : tuple of str or None
         Feature families to compute, spelled as in
-        :data:`smartimaging.features.registry.FAMILIES`. ``None`` (default) means every family
-        the extractor implements, with ``"PET"`` only for PET images (modality ``PT``).
+        :data:`smartimaging.features.registry.FAMILIES`. ``None`` (default) means every family,
+        with ``"PET"`` only for PET images (modality ``PT``).
     discretisation : {'fixed_bin_number', 'fixed_bin_size'}
-        Intensity discretisation for texture and histogram families (IBSI 2.7).
+        Intensity discretisation for the texture and intensity histogram families (IBSI 1,
+        "Intensity discretisation": fixed bin number K15C, fixed bin size Q3RU).
     n_bins : int
         Number of bins for ``fixed_bin_number``.
     bin_width : float or None
@@ -55,15 +123,19 @@ class ExtractionSettings(BaseModel):
         Lower edge of the first bin for ``fixed_bin_size``; ``None`` uses the lower end of
         the re-segmentation range, or the ROI minimum when there is none.
     resegmentation_range : tuple of (float or None, float or None) or None
-        Keep only ROI voxels with intensities in ``[lower, upper]`` (IBSI 2.5); ``None`` on a
-        side leaves it open.
+        Keep only ROI voxels with intensities in ``[lower, upper]`` in the intensity mask
+        (IBSI 1, "Re-segmentation", range re-segmentation); ``None`` on a side leaves it open.
+        The morphological mask is not changed.
     aggregation : tuple of str
         Texture aggregation variants to report (codes of
         :data:`smartimaging.features.registry.AGGREGATIONS`).
     distance : int
-        Chebyshev neighbourhood distance for GLCM, NGTDM and NGLDM.
+        Chebyshev neighbourhood distance for GLCM, NGTDM and NGLDM (GLRLM, GLSZM and GLDZM
+        always use adjacency, distance 1).
     ngldm_alpha : int
         NGLDM coarseness parameter.
+    ivh : IVHSettings
+        Discretisation of the intensity-volume histogram.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,6 +149,7 @@ class ExtractionSettings(BaseModel):
     aggregation: tuple[str, ...] = ("3D", "3D_avg", "3D_vmrg")
     distance: int = Field(default=1, ge=1)
     ngldm_alpha: int = Field(default=0, ge=0)
+    ivh: IVHSettings = Field(default_factory=IVHSettings)
 
     @field_validator("families")
     @classmethod
@@ -98,19 +171,41 @@ class ExtractionSettings(BaseModel):
         unknown = [a for a in value if a not in _TEXTURE_AGGREGATIONS]
         if unknown:
             raise ValueError(f"unknown aggregation {unknown}; valid: {list(_TEXTURE_AGGREGATIONS)}")
+        if not value:
+            raise ValueError(f"aggregation is empty; list at least one of {list(_TEXTURE_AGGREGATIONS)}")
         return tuple(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> ExtractionSettings:
         if self.discretisation == "fixed_bin_size" and self.bin_width is None:
             raise ValueError("discretisation 'fixed_bin_size' needs bin_width (e.g. 0.25 SUV or 25 HU)")
+        if self.discretisation == "fixed_bin_number" and (
+            self.bin_width is not None or self.bin_lower_bound is not None
+        ):
+            raise ValueError(
+                "bin_width and bin_lower_bound apply only to discretisation 'fixed_bin_size'; "
+                "remove them or set discretisation: fixed_bin_size"
+            )
         if self.resegmentation_range is not None:
             lower, upper = self.resegmentation_range
             if lower is not None and upper is not None and not lower < upper:
                 raise ValueError(
                     f"resegmentation_range lower bound {lower} must be below upper bound {upper}"
                 )
+        families = self.families if self.families is not None else FAMILIES
+        for family in families:
+            codes = TEXTURE_AGGREGATIONS.get(family)
+            if codes is not None and not set(codes) & set(self.aggregation):
+                raise ValueError(
+                    f"aggregation {list(self.aggregation)} holds none of the codes of {family} "
+                    f"({list(codes)}); add one, or leave {family} out of families"
+                )
         return self
+
+    def aggregations_for(self, family: str) -> tuple[str, ...]:
+        """The requested aggregation codes that ``family`` defines, in the settings' order."""
+        codes = TEXTURE_AGGREGATIONS.get(family, ())
+        return tuple(a for a in self.aggregation if a in codes)
 
     def settings_hash(self) -> str:
         """SHA-256 (hex) of the resolved settings, to store beside every output."""

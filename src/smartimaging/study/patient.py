@@ -20,8 +20,8 @@ import pandas as pd
 from scipy import ndimage
 
 from smartimaging.exceptions import DicomError, EmptyMaskError, SegmentationError, SmartImagingError
-from smartimaging.features.extract import extract
-from smartimaging.features.pet import patient_metrics
+from smartimaging.features.extract import OUTPUT_COLUMNS, extract
+from smartimaging.features.pet import PATIENT_FEATURES, patient_metrics
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.image import Image, Mask, resample_to
 from smartimaging.io.dicom import SeriesInfo, read_series
@@ -182,6 +182,7 @@ def _run(task: PatientTask, result: PatientResult) -> None:
         labels[masks[name].array & (labels == 0)] = i
     label_img = suv.with_array(labels)
     whole = patient_metrics(suv, label_img)
+    defs = {f.key: f for f in PATIENT_FEATURES}
     patient_rows = pd.DataFrame(
         {
             "case": task.patient_id,
@@ -189,11 +190,13 @@ def _run(task: PatientTask, result: PatientResult) -> None:
             "modality": "PT",
             "image_type": "original",
             "family": "PET",
-            "feature": list(whole),
+            "feature": [defs[k].name for k in whole],
             "ibsi_id": "",
             "aggregation": "",
             "value": [float(v) for v in whole.values()],
-        }
+            "key": list(whole),
+        },
+        columns=list(OUTPUT_COLUMNS),
     )
     result.features = pd.concat([tidy, patient_rows], ignore_index=True)
     result.info["primary_volume_ml"] = masks[primary].volume_ml
