@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from smartimaging.cli_extract import extract_command
+from smartimaging.cli_suv import suv_command
 from smartimaging.exceptions import SmartImagingError
 
 app = typer.Typer(
@@ -32,6 +34,10 @@ def _default_jobs() -> int:
 def _fail(exc: SmartImagingError) -> None:
     _err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+app.command("suv")(suv_command)
+app.command("extract")(extract_command)
 
 
 @app.command()

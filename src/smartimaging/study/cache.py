@@ -20,6 +20,8 @@ from smartimaging.atomic import atomic_path, write_text
 __all__ = ["ResultCache", "files_digest"]
 
 _CHUNK = 1 << 20
+#: Bumped whenever the stored tables change shape (2: tidy tables gained the ``key`` column).
+CACHE_FORMAT = 2
 
 
 def files_digest(paths: Iterable[Path]) -> str:
@@ -43,7 +45,10 @@ class ResultCache:
     @staticmethod
     def key(inputs_digest: str, settings: Mapping[str, Any], version: str) -> str:
         """Cache key of one patient: input contents + per-patient settings + package version."""
-        text = json.dumps({"inputs": inputs_digest, "settings": settings, "version": version}, sort_keys=True)
+        text = json.dumps(
+            {"inputs": inputs_digest, "settings": settings, "version": version, "format": CACHE_FORMAT},
+            sort_keys=True,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def _paths(self, patient_id: str, key: str) -> tuple[Path, Path]:
