@@ -297,6 +297,7 @@ def test_acquisition_context_keeps_only_glucose(cohort: Path, tmp_path: Path) ->
     assert "AcquisitionContextSequence" not in pydicom.dcmread(_files(tmp_path / "o2")[0])
 
 
+@pytest.mark.slow
 def test_real_pet_sts001(shared_dir: Path, tmp_path: Path) -> None:
     root = shared_dir / "data" / "sts001_fdg_pet_raw"
     report = deidentify(root, tmp_path / "out", mapping_file=tmp_path / "map.csv", salt=SALT)
