@@ -322,3 +322,27 @@ def test_copy_is_untouched(cohort: Path, tmp_path: Path) -> None:
     before = {p.name: p.read_bytes() for p in _files(src)}
     deidentify(src, tmp_path / "out", mapping_file=tmp_path / "map.csv")
     assert {p.name: p.read_bytes() for p in _files(src)} == before
+
+
+def test_cli_deid_command(cohort: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from smartimaging.cli_deid import deid_command
+
+    app = typer.Typer()
+    app.command(name="deid")(deid_command)
+    app.command(name="noop")(lambda: None)  # a second command keeps "deid" as a sub-command
+    runner = CliRunner()
+    src = cohort / "SYN002" / "RTSTRUCT"
+    result = runner.invoke(
+        app, ["deid", str(src), str(tmp_path / "out"), "--mapping", str(tmp_path / "m.csv"), "--salt", SALT]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 files of 1 patients de-identified" in result.output
+    assert read_mapping(tmp_path / "m.csv")["PatientID"] == {"SYN002": pseudonym("SYN002", SALT)}
+    bad = runner.invoke(
+        app, ["deid", str(src), str(tmp_path / "o2"), "--mapping", str(tmp_path / "o2" / "m.csv")]
+    )
+    assert bad.exit_code == 2 and "inside the output folder" in bad.output
+    assert not (tmp_path / "o2").exists()
