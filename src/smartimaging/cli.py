@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from smartimaging.cli_deid import deid_command
 from smartimaging.cli_extract import extract_command
 from smartimaging.cli_suv import suv_command
 from smartimaging.exceptions import SmartImagingError
@@ -38,6 +39,7 @@ def _fail(exc: SmartImagingError) -> None:
 
 app.command("suv")(suv_command)
 app.command("extract")(extract_command)
+app.command("deid")(deid_command)
 
 
 @app.command()
