@@ -331,9 +331,19 @@ def _association(
         else:
             ae.add_requested_context(sop_class)
     ext_neg = [build_role(uid, scp_role=True) for uid in roles]
-    assoc = ae.associate(
-        node.host, node.port, ae_title=node.ae_title, ext_neg=ext_neg or None, evt_handlers=list(handlers)
-    )
+    # probe first: a refused TCP connection is the clearest diagnosis (and pynetdicom leaks the
+    # socket of a refused connect)
+    reason = _tcp_reachable(node.host, node.port, node.timeout)
+    if reason is not None:
+        raise _unreachable(node, reason)
+    for attempt in (1, 2):
+        assoc = ae.associate(
+            node.host, node.port, ae_title=node.ae_title, ext_neg=ext_neg or None, evt_handlers=list(handlers)
+        )
+        if assoc.is_established or assoc.is_rejected:
+            break
+        # a node that rejects and closes at once can be seen as an abort: ask once more
+        log.debug("association with %s aborted (attempt %d)", node.address, attempt)
     if assoc.is_rejected:
         prim = assoc.acceptor.primitive
         detail = (
@@ -349,10 +359,12 @@ def _association(
         reason = _tcp_reachable(node.host, node.port, node.timeout)
         if reason is not None:
             raise _unreachable(node, reason)
-        raise PacsError(
-            f"no DICOM association with {node.address} (called AE {node.ae_title!r}): the connection "
-            f"opened but the association was aborted or timed out after {node.timeout} s; check that this "
-            "port is a DICOM port and the node's log"
+        raise AssociationRejectedError(
+            f"the DICOM node at {node.address} closed the association from calling AE "
+            f"{node.calling_ae_title!r} to called AE {node.ae_title!r} without accepting it (aborted, or "
+            f"no answer within {node.timeout} s); check that the node knows AE {node.calling_ae_title!r} "
+            f"with this computer's address, that {node.ae_title!r} is the node's AE title, that this port "
+            "is its DICOM port, and the node's log"
         )
     try:
         yield assoc
@@ -451,7 +463,7 @@ def _check_retrieve(responses: Iterable[tuple[Dataset, Any]], node: DicomNode, w
     failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
     if code != 0x0000 or failed:
         hint = ""
-        if what == "C-MOVE" and code in (0xA801, 0xA701, 0xA702):
+        if what == "C-MOVE":
             hint = (
                 f"; check that the node knows the move destination AE {node.calling_ae_title!r} with "
                 f"this computer's address and port {node.receive_port}"
