@@ -302,7 +302,9 @@ def test_stow_seg_then_qido_and_wado(pacs: Pacs, credentials: None, tmp_path: Pa
 
 def test_unknown_calling_ae_is_rejected(pacs: Pacs, tmp_path: Path) -> None:
     stranger = pacs.dimse.model_copy(update={"calling_ae_title": "STRANGER"})
-    with pytest.raises(AssociationRejectedError, match=r"(rejected|closed) the association from calling AE 'STRANGER'") as info:
+    with pytest.raises(
+        AssociationRejectedError, match=r"(rejected|closed) the association from calling AE 'STRANGER'"
+    ) as info:
         pull(stranger, tmp_path, study_uid=pacs.studies["SYN001"], method="c-get")
     assert f"{LOOPBACK}:{pacs.server.dicom_port}" in str(info.value)
     assert no_files(tmp_path)

@@ -604,7 +604,14 @@ def _client(node: DicomWebNode) -> Any:
     session = requests.Session()
     if user is not None or password is not None:
         session.auth = (user or "", password or "")
-    return DICOMwebClient(url=node.url, session=session, timeout=node.timeout)
+    # dicomweb-client retries every failed request with exponential back-off (30 s in all for a
+    # closed port): probe the address first so that an unreachable node fails at once
+    reason = _tcp_reachable(*_host_port(node), node.timeout)
+    if reason is not None:
+        raise _unreachable(node, reason)
+    client = DICOMwebClient(url=node.url, session=session, timeout=node.timeout)
+    client.set_http_retry_params(max_attempts=3)  # 429/408/503/504 only
+    return client
 
 
 @contextlib.contextmanager
