@@ -12,6 +12,7 @@ from rich.console import Console
 
 from smartimaging.cli_deid import deid_command
 from smartimaging.cli_extract import extract_command
+from smartimaging.cli_pacs import pacs_app
 from smartimaging.cli_suv import suv_command
 from smartimaging.exceptions import SmartImagingError
 
@@ -40,6 +41,7 @@ def _fail(exc: SmartImagingError) -> None:
 app.command("suv")(suv_command)
 app.command("extract")(extract_command)
 app.command("deid")(deid_command)
+app.add_typer(pacs_app, name="pacs")
 
 
 @app.command()
