@@ -83,3 +83,12 @@ def test_config_hash_is_stable_and_sensitive() -> None:
     c = StudyConfig.model_validate(_minimal() | {"seed": 1})
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(c)
+
+
+def test_feature_settings_are_checked_when_the_study_is_loaded(tmp_path: Path) -> None:
+    data = _minimal() | {"features": {"discretisation": "fixed_bin_sise"}}
+    with pytest.raises(ConfigError, match=r"features.discretisation"):
+        load_study(_write(tmp_path, data))
+    data = _minimal() | {"features": {"n_binz": 16}}
+    with pytest.raises(ConfigError, match=r"n_binz"):
+        load_study(_write(tmp_path, data))

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smartimaging.exceptions import ConfigError
+from smartimaging.features.settings import ExtractionSettings
 
 __all__ = [
     "InputConfig",
@@ -115,6 +116,19 @@ class StudyConfig(_Strict):
     model: ModelConfig | None = Field(
         default_factory=ModelConfig, description="Outcome modelling; null to extract features only."
     )
+
+    @field_validator("features")
+    @classmethod
+    def _valid_extraction_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # validated here, when the study is loaded, not once per patient in the workers
+        try:
+            ExtractionSettings.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"features.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(problems) from None
+        return value
 
     @model_validator(mode="after")
     def _check_model_needs_clinical(self) -> StudyConfig:
