@@ -9,16 +9,27 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from smartimaging.exceptions import ConfigError
+from smartimaging.io.pacs import DicomNode, DicomWebNode
 
 __all__ = [
     "InputConfig",
     "ModelConfig",
+    "PacsInput",
     "SUVConfig",
     "SegmentationConfig",
     "StudyConfig",
@@ -31,10 +42,87 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _node_kind(value: Any) -> str | None:
+    """Tag of a PACS node: ``dicomweb`` when it has a ``url``, ``dimse`` when it has a ``host``."""
+    if isinstance(value, DicomWebNode):
+        return "dicomweb"
+    if isinstance(value, DicomNode):
+        return "dimse"
+    if isinstance(value, dict):
+        if "url" in value:
+            return "dicomweb"
+        if "host" in value:
+            return "dimse"
+    return None
+
+
+PacsNodeConfig = Annotated[
+    Annotated[DicomNode, Tag("dimse")] | Annotated[DicomWebNode, Tag("dicomweb")],
+    Discriminator(
+        _node_kind,
+        custom_error_type="pacs_node",
+        custom_error_message=(
+            "a PACS node needs either 'url' (DICOMweb) or 'host', 'port' and 'ae_title' (DIMSE)"
+        ),
+    ),
+]
+
+
+class PacsInput(_Strict):
+    """A PACS node to pull the study's images from, and which studies to pull.
+
+    Credentials never appear here: a DICOMweb node names the environment variables holding
+    them (``username_env``, ``password_env``).
+    """
+
+    node: PacsNodeConfig
+    method: Literal["c-get", "c-move", "wado"] | None = Field(
+        default=None, description="Retrieval method; default c-get for a DIMSE node, wado for DICOMweb."
+    )
+    patient_ids: list[str] | None = Field(
+        default=None, description="PatientIDs to pull (wildcards * and ? allowed); default: every study."
+    )
+    study_date: str | None = Field(
+        default=None, pattern=r"^\d{8}(-\d{8})?$|^-\d{8}$|^\d{8}-$", description="YYYYMMDD or a range."
+    )
+    modality: str | None = Field(
+        default=None, description="Pull only studies containing this modality (ModalitiesInStudy), e.g. PT."
+    )
+
+    @model_validator(mode="after")
+    def _method_fits_node(self) -> PacsInput:
+        web = isinstance(self.node, DicomWebNode)
+        if self.method is None:
+            object.__setattr__(self, "method", "wado" if web else "c-get")
+        elif web and self.method != "wado":
+            raise ValueError(
+                f"method {self.method!r} needs a DIMSE node (host, port, ae_title); "
+                "a DICOMweb node (url) is pulled with method 'wado'"
+            )
+        elif not web and self.method == "wado":
+            raise ValueError(
+                "method 'wado' needs a DICOMweb node (url); a DIMSE node (host) is pulled with "
+                "'c-get' or 'c-move'"
+            )
+        if not web and self.method == "c-move" and self.node.receive_port is None:  # type: ignore[union-attr]
+            raise ValueError("method 'c-move' needs node.receive_port (the port the node sends to)")
+        return self
+
+    @property
+    def pull_method(self) -> Literal["c-get", "c-move", "wado"]:
+        """The retrieval method (the default resolved)."""
+        assert self.method is not None
+        return self.method
+
+
 class InputConfig(_Strict):
     """Where the images and the clinical table are."""
 
-    dicom_dir: Path = Field(description="Folder tree holding the DICOM files of every patient (any layout).")
+    dicom_dir: Path = Field(
+        description="Folder tree holding the DICOM files of every patient (any layout); with "
+        "'pacs', the folder the studies are pulled into."
+    )
+    pacs: PacsInput | None = Field(default=None, description="Pull the images from this PACS node first.")
     clinical: Path | None = Field(default=None, description="Clinical table (CSV) with one row per patient.")
     id_column: str = Field(
         default="patient_id", description="Column of the clinical table holding PatientID."
@@ -140,12 +228,22 @@ class StudyConfig(_Strict):
         return self.model_copy(update={"input": inp, "output_dir": _abs(self.output_dir)})
 
 
+_CREDENTIAL_WORDS = ("password", "passwd", "secret", "token", "user", "login", "credential", "api_key")
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid study file {source}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key '{key}' (check its spelling; see the documented keys)")
+            last = str(e["loc"][-1]).lower() if e["loc"] else ""
+            if any(word in last for word in _CREDENTIAL_WORDS):
+                lines.append(
+                    f"  - key '{key}' is not allowed: credentials are never written in the study file; "
+                    "put them in environment variables and name those with username_env / password_env"
+                )
+            else:
+                lines.append(f"  - unknown key '{key}' (check its spelling; see the documented keys)")
             continue
         found = e.get("input")
         found_txt = "" if isinstance(found, dict) else f" (found {found!r})"

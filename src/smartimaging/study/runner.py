@@ -39,6 +39,7 @@ from smartimaging.io.dicom import discover
 from smartimaging.study.cache import ResultCache, files_digest
 from smartimaging.study.config import StudyConfig, config_hash
 from smartimaging.study.modelling import CohortModels, fit_cohort_models
+from smartimaging.study.pacs_input import fetch_from_pacs
 from smartimaging.study.patient import PatientResult, PatientTask, process_patient, tasks_from_series
 from smartimaging.study.provenance import now_iso, write_provenance
 from smartimaging.study.reporting import build_report
@@ -204,11 +205,14 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
     with _run_log(out / "run.log"):
         log.info("smartimaging %s: study %r, config %s", __version__, config.name, config_hash(config)[:12])
         clinical = _read_clinical(config)
+        pacs_failures: list[dict[str, str]] = []
+        if config.input.pacs is not None:
+            pacs_failures = fetch_from_pacs(config.input.pacs, config.input.dicom_dir, out / "pacs").failures
         if not config.input.dicom_dir.is_dir():
             raise ConfigError(f"input.dicom_dir: folder not found: {config.input.dicom_dir}")
         discovery = discover(config.input.dicom_dir, progress=not quiet)
         log.info("discovered %d series, %d unreadable files", len(discovery.series), len(discovery.problems))
-        failures: list[dict[str, str]] = [
+        failures: list[dict[str, str]] = pacs_failures + [
             {"patient_id": "", "stage": "discovery", "reason": f"{p.path}: {p.reason}"}
             for p in discovery.problems
         ]
