@@ -29,6 +29,7 @@ from smartimaging.io.pacs import DicomNode, DicomWebNode
 __all__ = [
     "InputConfig",
     "ModelConfig",
+    "NiftiInput",
     "PacsInput",
     "SUVConfig",
     "SegmentationConfig",
@@ -115,18 +116,93 @@ class PacsInput(_Strict):
         return self.method
 
 
-class InputConfig(_Strict):
-    """Where the images and the clinical table are."""
+class NiftiInput(_Strict):
+    """PET images and lesion label maps in NIfTI / NRRD / MetaImage files, one pair per patient.
 
-    dicom_dir: Path = Field(
+    ``images`` and ``masks`` are paths (relative to the study file's folder) holding the
+    placeholder ``{patient_id}``. Patients are the clinical table's IDs when a table is given,
+    otherwise every ID for which ``images`` matches a file.
+    """
+
+    images: str = Field(description="PET image path template, e.g. 'nifti/{patient_id}/pet.nii.gz'.")
+    masks: str = Field(
+        description="Lesion label map path template, e.g. 'nifti/{patient_id}/lesions.nii.gz'."
+    )
+    units: str = Field(default="SUV", description="Units of the image values; only 'SUV' is supported.")
+    labels: dict[int, str] | None = Field(
+        default=None,
+        description="Label value -> ROI name; only the listed labels are used. Default: every "
+        "non-zero label, named 'label_<value>'.",
+    )
+
+    @field_validator("images", "masks")
+    @classmethod
+    def _template(cls, value: str, info: Any) -> str:
+        if value.count("{patient_id}") != 1:
+            raise ValueError(
+                f"input.nifti.{info.field_name} must contain the placeholder '{{patient_id}}' exactly "
+                f"once, e.g. 'nifti/{{patient_id}}/pet.nii.gz'; got {value!r}"
+            )
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value: str) -> str:
+        if value.upper() == "SUV":
+            return "SUV"
+        if value.upper() in ("BQML", "BQ/ML"):
+            raise ValueError(
+                "units 'BQML' is not supported for NIfTI input: converting to SUV needs the dose, "
+                "injection and scan times and weight that only the DICOM headers carry. Read the "
+                "DICOM series instead (input.dicom_dir), or export the images in SUV and set "
+                "units: SUV"
+            )
+        raise ValueError(f"units must be 'SUV' (images already in SUV), got {value!r}")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[int, str] | None) -> dict[int, str] | None:
+        if value is None:
+            return None
+        if not value or any(k <= 0 for k in value) or len(set(value.values())) != len(value):
+            raise ValueError(
+                f"labels maps positive label values to distinct ROI names, e.g. {{1: primary}}; got {value}"
+            )
+        return value
+
+    def path(self, which: Literal["images", "masks"], patient_id: str) -> Path:
+        """The file of ``patient_id`` (``which`` is 'images' or 'masks')."""
+        template = self.images if which == "images" else self.masks
+        return Path(template.replace("{patient_id}", patient_id))
+
+
+class InputConfig(_Strict):
+    """Where the images and the clinical table are: a DICOM folder (optionally filled from a
+    PACS node first) or NIfTI files."""
+
+    dicom_dir: Path | None = Field(
+        default=None,
         description="Folder tree holding the DICOM files of every patient (any layout); with "
-        "'pacs', the folder the studies are pulled into."
+        "'pacs', the folder the studies are pulled into.",
     )
     pacs: PacsInput | None = Field(default=None, description="Pull the images from this PACS node first.")
+    nifti: NiftiInput | None = Field(default=None, description="Read PET and lesion masks from NIfTI files.")
     clinical: Path | None = Field(default=None, description="Clinical table (CSV) with one row per patient.")
     id_column: str = Field(
         default="patient_id", description="Column of the clinical table holding PatientID."
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputConfig:
+        if self.nifti is not None and (self.dicom_dir is not None or self.pacs is not None):
+            raise ValueError(
+                "give either input.nifti or input.dicom_dir (with optional input.pacs), not both"
+            )
+        if self.nifti is None and self.dicom_dir is None:
+            raise ValueError(
+                "input needs dicom_dir (the DICOM folder; with pacs, the download folder) or nifti"
+            )
+        return self
 
 
 class SUVConfig(_Strict):
@@ -222,9 +298,16 @@ class StudyConfig(_Strict):
                 return None
             return p if p.is_absolute() else (base / p).resolve()
 
-        inp = self.input.model_copy(
-            update={"dicom_dir": _abs(self.input.dicom_dir), "clinical": _abs(self.input.clinical)}
-        )
+        update: dict[str, Any] = {
+            "dicom_dir": _abs(self.input.dicom_dir),
+            "clinical": _abs(self.input.clinical),
+        }
+        nifti = self.input.nifti
+        if nifti is not None:
+            update["nifti"] = nifti.model_copy(
+                update={k: str(_abs(Path(getattr(nifti, k)))) for k in ("images", "masks")}
+            )
+        inp = self.input.model_copy(update=update)
         return self.model_copy(update={"input": inp, "output_dir": _abs(self.output_dir)})
 
 
