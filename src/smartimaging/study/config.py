@@ -9,17 +9,29 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from smartimaging.exceptions import ConfigError
 from smartimaging.features.settings import ExtractionSettings
+from smartimaging.io.pacs import DicomNode, DicomWebNode
 
 __all__ = [
     "InputConfig",
     "ModelConfig",
+    "NiftiInput",
+    "PacsInput",
     "SUVConfig",
     "SegmentationConfig",
     "StudyConfig",
@@ -32,14 +44,166 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class InputConfig(_Strict):
-    """Where the images and the clinical table are."""
+def _node_kind(value: Any) -> str | None:
+    """Tag of a PACS node: ``dicomweb`` when it has a ``url``, ``dimse`` when it has a ``host``."""
+    if isinstance(value, DicomWebNode):
+        return "dicomweb"
+    if isinstance(value, DicomNode):
+        return "dimse"
+    if isinstance(value, dict):
+        if "url" in value:
+            return "dicomweb"
+        if "host" in value:
+            return "dimse"
+    return None
 
-    dicom_dir: Path = Field(description="Folder tree holding the DICOM files of every patient (any layout).")
+
+PacsNodeConfig = Annotated[
+    Annotated[DicomNode, Tag("dimse")] | Annotated[DicomWebNode, Tag("dicomweb")],
+    Discriminator(
+        _node_kind,
+        custom_error_type="pacs_node",
+        custom_error_message=(
+            "a PACS node needs either 'url' (DICOMweb) or 'host', 'port' and 'ae_title' (DIMSE)"
+        ),
+    ),
+]
+
+
+class PacsInput(_Strict):
+    """A PACS node to pull the study's images from, and which studies to pull.
+
+    Credentials never appear here: a DICOMweb node names the environment variables holding
+    them (``username_env``, ``password_env``).
+    """
+
+    node: PacsNodeConfig
+    method: Literal["c-get", "c-move", "wado"] | None = Field(
+        default=None, description="Retrieval method; default c-get for a DIMSE node, wado for DICOMweb."
+    )
+    patient_ids: list[str] | None = Field(
+        default=None, description="PatientIDs to pull (wildcards * and ? allowed); default: every study."
+    )
+    study_date: str | None = Field(
+        default=None, pattern=r"^\d{8}(-\d{8})?$|^-\d{8}$|^\d{8}-$", description="YYYYMMDD or a range."
+    )
+    modality: str | None = Field(
+        default=None, description="Pull only studies containing this modality (ModalitiesInStudy), e.g. PT."
+    )
+
+    @model_validator(mode="after")
+    def _method_fits_node(self) -> PacsInput:
+        web = isinstance(self.node, DicomWebNode)
+        if self.method is None:
+            object.__setattr__(self, "method", "wado" if web else "c-get")
+        elif web and self.method != "wado":
+            raise ValueError(
+                f"method {self.method!r} needs a DIMSE node (host, port, ae_title); "
+                "a DICOMweb node (url) is pulled with method 'wado'"
+            )
+        elif not web and self.method == "wado":
+            raise ValueError(
+                "method 'wado' needs a DICOMweb node (url); a DIMSE node (host) is pulled with "
+                "'c-get' or 'c-move'"
+            )
+        if not web and self.method == "c-move" and self.node.receive_port is None:  # type: ignore[union-attr]
+            raise ValueError("method 'c-move' needs node.receive_port (the port the node sends to)")
+        return self
+
+    @property
+    def pull_method(self) -> Literal["c-get", "c-move", "wado"]:
+        """The retrieval method (the default resolved)."""
+        assert self.method is not None
+        return self.method
+
+
+class NiftiInput(_Strict):
+    """PET images and lesion label maps in NIfTI / NRRD / MetaImage files, one pair per patient.
+
+    ``images`` and ``masks`` are paths (relative to the study file's folder) holding the
+    placeholder ``{patient_id}``. Patients are the clinical table's IDs when a table is given,
+    otherwise every ID for which ``images`` matches a file.
+    """
+
+    images: str = Field(description="PET image path template, e.g. 'nifti/{patient_id}/pet.nii.gz'.")
+    masks: str = Field(
+        description="Lesion label map path template, e.g. 'nifti/{patient_id}/lesions.nii.gz'."
+    )
+    units: str = Field(default="SUV", description="Units of the image values; only 'SUV' is supported.")
+    labels: dict[int, str] | None = Field(
+        default=None,
+        description="Label value -> ROI name; only the listed labels are used. Default: every "
+        "non-zero label, named 'label_<value>'.",
+    )
+
+    @field_validator("images", "masks")
+    @classmethod
+    def _template(cls, value: str, info: Any) -> str:
+        if value.count("{patient_id}") != 1:
+            raise ValueError(
+                f"input.nifti.{info.field_name} must contain the placeholder '{{patient_id}}' exactly "
+                f"once, e.g. 'nifti/{{patient_id}}/pet.nii.gz'; got {value!r}"
+            )
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value: str) -> str:
+        if value.upper() == "SUV":
+            return "SUV"
+        if value.upper() in ("BQML", "BQ/ML"):
+            raise ValueError(
+                "units 'BQML' is not supported for NIfTI input: converting to SUV needs the dose, "
+                "injection and scan times and weight that only the DICOM headers carry. Read the "
+                "DICOM series instead (input.dicom_dir), or export the images in SUV and set "
+                "units: SUV"
+            )
+        raise ValueError(f"units must be 'SUV' (images already in SUV), got {value!r}")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[int, str] | None) -> dict[int, str] | None:
+        if value is None:
+            return None
+        if not value or any(k <= 0 for k in value) or len(set(value.values())) != len(value):
+            raise ValueError(
+                f"labels maps positive label values to distinct ROI names, e.g. {{1: primary}}; got {value}"
+            )
+        return value
+
+    def path(self, which: Literal["images", "masks"], patient_id: str) -> Path:
+        """The file of ``patient_id`` (``which`` is 'images' or 'masks')."""
+        template = self.images if which == "images" else self.masks
+        return Path(template.replace("{patient_id}", patient_id))
+
+
+class InputConfig(_Strict):
+    """Where the images and the clinical table are: a DICOM folder (optionally filled from a
+    PACS node first) or NIfTI files."""
+
+    dicom_dir: Path | None = Field(
+        default=None,
+        description="Folder tree holding the DICOM files of every patient (any layout); with "
+        "'pacs', the folder the studies are pulled into.",
+    )
+    pacs: PacsInput | None = Field(default=None, description="Pull the images from this PACS node first.")
+    nifti: NiftiInput | None = Field(default=None, description="Read PET and lesion masks from NIfTI files.")
     clinical: Path | None = Field(default=None, description="Clinical table (CSV) with one row per patient.")
     id_column: str = Field(
         default="patient_id", description="Column of the clinical table holding PatientID."
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputConfig:
+        if self.nifti is not None and (self.dicom_dir is not None or self.pacs is not None):
+            raise ValueError(
+                "give either input.nifti or input.dicom_dir (with optional input.pacs), not both"
+            )
+        if self.nifti is None and self.dicom_dir is None:
+            raise ValueError(
+                "input needs dicom_dir (the DICOM folder; with pacs, the download folder) or nifti"
+            )
+        return self
 
 
 class SUVConfig(_Strict):
@@ -148,10 +312,20 @@ class StudyConfig(_Strict):
                 return None
             return p if p.is_absolute() else (base / p).resolve()
 
-        inp = self.input.model_copy(
-            update={"dicom_dir": _abs(self.input.dicom_dir), "clinical": _abs(self.input.clinical)}
-        )
+        update: dict[str, Any] = {
+            "dicom_dir": _abs(self.input.dicom_dir),
+            "clinical": _abs(self.input.clinical),
+        }
+        nifti = self.input.nifti
+        if nifti is not None:
+            update["nifti"] = nifti.model_copy(
+                update={k: str(_abs(Path(getattr(nifti, k)))) for k in ("images", "masks")}
+            )
+        inp = self.input.model_copy(update=update)
         return self.model_copy(update={"input": inp, "output_dir": _abs(self.output_dir)})
+
+
+_CREDENTIAL_WORDS = ("password", "passwd", "secret", "token", "user", "login", "credential", "api_key")
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
@@ -159,7 +333,14 @@ def _format_errors(err: ValidationError, source: str) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key '{key}' (check its spelling; see the documented keys)")
+            last = str(e["loc"][-1]).lower() if e["loc"] else ""
+            if any(word in last for word in _CREDENTIAL_WORDS):
+                lines.append(
+                    f"  - key '{key}' is not allowed: credentials are never written in the study file; "
+                    "put them in environment variables and name those with username_env / password_env"
+                )
+            else:
+                lines.append(f"  - unknown key '{key}' (check its spelling; see the documented keys)")
             continue
         found = e.get("input")
         found_txt = "" if isinstance(found, dict) else f" (found {found!r})"

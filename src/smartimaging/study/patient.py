@@ -8,30 +8,39 @@ never stops a cohort.
 
 from __future__ import annotations
 
+import glob
 import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from smartimaging.exceptions import DicomError, EmptyMaskError, SegmentationError, SmartImagingError
+from smartimaging.exceptions import (
+    ConfigError,
+    DicomError,
+    EmptyMaskError,
+    SegmentationError,
+    SmartImagingError,
+)
 from smartimaging.features.extract import OUTPUT_COLUMNS, extract
 from smartimaging.features.pet import PATIENT_FEATURES, patient_metrics
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.image import Image, Mask, resample_to
 from smartimaging.io.dicom import SeriesInfo, read_series
+from smartimaging.io.nifti import ImageFileError, read_image
 from smartimaging.io.rtstruct import read_rtstruct
 from smartimaging.io.seg import read_seg
 from smartimaging.io.suv import to_suv
 from smartimaging.segment.threshold import refine_contour
 from smartimaging.study.config import SegmentationConfig, StudyConfig
 
-__all__ = ["PatientResult", "PatientTask", "process_patient"]
+__all__ = ["PatientResult", "PatientTask", "process_patient", "tasks_from_nifti", "tasks_from_series"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,14 @@ class PatientTask:
     series: tuple[SeriesInfo, ...]
     config: StudyConfig
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    nifti: tuple[Path, Path] | None = None
+    """(PET image in SUV, lesion label map) files when the input is NIfTI; ``series`` is then empty."""
+
+    def input_files(self) -> list[Path]:
+        """Every input file of the patient (for the cache key and the provenance)."""
+        if self.nifti is not None:
+            return [p for p in self.nifti if p.is_file()]
+        return [Path(f) for s in self.series for f in s.files]
 
 
 @dataclass
@@ -148,7 +165,50 @@ def _primary(masks: Mapping[str, Mask], primary_roi: str | None) -> str:
     return max(masks, key=lambda n: (masks[n].n_voxels, n))
 
 
-def _run(task: PatientTask, result: PatientResult) -> None:
+# SUV above this in a NIfTI said to hold SUV means the file holds activity concentration
+_MAX_PLAUSIBLE_SUV = 500.0
+
+
+def _nifti_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Image, str, dict[str, Mask]]:
+    """The PET image (already SUV) and the lesion masks by ROI name from the NIfTI files."""
+    nifti = task.config.input.nifti
+    assert nifti is not None and task.nifti is not None
+    image_path, mask_path = task.nifti
+    result.stage = "read NIfTI"
+    image = read_image(image_path)
+    suv = image.with_array(image.array.astype(np.float32, copy=False))
+    peak = float(np.max(suv.array)) if suv.array.size else 0.0
+    if peak > _MAX_PLAUSIBLE_SUV:
+        raise ImageFileError(
+            f"{image_path}: maximum value {peak:.4g} is not a plausible SUV (input.nifti.units is SUV); "
+            "the file probably holds activity concentration (Bq/ml). Export the image in SUV or "
+            "read the DICOM series instead."
+        )
+    result.info["suv_factor"] = 1.0
+    result.info["suv_tags"] = {"source": f"NIfTI in SUV: {image_path}"}
+    result.stage = "segmentation"
+    label_img = read_image(mask_path)
+    values = np.rint(label_img.array).astype(np.int64)
+    present = sorted(int(v) for v in np.unique(values) if v != 0)
+    wanted = nifti.labels if nifti.labels is not None else {v: f"label_{v}" for v in present}
+    matcher = _roi_matcher(task.config.segmentation.roi)
+    masks: dict[str, Mask] = {}
+    for value, name in sorted(wanted.items()):
+        if value not in present or not matcher.fullmatch(name):
+            continue
+        m = Mask(values == value, label_img.spacing, label_img.origin, label_img.direction.copy())
+        m = m if m.same_geometry(suv) else resample_to(m, suv)
+        if m.n_voxels > 0:
+            masks[name] = m
+    if not masks:
+        raise EmptyMaskError(
+            f"{mask_path}: no non-empty lesion label; labels present {present}, labels used "
+            f"{dict(sorted(wanted.items()))}, segmentation.roi {task.config.segmentation.roi!r}"
+        )
+    return suv, "nifti", masks
+
+
+def _dicom_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Image, str, dict[str, Mask]]:
     cfg = task.config
     result.stage = "read PET"
     pets = _pick_series(task, "PT")
@@ -171,6 +231,13 @@ def _run(task: PatientTask, result: PatientResult) -> None:
 
     result.stage = "segmentation"
     source, masks = lesion_masks(task, suv)
+    return suv, source, masks
+
+
+def _run(task: PatientTask, result: PatientResult) -> None:
+    cfg = task.config
+    reader = _nifti_suv_and_masks if task.nifti is not None else _dicom_suv_and_masks
+    suv, source, masks = reader(task, result)
     primary = _primary(masks, cfg.segmentation.primary_roi)
     result.info.update(mask_source=source, rois=sorted(masks), primary_roi=primary)
 
@@ -242,4 +309,42 @@ def tasks_from_series(
     return [
         PatientTask(pid, tuple(by_patient[pid]), config, dict(overrides.get(pid, {})))
         for pid in sorted(by_patient)
+    ]
+
+
+def tasks_from_nifti(config: StudyConfig, patient_ids: Sequence[str] | None = None) -> list[PatientTask]:
+    """One task per patient for NIfTI input (sorted by ID).
+
+    Parameters
+    ----------
+    config : StudyConfig
+        Study settings with ``input.nifti`` (absolute path templates).
+    patient_ids : sequence of str, optional
+        The patients (the clinical table's IDs). By default every ID for which the image
+        template matches a file.
+
+    Returns
+    -------
+    list of PatientTask
+        A patient whose files are missing still gets a task: it fails at the reading stage with
+        a message naming the missing file.
+
+    Raises
+    ------
+    ConfigError
+        ``input.nifti`` is not set, or no image file matches the template.
+    """
+    nifti = config.input.nifti
+    if nifti is None:
+        raise ConfigError("tasks_from_nifti needs input.nifti in the study settings")
+    if patient_ids is None:
+        before, after = nifti.images.split("{patient_id}")
+        pattern = re.compile(re.escape(before) + r"(?P<pid>[^/]+)" + re.escape(after))
+        found = (pattern.fullmatch(p) for p in glob.glob(glob.escape(before) + "*" + glob.escape(after)))
+        patient_ids = sorted({m.group("pid") for m in found if m is not None})
+        if not patient_ids:
+            raise ConfigError(f"input.nifti.images: no file matches {nifti.images}")
+    return [
+        PatientTask(pid, (), config, {}, nifti=(nifti.path("images", pid), nifti.path("masks", pid)))
+        for pid in sorted(patient_ids)
     ]

@@ -35,11 +35,18 @@ from smartimaging import __version__
 from smartimaging.atomic import atomic_path, write_text
 from smartimaging.exceptions import ConfigError, LearningError
 from smartimaging.features.extract import to_wide
-from smartimaging.io.dicom import discover
+from smartimaging.io.dicom import DiscoveryResult, discover
 from smartimaging.study.cache import ResultCache, files_digest
 from smartimaging.study.config import StudyConfig, config_hash
 from smartimaging.study.modelling import CohortModels, fit_cohort_models
-from smartimaging.study.patient import PatientResult, PatientTask, process_patient, tasks_from_series
+from smartimaging.study.pacs_input import fetch_from_pacs
+from smartimaging.study.patient import (
+    PatientResult,
+    PatientTask,
+    process_patient,
+    tasks_from_nifti,
+    tasks_from_series,
+)
 from smartimaging.study.provenance import now_iso, write_provenance
 from smartimaging.study.reporting import build_report
 
@@ -204,15 +211,24 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
     with _run_log(out / "run.log"):
         log.info("smartimaging %s: study %r, config %s", __version__, config.name, config_hash(config)[:12])
         clinical = _read_clinical(config)
-        if not config.input.dicom_dir.is_dir():
+        pacs_failures: list[dict[str, str]] = []
+        if config.input.pacs is not None and config.input.dicom_dir is not None:
+            pacs_failures = fetch_from_pacs(config.input.pacs, config.input.dicom_dir, out / "pacs").failures
+        if config.input.nifti is not None:
+            discovery = DiscoveryResult()
+        elif config.input.dicom_dir is None or not config.input.dicom_dir.is_dir():
             raise ConfigError(f"input.dicom_dir: folder not found: {config.input.dicom_dir}")
-        discovery = discover(config.input.dicom_dir, progress=not quiet)
+        else:
+            discovery = discover(config.input.dicom_dir, progress=not quiet)
         log.info("discovered %d series, %d unreadable files", len(discovery.series), len(discovery.problems))
-        failures: list[dict[str, str]] = [
+        failures: list[dict[str, str]] = pacs_failures + [
             {"patient_id": "", "stage": "discovery", "reason": f"{p.path}: {p.reason}"}
             for p in discovery.problems
         ]
-        tasks = tasks_from_series(discovery.series, config, _overrides(config, clinical))
+        if config.input.nifti is not None:
+            tasks = tasks_from_nifti(config, None if clinical is None else list(clinical.index))
+        else:
+            tasks = tasks_from_series(discovery.series, config, _overrides(config, clinical))
         if clinical is not None:
             imaged = {t.patient_id for t in tasks}
             for pid in sorted(set(clinical.index) - imaged):
@@ -231,7 +247,7 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         todo: list[PatientTask] = []
         results: dict[str, PatientResult] = {}
         for task in tasks:
-            digest = files_digest(f for s in task.series for f in s.files)
+            digest = files_digest(task.input_files())
             input_hashes[task.patient_id] = digest
             keys[task.patient_id] = ResultCache.key(
                 digest, {**settings, "overrides": dict(task.overrides)}, __version__
