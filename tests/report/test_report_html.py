@@ -13,7 +13,7 @@ import pytest
 from smartimaging.report.html import ReportData, ReportError, cohort_table, render_report, write_report
 from smartimaging.report.plots import roc_curves_png
 
-SECTIONS = ["summary", "cohort", "models", "roc", "features", "failures", "provenance"]
+SECTIONS = ["summary", "cohort", "qc", "models", "roc", "features", "failures", "provenance"]
 EVIL = "<script>alert('x')</script>"
 
 
@@ -166,6 +166,7 @@ def test_minimal_report_states_empty_parts() -> None:
     assert "None" in page.section_text("failures")
     assert "No model" in page.section_text("models")
     assert "No ROC curve" in page.section_text("roc")
+    assert "not available" in page.section_text("qc")
     assert "b" not in page.tags
 
 
@@ -247,3 +248,100 @@ def test_cohort_table_hand_computed() -> None:
         cohort_table(clinical, columns=["weight"])
     page = Page(render_report(ReportData(title="t", cohort=table)))
     assert "65 [57.5–72.5]" in page.section_text("cohort")
+
+
+class QCPage(HTMLParser):
+    """Rows of the QC tables: (table class, row class, [(cell class, text)])."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[tuple[str, str, list[tuple[str, str]]]] = []
+        self._table = ""
+        self._cell: list[str] | None = None
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "table":
+            self._table = a.get("class", "")
+        elif tag == "tr" and self._table in ("qc", "qc-summary"):
+            self.rows.append((self._table, a.get("class", ""), []))
+        elif tag == "td" and self._table in ("qc", "qc-summary"):
+            self._cell = [a.get("class", ""), ""]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.rows[-1][2].append((self._cell[0], self._cell[1]))
+            self._cell = None
+        elif tag == "table":
+            self._table = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell[1] += data
+
+
+def _qc_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    from smartimaging.io.qc import qc_summary
+
+    qc = pd.DataFrame(
+        {
+            "PatientID": ["P1", "P1", EVIL],
+            "Modality": ["CT", "PT", "PT"],
+            "SeriesDescription": ["CT", "PET AC", "PET <b>AC</b>"],
+            "Manufacturer": ["SIEMENS", "SIEMENS", "GE MEDICAL SYSTEMS"],
+            "ReconstructionMethod": [None, "OSEM3D 4i16s", "VPFXS"],
+            "dose_per_kg_MBq": [None, 3.1, 5.48],
+            "uptake_min": [None, 61.0, 92.5],
+            "flag_uptake": [False, False, True],
+            "flag_dose_per_kg": [False, False, True],
+            "flag_glucose": [False, False, False],
+            "flag_missing": [False, False, False],
+            "flags": [
+                "",
+                "",
+                "uptake 92.5 min outside 55-75 min (EANM); dose 5.48 MBq/kg outside 2-4 MBq/kg",
+            ],
+        }
+    )
+    return qc, qc_summary(qc)
+
+
+def test_qc_section_highlights_flagged_series_and_escapes() -> None:
+    qc, summary = _qc_tables()
+    data = sample_data()
+    data.qc, data.qc_summary = qc, summary
+    html = render_report(data)
+    page = Page(html)
+    assert page.sections[:4] == ["summary", "cohort", "qc", "models"]
+    assert '<a href="#qc">Acquisition QC</a>' in html
+    text = page.section_text("qc")
+    assert "1 of 3 series flagged (uptake time: 1, dose per kg: 1)." in text
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>AC</b>" not in html
+    tables = QCPage(html)
+    series = [r for r in tables.rows if r[0] == "qc" and r[2]]  # body rows
+    assert [r[1] for r in series] == ["", "", "flagged"]
+    flagged_cells = [t for c, t in series[2][2] if "flag" in c.split()]
+    assert flagged_cells == ["5.48", "92.5"]  # dose per kg and uptake, in column order
+    assert not [t for r in series[:2] for c, t in r[2] if "flag" in c.split()]
+    assert series[2][2][0][1] == EVIL  # shown as text
+    summary_rows = [(r[1], [t for _, t in r[2]]) for r in tables.rows if r[0] == "qc-summary" and r[2]]
+    marks = {(cells[0], cells[1]): cls for cls, cells in summary_rows}  # (Modality, attribute) -> class
+    assert marks["PT", "Manufacturer"] == "varies" and marks["PT", "ReconstructionMethod"] == "varies"
+    assert marks["CT", "Manufacturer"] == ""  # one CT series: nothing varies
+
+
+def test_qc_section_summary_only_and_unflagged() -> None:
+    qc, summary = _qc_tables()
+    html = render_report(ReportData(title="t", qc=qc.iloc[:2]))
+    text = Page(html).section_text("qc")
+    assert "0 of 2 series flagged." in text and "What varies" not in text
+    assert 'class="flagged"' not in html
+    unknown = qc.assign(flag_glucose=pd.array([pd.NA, False, True], dtype="boolean"))
+    assert "1 of 3 series flagged (uptake time: 1, dose per kg: 1, blood glucose: 1)." in Page(
+        render_report(ReportData(title="t", qc=unknown))
+    ).section_text("qc")
+    text = Page(render_report(ReportData(title="t", qc_summary=summary))).section_text("qc")
+    assert "What varies" in text and "Per series" not in text and "not available" not in text

@@ -74,6 +74,11 @@ class ReportData:
         Versions, configuration hash, ... (nested mappings are flattened with dots).
     notes : str or sequence of str
         Free-text remarks, one paragraph each.
+    qc : DataFrame, optional
+        Acquisition QC, one row per series (:func:`smartimaging.io.qc.cohort_qc`); values whose
+        ``flag_*`` column is true are highlighted.
+    qc_summary : DataFrame, optional
+        What varies across the cohort (:func:`smartimaging.io.qc.qc_summary`).
     """
 
     title: str
@@ -88,6 +93,8 @@ class ReportData:
     failures: Sequence[Any] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
     notes: str | Sequence[str] = ()
+    qc: pd.DataFrame | None = None
+    qc_summary: pd.DataFrame | None = None
 
 
 def cohort_table(
@@ -348,6 +355,77 @@ def _failures(failures: Sequence[Any]) -> list[dict[str, str]]:
     return out
 
 
+#: Columns of the QC table shown in the report (those present), and the flag marking each value.
+QC_REPORT_COLUMNS: tuple[str, ...] = (
+    "PatientID", "Modality", "SeriesDescription", "Manufacturer", "ManufacturerModelName",
+    "ReconstructionMethod", "matrix", "pixel_spacing_mm", "SliceThickness", "dose_per_kg_MBq",
+    "uptake_min", "BloodGlucose", "flags", "qc_errors",
+)  # fmt: skip
+_QC_FLAGGED_VALUE = {
+    "uptake_min": "flag_uptake",
+    "dose_per_kg_MBq": "flag_dose_per_kg",
+    "BloodGlucose": "flag_glucose",
+    "missing": "flag_missing",
+}
+_QC_FLAG_LABELS = {
+    "flag_uptake": "uptake time",
+    "flag_dose_per_kg": "dose per kg",
+    "flag_glucose": "blood glucose",
+    "flag_missing": "missing attributes",
+}
+
+
+def _truthy(value: Any) -> bool:
+    """True for a set flag; False for False, 0, empty text and missing values (None, NaN, pd.NA)."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value)
+
+
+def _qc_summary_table(summary: pd.DataFrame) -> dict[str, Any]:
+    """The "what varies" table as text cells; rows whose ``varies`` is true are marked."""
+    rows = []
+    for _, row in summary.iloc[:COHORT_MAX_ROWS].iterrows():
+        rows.append(
+            {
+                "cells": [_fmt(v) for v in row.tolist()],
+                "varies": "varies" in summary.columns and _truthy(row["varies"]),
+            }
+        )
+    return {"columns": [str(c) for c in summary.columns], "rows": rows, "n_rows": len(summary)}
+
+
+def _qc_table(qc: pd.DataFrame, *, max_rows: int) -> dict[str, Any]:
+    """The per-series QC table with flagged values marked, and a count of flagged series."""
+    columns = [c for c in QC_REPORT_COLUMNS if c in qc.columns]
+    flag_columns = [c for c in _QC_FLAG_LABELS if c in qc.columns]
+    flagged = qc[flag_columns].map(_truthy) if flag_columns else pd.DataFrame(index=qc.index)
+    any_flag = flagged.any(axis=1) if flag_columns else pd.Series(False, index=qc.index)
+    rows = []
+    for k, (idx, row) in enumerate(qc.iterrows()):
+        if k >= max_rows:
+            break
+        cells = []
+        for column in columns:
+            value = row[column]
+            flag = _QC_FLAGGED_VALUE.get(column)
+            bad = flag is not None and flag in flag_columns and bool(flagged.at[idx, flag])
+            num = isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_)
+            cells.append({"text": _fmt(value), "num": num, "flagged": bad})
+        rows.append({"cells": cells, "flagged": bool(any_flag.at[idx])})
+    counts = [(_QC_FLAG_LABELS[c], int(flagged[c].sum())) for c in flag_columns if flagged[c].any()]
+    return {
+        "columns": columns,
+        "rows": rows,
+        "n_rows": len(qc),
+        "rows_cut": len(qc) > len(rows),
+        "n_flagged": int(any_flag.sum()),
+        "flag_counts": counts,
+    }
+
+
 _SUMMARY_CARDS = (
     ("n_patients", "Patients"),
     ("n_succeeded", "Processed"),
@@ -412,6 +490,8 @@ def render_report(data: ReportData) -> str:
         "failures": _failures(list(data.failures)),
         "provenance": _flatten(dict(data.provenance)),
         "notes": notes,
+        "qc": None if data.qc is None else _qc_table(data.qc, max_rows=COHORT_MAX_ROWS),
+        "qc_summary": None if data.qc_summary is None else _qc_summary_table(data.qc_summary),
     }
     return _environment().get_template("report.html").render(**context)
 

@@ -52,8 +52,14 @@ def build_report(
     clinical: pd.DataFrame | None,
     patient_info: Mapping[str, Mapping[str, Any]],
     started: str,
+    qc: pd.DataFrame | None = None,
+    qc_summary: pd.DataFrame | None = None,
 ) -> str:
-    """Render the HTML report of a study run (see :mod:`smartimaging.report.html`)."""
+    """Render the HTML report of a study run (see :mod:`smartimaging.report.html`).
+
+    ``qc`` and ``qc_summary`` are the acquisition QC tables (:func:`smartimaging.io.qc.cohort_qc`,
+    :func:`smartimaging.io.qc.qc_summary`); None shows the section as not available.
+    """
     target = config.model.target if config.model is not None else None
     cohort = None
     feature_images: dict[str, bytes] = {}
@@ -91,5 +97,7 @@ def build_report(
         ],
         provenance={"config_sha256": config_hash(config), "versions": versions()},
         notes=_notes(summary, patient_info),
+        qc=qc,
+        qc_summary=qc_summary,
     )
     return render_report(data)

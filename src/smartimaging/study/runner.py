@@ -10,6 +10,9 @@ Outputs in ``config.output_dir``:
     Every patient or file that failed, with the stage and the reason.
 ``models.csv``
     Cross-validated performance of the clinical, radiomics and combined models.
+``qc.csv`` / ``qc_summary.csv``
+    Acquisition QC from the DICOM headers: one row per PET/CT series with flags, and what varies
+    across the cohort (see :mod:`smartimaging.io.qc`).
 ``report.html``
     Self-contained report. ``run.log``: the log. ``provenance.json``: inputs, settings, versions.
 ``cache/``
@@ -36,6 +39,7 @@ from smartimaging.atomic import atomic_path, write_text
 from smartimaging.exceptions import ConfigError, LearningError
 from smartimaging.features.extract import to_wide
 from smartimaging.io.dicom import DiscoveryResult, discover
+from smartimaging.io.qc import cohort_qc, qc_summary
 from smartimaging.study.cache import ResultCache, files_digest
 from smartimaging.study.config import StudyConfig, config_hash
 from smartimaging.study.modelling import CohortModels, fit_cohort_models
@@ -221,6 +225,17 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         else:
             discovery = discover(config.input.dicom_dir, progress=not quiet)
         log.info("discovered %d series, %d unreadable files", len(discovery.series), len(discovery.problems))
+        qc = cohort_qc(discovery, all_headers=False)  # headers only, first file per series; never raises
+        qc_table = qc_summary(qc)
+        qc_files = {
+            "qc": _write_table(qc, out / "qc.csv"),
+            "qc_summary": _write_table(qc_table, out / "qc_summary.csv"),
+        }
+        log.info(
+            "acquisition QC: %d series, %d flagged",
+            len(qc),
+            int(qc["flags"].astype(bool).sum()) if len(qc) else 0,
+        )
         failures: list[dict[str, str]] = pacs_failures + [
             {"patient_id": "", "stage": "discovery", "reason": f"{p.path}: {p.reason}"}
             for p in discovery.problems
@@ -280,7 +295,7 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
             if r.status != "ok"
         ]
         failure_table = pd.DataFrame(failures, columns=["patient_id", "stage", "reason"])
-        files: dict[str, Path] = {"failures": _write_table(failure_table, out / "failures.csv")}
+        files: dict[str, Path] = {"failures": _write_table(failure_table, out / "failures.csv"), **qc_files}
 
         tidy = (
             pd.concat([r.features for r in ok if r.features is not None], ignore_index=True) if ok else None
@@ -321,7 +336,16 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
             files=files,
         )
         info = {pid: r.info for pid, r in results.items()}
-        html = build_report(config, summary, wide=wide, clinical=clinical, patient_info=info, started=started)
+        html = build_report(
+            config,
+            summary,
+            wide=wide,
+            clinical=clinical,
+            patient_info=info,
+            started=started,
+            qc=qc,
+            qc_summary=qc_table,
+        )
         files["report"] = write_text(out / "report.html", html)
         files["provenance"] = write_provenance(
             out / "provenance.json",
