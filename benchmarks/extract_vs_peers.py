@@ -327,7 +327,9 @@ def main() -> None:
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    print(f"\npeak RSS: this process {own:.0f} MiB (all tools loaded), batch workers {kids:.0f} MiB")
+    print(
+        f"\npeak RSS: this process {own:.0f} MiB (every tool timed in this run), batch workers {kids:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":
