@@ -25,8 +25,9 @@ from rich.console import Console
 from smartimaging.atomic import atomic_path
 from smartimaging.exceptions import SmartImagingError
 from smartimaging.features.batch import read_case
-from smartimaging.features.extract import extract, to_wide
-from smartimaging.features.settings import ExtractionSettings, load_settings
+from smartimaging.features.extract import to_wide
+from smartimaging.features.pipeline import extract_with_processing, load_study_settings
+from smartimaging.features.settings import ExtractionSettings
 
 __all__ = ["extract_command"]
 
@@ -55,7 +56,12 @@ def extract_command(
         typer.Option("--roi", help="ROI name (RTSTRUCT structure / SEG segment; also labels rows)."),
     ] = None,
     settings: Annotated[
-        Path | None, typer.Option("--settings", "-s", help="Extraction settings YAML (default: built-in).")
+        Path | None,
+        typer.Option(
+            "--settings",
+            "-s",
+            help="Settings YAML: extraction keys, or image_processing and features sections (default: built-in).",
+        ),
     ] = None,
     wide: Annotated[
         bool, typer.Option("--wide", help="One row per ROI instead of one row per feature.")
@@ -67,10 +73,20 @@ def extract_command(
 ) -> None:
     """Compute IBSI 1 features of one image inside one ROI and write them as a table."""
     try:
-        resolved = load_settings(settings) if settings is not None else ExtractionSettings()
+        processing, resolved = (
+            load_study_settings(settings) if settings is not None else (None, ExtractionSettings())
+        )
         img, msk, roi_name, modality = read_case(image, mask, roi=roi or "", label=label)
         modality = modality or str(img.meta.get("Modality", ""))
-        table = extract(img, msk, settings=resolved, case=_case_id(image), roi=roi_name, modality=modality)
+        table = extract_with_processing(
+            img,
+            msk,
+            processing=processing,
+            settings=resolved,
+            case=_case_id(image),
+            roi=roi_name,
+            modality=modality,
+        )
     except SmartImagingError as exc:
         _err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(code=2) from exc

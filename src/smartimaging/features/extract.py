@@ -44,7 +44,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from smartimaging.exceptions import EmptyMaskError, FeatureError
+from smartimaging.exceptions import EmptyMaskError, FeatureError, GeometryMismatchError
 from smartimaging.features import (
     glcm,
     gldzm,
@@ -272,6 +272,7 @@ def extract(
     roi: str = "",
     modality: str = "",
     image_type: str = "original",
+    intensity_mask: Mask | None = None,
 ) -> pd.DataFrame:
     """Compute IBSI 1 features of ``image`` inside ``mask`` as a tidy table.
 
@@ -286,6 +287,10 @@ def extract(
         metrics only when ``modality == 'PT'``, fixed bin number 32, 3D aggregations).
     case, roi, modality, image_type : str
         Labels copied into the table (``modality`` as the DICOM Modality, e.g. ``'PT'``).
+    intensity_mask : Mask, optional
+        Intensity mask from image processing (e.g. the second output of
+        :func:`smartimaging.preprocess.resample.preprocess`); it must lie on the image grid and
+        within ``mask``. ``settings.resegmentation_range`` is then applied to it. Default: ``mask``.
 
     Returns
     -------
@@ -334,7 +339,22 @@ def extract(
             "fill them upstream (e.g. resample with a finite default value) or exclude them explicitly: "
             "Mask(mask.array & np.isfinite(image.array), mask.spacing, mask.origin, mask.direction)"
         )
-    data = RoiData(image, mask, _intensity_mask(image, mask, settings, where), settings)
+    base = mask
+    if intensity_mask is not None:
+        check_same_geometry(image, intensity_mask, what=f"image and intensity mask ({where})")
+        outside = int(np.count_nonzero(intensity_mask.array & ~mask.array))
+        if outside:
+            raise GeometryMismatchError(
+                f"the intensity mask of {where} has {outside} voxel(s) outside the morphological mask; "
+                "pass the masks of preprocess() in the order (image, intensity_mask, morph_mask)"
+            )
+        if intensity_mask.n_voxels == 0:
+            raise EmptyMaskError(
+                f"the intensity mask of {where} contains no voxel: re-segmentation removed the whole ROI; "
+                "widen resegmentation_range or check the image units"
+            )
+        base = intensity_mask
+    data = RoiData(image, mask, _intensity_mask(image, base, settings, where), settings)
     rows: list[tuple[object, ...]] = []
     for family in _families_to_run(settings, modality):
         spec = FAMILY_TABLE[family]
