@@ -25,7 +25,7 @@ from pydicom.errors import InvalidDicomError
 from smartimaging.exceptions import DicomError
 from smartimaging.image import Image
 
-__all__ = ["DiscoveryResult", "FileProblem", "SeriesInfo", "discover", "read_series"]
+__all__ = ["DiscoveryResult", "FileProblem", "SeriesInfo", "discover", "read_series", "slice_geometry"]
 
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 _HEADER_TAGS = [
@@ -293,7 +293,7 @@ def _read_multiframe(ds: Dataset, path: Path, dtype: npt.DTypeLike) -> Image:
     pixels = _pixels(ds, path)
     if pixels.ndim == 2:
         pixels = pixels[None]
-    return _assemble(
+    image, _ = _assemble(
         pixels,
         np.asarray(positions),
         iop,
@@ -303,19 +303,53 @@ def _read_multiframe(ds: Dataset, path: Path, dtype: npt.DTypeLike) -> Image:
         [f"{path} [frame {i}]" for i in range(len(positions))],
         dtype,
     )
+    return image
 
 
-def _assemble(
-    stack: np.ndarray,
+def slice_geometry(
     positions: np.ndarray,
     iop: np.ndarray,
     pixel_spacing: np.ndarray,
-    slopes: np.ndarray,
-    intercepts: np.ndarray,
-    names: list[str],
-    dtype: npt.DTypeLike,
-) -> Image:
-    """Sort slices along the normal, check spacing and build the Image (internal)."""
+    names: Sequence[str],
+    *,
+    single_slice_step: float = 1.0,
+) -> tuple[np.ndarray, tuple[float, float, float], tuple[float, float, float], np.ndarray]:
+    """Order slices along their normal, check that they form a regular grid, and describe it.
+
+    The one rule every reader and writer of slice stacks uses (``read_series``, the RTSTRUCT and
+    SEG writers), so that they agree on the grid of a series.
+
+    Parameters
+    ----------
+    positions : numpy.ndarray
+        ImagePositionPatient of each slice, shape ``(n, 3)``.
+    iop : numpy.ndarray
+        ImageOrientationPatient (6 values), shared by all slices.
+    pixel_spacing : numpy.ndarray
+        PixelSpacing (row spacing, column spacing).
+    names : sequence of str
+        A name per slice (file or SOP instance) for the messages.
+    single_slice_step : float
+        Slice step reported for a one-slice stack (e.g. SliceThickness).
+
+    Returns
+    -------
+    order : numpy.ndarray
+        Indices sorting the slices by position along the normal (increasing).
+    spacing : tuple of float
+        ``(x, y, z)`` voxel size in mm; z is the median step.
+    origin : tuple of float
+        Position of the first slice after sorting.
+    direction : numpy.ndarray
+        3 x 3 direction matrix (columns: row, column, normal).
+
+    Raises
+    ------
+    DicomError
+        Duplicate positions, missing slices (a step over 1.5 x the median), uneven spacing
+        (a step more than 5 % off the median) or slice origins drifting off the normal (a
+        sheared or tilted series); the message names the positions and the slice.
+    """
     direction = _direction(iop)
     normal = direction[:, 2]
     dist = positions @ normal
@@ -361,13 +395,27 @@ def _assemble(
             )
         step = median
     else:
-        step = 1.0
-    stack = stack[order]
-    slopes = slopes[order]
-    intercepts = intercepts[order]
-    values = stack.astype(np.float64) * slopes[:, None, None] + intercepts[:, None, None]
+        step = float(single_slice_step)
     spacing = (float(pixel_spacing[1]), float(pixel_spacing[0]), float(step))
-    return Image(values.astype(dtype), spacing, tuple(positions[0]), direction, {"rescale_slopes": slopes})
+    origin = (float(positions[0][0]), float(positions[0][1]), float(positions[0][2]))
+    return order, spacing, origin, direction
+
+
+def _assemble(
+    stack: np.ndarray,
+    positions: np.ndarray,
+    iop: np.ndarray,
+    pixel_spacing: np.ndarray,
+    slopes: np.ndarray,
+    intercepts: np.ndarray,
+    names: list[str],
+    dtype: npt.DTypeLike,
+) -> tuple[Image, np.ndarray]:
+    """Sort and rescale the slices into an Image; also return the sort order (internal)."""
+    order, spacing, origin, direction = slice_geometry(positions, iop, pixel_spacing, names)
+    slopes = slopes[order]
+    values = stack[order].astype(np.float64) * slopes[:, None, None] + intercepts[order][:, None, None]
+    return Image(values.astype(dtype), spacing, origin, direction, {"rescale_slopes": slopes}), order
 
 
 def read_series(
@@ -466,11 +514,9 @@ def read_series(
             if px.ndim != 2:
                 raise DicomError(f"{path}: expected a 2D slice, got pixel array of shape {px.shape}")
             slices.append(px)
-        image = _assemble(
+        image, order = _assemble(
             np.stack(slices), positions, ref_iop, ref_ps, slopes, intercepts, [str(p) for p in paths], dtype
         )
-        dist = positions @ _direction(ref_iop)[:, 2]
-        order = np.argsort(dist, kind="stable")
         sorted_paths = [paths[i] for i in order]
         datasets = [datasets[i] for i in order]
 

@@ -34,6 +34,7 @@ from smartimaging.exceptions import (
     MissingTagError,
 )
 from smartimaging.image import Image, Mask, check_same_geometry
+from smartimaging.io.dicom import slice_geometry
 
 __all__ = [
     "RTSTRUCT_SOP_CLASS_UID",
@@ -95,7 +96,6 @@ _DEFAULT_COLORS: tuple[tuple[int, int, int], ...] = (
     (150, 150, 150),
 )
 
-_SLICE_SPACING_RTOL = 0.1  # beyond 10 % the series is not a regular grid; below 1 % it is rounding
 #: contours whose points spread more than this (in reference voxels along z) are not parallel
 #: to the reference slices and cannot be rasterised slice by slice
 _PLANE_TOL_VOXELS = 0.25
@@ -143,7 +143,8 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
     ------
     DicomError
         If the series is empty, mixes series, orientations or frames of reference, repeats a
-        position, has irregular slice spacing or slices not stacked along their normal.
+        position, or fails :func:`smartimaging.io.dicom.slice_geometry` (missing slices, uneven
+        spacing, slices not stacked along their normal).
     MissingTagError
         If a geometry attribute (ImagePositionPatient, ImageOrientationPatient, PixelSpacing,
         Rows, Columns) is missing.
@@ -153,8 +154,6 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
     first = datasets[0]
     where = f"reference series {first.get('SeriesInstanceUID', '?')}"
     iop = np.asarray(_require(first, "ImageOrientationPatient", where), dtype=float)
-    row_dir, col_dir = iop[:3], iop[3:]
-    normal = np.cross(row_dir, col_dir)
     rows, cols = int(_require(first, "Rows", where)), int(_require(first, "Columns", where))  # type: ignore[call-overload]
     pixel_spacing = np.asarray(_require(first, "PixelSpacing", where), dtype=float)
     series_uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
@@ -176,55 +175,17 @@ def sort_series(datasets: Sequence[Dataset]) -> tuple[list[Dataset], Image]:
         if int(ds.Rows) != rows or int(ds.Columns) != cols:
             raise DicomError(f"{where}: slice {ds.get('SOPInstanceUID', '?')} has another matrix size")
         positions.append(np.asarray(_require(ds, "ImagePositionPatient", where), dtype=float))
-    pos = np.asarray(positions)
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
+    names = [str(getattr(ds, "filename", "") or ds.get("SOPInstanceUID", "?")) for ds in datasets]
+    single_step = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
+    order, spacing, origin, direction = slice_geometry(
+        np.asarray(positions), iop, pixel_spacing, names, single_slice_step=single_step
+    )
     sorted_ds = [datasets[i] for i in order]
-    dist = dist[order]
-    if len(sorted_ds) > 1:
-        steps = np.diff(dist)
-        if np.any(steps < 1e-3):
-            raise DicomError(f"{where}: two slices share the position {dist[np.argmin(steps)]:.3f} mm")
-        median = float(np.median(steps))
-        gaps = np.flatnonzero(steps > 1.5 * median)
-        if gaps.size:
-            k = int(gaps[0])
-            raise DicomError(
-                f"{where}: {gaps.size} missing slice(s): a gap of {steps[k]:.2f} mm between the slices at "
-                f"{dist[k]:.2f} and {dist[k + 1]:.2f} mm along the normal (usual step {median:.2f} mm); "
-                "re-export the complete series"
-            )
-        dz = float((dist[-1] - dist[0]) / (len(dist) - 1))
-        deviation = float(np.max(np.abs(steps - dz)))
-        if deviation > _SLICE_SPACING_RTOL * dz:
-            raise DicomError(
-                f"{where}: irregular slice spacing (steps from {steps.min():.3f} to {steps.max():.3f} mm); "
-                "resample the series onto a regular grid first"
-            )
-        if deviation > 0.01 * dz:
-            logger.warning(
-                "%s: slice steps vary from %.3f to %.3f mm; using their mean %.4f mm (positions rounded by "
-                "the scanner)",
-                where,
-                steps.min(),
-                steps.max(),
-                dz,
-            )
-    else:
-        dz = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
-    # slices must be stacked along the normal (no gantry tilt) for a rectilinear grid
-    lateral = pos[order] - pos[order[0]] - np.outer(dist - dist[0], normal)
-    if np.max(np.linalg.norm(lateral, axis=1)) > 0.1 * float(pixel_spacing.min()):
-        raise DicomError(
-            f"{where}: the slices are not stacked along their normal (gantry tilt or sheared series, "
-            f"lateral offset up to {np.max(np.linalg.norm(lateral, axis=1)):.3f} mm); resample it first"
-        )
-    direction = np.column_stack([row_dir, col_dir, normal])
     grid = Image(
         # a read-only zero view: the grid carries geometry, not a full-size array
         np.broadcast_to(np.zeros((), dtype=np.uint8), (len(sorted_ds), rows, cols)),
-        spacing=(float(pixel_spacing[1]), float(pixel_spacing[0]), dz),
-        origin=tuple(pos[order[0]]),
+        spacing=spacing,
+        origin=origin,
         direction=direction,
         meta={
             "frame_of_reference_uid": str(first.get("FrameOfReferenceUID", "")),
