@@ -9,6 +9,7 @@ from _ibsi import load_digital_phantom, matches, reference_rows
 from smartimaging.exceptions import EmptyMaskError, FeatureError, GeometryMismatchError
 from smartimaging.features import local_intensity
 from smartimaging.image import Image, Mask
+from smartimaging.preprocess import sphere
 
 
 def _img(arr, spacing=(1.0, 1.0, 1.0)):
@@ -80,7 +81,7 @@ def test_fft_path_equals_direct_path(monkeypatch):
     mask[3:9, 4:10, 5:12] = True
     img, m = _img(arr, (2.0, 2.5, 3.0)), _mask(mask, (2.0, 2.5, 3.0))
     direct = local_intensity.sphere_means(img, m)
-    monkeypatch.setattr(local_intensity, "_DIRECT_MAX_OPS", 0)
+    monkeypatch.setattr(sphere, "_DIRECT_MAX_OPS", 0)
     fft = local_intensity.sphere_means(img, m)
     np.testing.assert_allclose(fft, direct, rtol=0, atol=1e-12)
     # brute force at one voxel (z=3, y=4, x=5)

@@ -21,14 +21,12 @@ from scipy import ndimage
 
 from smartimaging.exceptions import SegmentationError
 from smartimaging.image import Image, Mask, check_same_geometry
+from smartimaging.preprocess.sphere import sphere_means
 
 __all__ = ["bounding_box", "connected_components", "fixed_threshold", "refine_contour", "relative_threshold"]
 
 #: 26-connectivity (faces, edges and corners) in 3D.
 _STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
-
-#: Radius (mm) of the 1 cm³ sphere of SUVpeak (IBSI local intensity peak).
-_PEAK_RADIUS_MM = 6.2
 
 _REFERENCES = ("max", "peak")
 
@@ -98,18 +96,11 @@ def fixed_threshold(suv: Image, *, threshold: float = 2.5, within: Mask | None =
     return _as_mask(suv, keep)
 
 
-def _peak_at(values: np.ndarray, spacing_zyx: tuple[float, float, float], centre: tuple[int, ...]) -> float:
+def _peak_at(suv: Image, centre: tuple[int, ...]) -> float:
     """Mean of the finite values in the 1 cm³ sphere around ``centre`` (IBSI local peak)."""
-    sp = np.asarray(spacing_zyx)
-    half = np.floor(_PEAK_RADIUS_MM / sp + 1e-9).astype(int)
-    lo = np.maximum(np.asarray(centre) - half, 0)
-    hi = np.minimum(np.asarray(centre) + half + 1, values.shape)
-    box = values[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))]
-    grids = np.meshgrid(
-        *((np.arange(a, b) - c) * s for a, b, c, s in zip(lo, hi, centre, sp, strict=True)), indexing="ij"
-    )
-    inside = (sum(g**2 for g in grids) <= _PEAK_RADIUS_MM**2 * (1 + 1e-12)) & np.isfinite(box)
-    return float(box[inside].mean())
+    voxel = np.zeros(suv.shape, dtype=bool)
+    voxel[centre] = True
+    return float(sphere_means(suv, _as_mask(suv, voxel))[0])
 
 
 def relative_threshold(
@@ -190,7 +181,7 @@ def relative_threshold(
         raise SegmentationError("the search region holds no finite SUV value: check the image and the region")
     centre = np.unravel_index(flat_idx, suv.shape)
     suv_max = float(masked.flat[flat_idx])
-    ref = suv_max if reference == "max" else _peak_at(values, suv.spacing_zyx, tuple(int(c) for c in centre))
+    ref = suv_max if reference == "max" else _peak_at(suv, tuple(int(c) for c in centre))
     if not ref > 0:
         raise SegmentationError(
             f"the reference SUV{reference} is {ref:.4g} (not positive): a relative threshold is meaningless; "
