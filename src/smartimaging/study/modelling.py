@@ -57,7 +57,7 @@ def fit_cohort_models(
     seed : int
         Seed of the folds, the models and the label permutations.
     """
-    _binary_target(clinical, config.target)
+    target = _binary_target(clinical, config.target)
     sets = build_feature_sets(
         wide.select_dtypes(include=[np.number]),
         clinical,
@@ -70,7 +70,7 @@ def fit_cohort_models(
             f"only {len(patients)} patients have both image features and {config.target!r}: too few for "
             f"{config.n_splits}-fold cross-validation"
         )
-    y = clinical.loc[patients, config.target].astype(int)
+    y = target.loc[patients]
     if not config.clinical_columns:
         sets = {"radiomics": sets["radiomics"]}
     results = compare_models(

@@ -108,11 +108,11 @@ def _masks_from_seg(task: PatientTask, pet: Image, seg_cfg: SegmentationConfig) 
         raise SegmentationError(f"no DICOM SEG series for patient {task.patient_id}")
     path = segs[0].files[0]
     matcher = _roi_matcher(seg_cfg.roi)
-    masks = {name: m for name, m in read_seg(path).items() if matcher.fullmatch(name)}
+    segments = read_seg(path)
+    masks = {name: m for name, m in segments.items() if matcher.fullmatch(name)}
     if not masks:
         raise SegmentationError(
-            f"no segment of {path} matches segmentation.roi {seg_cfg.roi!r}; segments present: "
-            f"{sorted(read_seg(path))}"
+            f"no segment of {path} matches segmentation.roi {seg_cfg.roi!r}; segments present: {sorted(segments)}"
         )
     return {name: (m if m.same_geometry(pet) else resample_to(m, pet)) for name, m in masks.items()}
 

@@ -295,7 +295,7 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
             if r.status != "ok"
         ]
         failure_table = pd.DataFrame(failures, columns=["patient_id", "stage", "reason"])
-        files: dict[str, Path] = {"failures": _write_table(failure_table, out / "failures.csv"), **qc_files}
+        files: dict[str, Path] = dict(qc_files)
 
         tidy = (
             pd.concat([r.features for r in ok if r.features is not None], ignore_index=True) if ok else None
@@ -321,7 +321,7 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
                     ],
                     ignore_index=True,
                 )
-                files["failures"] = _write_table(failure_table, out / "failures.csv")
+        files["failures"] = _write_table(failure_table, out / "failures.csv")
 
         seconds = time.perf_counter() - t0
         summary = RunSummary(
