@@ -36,11 +36,12 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-# the PACS tests need a real Orthanc (Debian packages orthanc, orthanc-dicomweb): installed when missing,
-# and required (never skipped) when run through this target
+# the PACS tests need a real Orthanc (Debian packages orthanc, orthanc-dicomweb) and the report tests a real
+# Chromium (Debian package chromium): installed when missing, and required (never skipped) through this target
 pytest: install-test
 	bash scripts/ensure_orthanc.sh
-	SMARTIMAGING_REQUIRE_ORTHANC=1 $(BIN)/python -m pytest -n $(JOBS) --durations=15
+	bash scripts/ensure_chromium.sh
+	SMARTIMAGING_REQUIRE_ORTHANC=1 SMARTIMAGING_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n $(JOBS) --durations=15
 
 test: lint typecheck pytest
 

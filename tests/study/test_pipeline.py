@@ -92,7 +92,7 @@ def test_relative_threshold_overlaps_the_ground_truth(cohort60: Path) -> None:
 
 @pytest.mark.slow
 def test_default_cohort_radiomics_beats_chance_and_shuffled_labels_do_not(
-    cohort60: Path, tmp_path: Path
+    cohort60: Path, tmp_path: Path, chromium_render
 ) -> None:
     settings = demo_study(cohort60, tmp_path / "results", jobs=2)
     study = tmp_path / "study.yaml"
@@ -114,6 +114,9 @@ def test_default_cohort_radiomics_beats_chance_and_shuffled_labels_do_not(
     html = (out / "report.html").read_text(encoding="utf-8")
     for section in ("Summary", "Models", "ROC", "Features", "Failures", "Provenance"):
         assert section in html
+    seen = chromium_render(out / "report.html", tmp_path / "report.png")
+    assert seen.console_errors == [] and seen.failed_requests == [] and seen.broken_images == []
+    assert seen.n_images >= 1 and seen.height > 1500
     tidy = pd.read_parquet(out / "features.parquet")
     assert set(tidy["case"]) == {f"SYN{i:03d}" for i in range(1, 61)}
     assert {"PET.SUVmax", "PET.SUVpeak", "PET.MTV", "PET.TLG", "stat.mean"} <= set(tidy["key"])
