@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -272,6 +273,15 @@ class StudyConfig(_Strict):
     input: InputConfig
     output_dir: Path = Path("smartimaging_output")
     jobs: int = Field(default=1, ge=1, le=256)
+    executor: Literal["processes", "dask"] = Field(
+        default="processes",
+        description="Where the per-patient work runs: local processes, or a Dask distributed cluster.",
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Address of a running Dask scheduler (tcp://host:port) for executor: dask; "
+        "without it a local Dask cluster of `jobs` workers is started.",
+    )
     suv: SUVConfig = SUVConfig()
     segmentation: SegmentationConfig = SegmentationConfig()
     features: dict[str, Any] = Field(
@@ -293,6 +303,21 @@ class StudyConfig(_Strict):
             )
             raise ValueError(problems) from None
         return value
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _valid_scheduler(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(tcp|tls|ucx)://[^\s/]+:\d+", value):
+            raise ValueError(
+                f"must look like tcp://host:port (the address `dask scheduler` prints), got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_executor(self) -> StudyConfig:
+        if self.dask_scheduler is not None and self.executor != "dask":
+            raise ValueError("dask_scheduler is set but executor is 'processes'; set executor: dask")
+        return self
 
     @model_validator(mode="after")
     def _check_model_needs_clinical(self) -> StudyConfig:

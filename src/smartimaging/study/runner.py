@@ -24,15 +24,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from smartimaging import __version__
 from smartimaging.atomic import atomic_path, write_text
@@ -42,12 +40,12 @@ from smartimaging.io.dicom import DiscoveryResult, discover
 from smartimaging.io.qc import cohort_qc, qc_summary
 from smartimaging.study.cache import ResultCache, files_digest
 from smartimaging.study.config import StudyConfig, config_hash
+from smartimaging.study.executor import run_tasks
 from smartimaging.study.modelling import CohortModels, fit_cohort_models
 from smartimaging.study.pacs_input import fetch_from_pacs
 from smartimaging.study.patient import (
     PatientResult,
     PatientTask,
-    process_patient,
     tasks_from_nifti,
     tasks_from_series,
 )
@@ -129,36 +127,6 @@ def _patient_settings(config: StudyConfig) -> dict[str, Any]:
         "segmentation": config.segmentation.model_dump(mode="json"),
         "features": config.features,
     }
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=quiet,
-        transient=False,
-    )
-
-
-def _execute(
-    tasks: Sequence[PatientTask], jobs: int, on_done: Callable[[PatientResult], None], quiet: bool
-) -> None:
-    if not tasks:
-        return
-    with _progress(quiet) as progress:
-        bar = progress.add_task("patients", total=len(tasks))
-        if jobs <= 1 or len(tasks) == 1:
-            for task in tasks:
-                on_done(process_patient(task))
-                progress.advance(bar)
-            return
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            futures = [pool.submit(process_patient, t) for t in tasks]
-            for fut in as_completed(futures):
-                on_done(fut.result())
-                progress.advance(bar)
 
 
 def wide_table(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -286,7 +254,14 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
             else:
                 log.warning("patient %s failed at %s: %s", res.patient_id, res.stage, res.reason)
 
-        _execute(todo, jobs, on_done, quiet)
+        run_tasks(
+            todo,
+            on_done,
+            executor=config.executor,
+            jobs=jobs,
+            dask_scheduler=config.dask_scheduler,
+            quiet=quiet,
+        )
 
         ok = [results[p] for p in sorted(results) if results[p].status == "ok"]
         failures += [
