@@ -13,7 +13,18 @@ import pytest
 from smartimaging.report.html import ReportData, ReportError, cohort_table, render_report, write_report
 from smartimaging.report.plots import roc_curves_png
 
-SECTIONS = ["summary", "cohort", "qc", "models", "roc", "features", "failures", "provenance"]
+SECTIONS = [
+    "summary",
+    "cohort",
+    "qc",
+    "models",
+    "roc",
+    "features",
+    "segmentation",
+    "failures",
+    "checklist",
+    "provenance",
+]
 EVIL = "<script>alert('x')</script>"
 
 
@@ -105,6 +116,12 @@ def sample_data() -> ReportData:
         ],
         provenance={"versions": {"numpy": "2.0", "smartimaging": "0.1.0"}, "config_hash": "abc123"},
         notes=["Synthetic data.", "Second note & more."],
+        segmentations={"P000": _png(), "P001": _png()},
+        checklist=[
+            ("Harmonisation fitted in training folds only", "yes", "ComBat inside each fold"),
+            {"item": "External validation", "status": "no", "detail": "single site"},
+            ("Calibration", "n/a", f"no model {EVIL}"),
+        ],
     )
 
 
@@ -128,7 +145,11 @@ def test_sections_tables_and_figures() -> None:
     assert "versions.numpy" in page.section_text("provenance") and "abc123" in page.section_text("provenance")
     assert "Second note & more." in page.section_text("notes")
     imgs = [v for tag, name, v in page.attrs if tag == "img" and name == "src"]
-    assert len(imgs) == 3
+    assert len(imgs) == 5  # 2 ROC, 1 feature figure, 2 segmentation thumbnails
+    assert "P000" in page.section_text("segmentation") and "P001" in page.section_text("segmentation")
+    checklist = page.section_text("checklist")
+    assert "ComBat inside each fold" in checklist and "External validation" in checklist
+    assert EVIL in checklist  # escaped text, not markup
     for src in imgs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
@@ -166,6 +187,8 @@ def test_minimal_report_states_empty_parts() -> None:
     assert "None" in page.section_text("failures")
     assert "No model" in page.section_text("models")
     assert "No ROC curve" in page.section_text("roc")
+    assert "No segmentation" in page.section_text("segmentation")
+    assert "No checklist" in page.section_text("checklist")
     assert "not available" in page.section_text("qc")
     assert "b" not in page.tags
 
@@ -175,7 +198,7 @@ def test_roc_images_drawn_from_models_when_not_given() -> None:
     data.roc_images = None
     page = Page(render_report(data))
     roc_imgs = [v for tag, name, v in page.attrs if tag == "img" and name == "src"]
-    assert len(roc_imgs) == 3  # ROC curves + AUC bars (model with roc only) + feature figure
+    assert len(roc_imgs) == 5  # ROC curves + AUC bars (model with roc only) + feature figure + 2 thumbnails
     assert "ROC curves of the repeat-averaged" in page.section_text("roc")
 
 
@@ -345,3 +368,10 @@ def test_qc_section_summary_only_and_unflagged() -> None:
     ).section_text("qc")
     text = Page(render_report(ReportData(title="t", qc_summary=summary))).section_text("qc")
     assert "What varies" in text and "Per series" not in text and "not available" not in text
+
+
+def test_checklist_status_is_validated() -> None:
+    with pytest.raises(ReportError, match="status must be one of"):
+        render_report(ReportData(title="t", checklist=[("Calibration", "maybe", "")]))
+    with pytest.raises(ReportError, match=r"must be \(item, status, detail\)"):
+        render_report(ReportData(title="t", checklist=[("Calibration", "yes")]))

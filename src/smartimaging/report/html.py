@@ -79,6 +79,13 @@ class ReportData:
         ``flag_*`` column is true are highlighted.
     qc_summary : DataFrame, optional
         What varies across the cohort (:func:`smartimaging.io.qc.qc_summary`).
+    segmentations : mapping of str to bytes or str
+        Patient -> thumbnail PNG (:func:`smartimaging.report.overlays.patient_thumbnail_png`): PET MIP
+        and fused slice with the contours, shown as a grid.
+    checklist : sequence
+        Reporting-checklist items (TRIPOD+AI / CLEAR style) as ``(item, status, detail)`` tuples or
+        mappings with those keys; ``status`` is ``"yes"``, ``"no"`` or ``"n/a"``, filled from what the
+        run actually did (see :mod:`smartimaging.study.checklist`).
     """
 
     title: str
@@ -95,6 +102,37 @@ class ReportData:
     notes: str | Sequence[str] = ()
     qc: pd.DataFrame | None = None
     qc_summary: pd.DataFrame | None = None
+    segmentations: Mapping[str, bytes | str] = field(default_factory=dict)
+    checklist: Sequence[Any] = ()
+
+
+_CHECKLIST_STATUS = ("yes", "no", "n/a")
+
+
+def _checklist(items: Sequence[Any]) -> list[dict[str, str]]:
+    out = []
+    for k, item in enumerate(items):
+        if isinstance(item, Mapping):
+            try:
+                values = (item["item"], item["status"], item.get("detail", ""))
+            except KeyError as exc:
+                raise ReportError(
+                    f"checklist item {k} lacks the key {exc}; give item, status, detail."
+                ) from exc
+        else:
+            try:
+                values = tuple(item)
+            except TypeError:
+                raise ReportError(f"checklist item {k} is neither a mapping nor a tuple: {item!r}") from None
+            if len(values) != 3:
+                raise ReportError(f"checklist item {k} must be (item, status, detail), got {item!r}")
+        text, status, detail = (str(v) for v in values)
+        if status not in _CHECKLIST_STATUS:
+            raise ReportError(
+                f"checklist item {text!r}: status must be one of {list(_CHECKLIST_STATUS)}, got {status!r}"
+            )
+        out.append({"item": text, "status": status, "detail": detail})
+    return out
 
 
 def cohort_table(
@@ -492,6 +530,8 @@ def render_report(data: ReportData) -> str:
         "notes": notes,
         "qc": None if data.qc is None else _qc_table(data.qc, max_rows=COHORT_MAX_ROWS),
         "qc_summary": None if data.qc_summary is None else _qc_summary_table(data.qc_summary),
+        "segmentations": _images(data.segmentations),
+        "checklist": _checklist(list(data.checklist)),
     }
     return _environment().get_template("report.html").render(**context)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -277,4 +277,73 @@ def feature_distributions_png(
         a = _univariate_auc(v[ok], y[ok])
         ax.set_title(col if a is None else f"{col}\nAUC {a:.2f}", fontsize=8)
         ax.grid(axis="y", color="#eeeeee", linewidth=0.6)
+    return _to_png(fig)
+
+
+def correlation_heatmap_png(
+    features: pd.DataFrame,
+    *,
+    max_features: int = 60,
+    method: Literal["spearman", "pearson"] = "spearman",
+) -> bytes:
+    """Heat map of the absolute pairwise correlation of the features, clustered.
+
+    Features are ordered by average-linkage hierarchical clustering on 1 - |rho|, so that blocks of
+    redundant features (e.g. volume-dependent texture features) appear as squares on the diagonal.
+
+    Parameters
+    ----------
+    features : DataFrame
+        Wide table, one row per patient.
+    max_features : int, default 60
+        At most this many numeric features: those with the most distinct values (then column
+        order), which drops near-constant features first.
+    method : {"spearman", "pearson"}
+        Correlation coefficient.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    ReportError
+        If fewer than two numeric, non-constant features or three patients are available, or
+        ``method`` is unknown.
+    """
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    if method not in ("spearman", "pearson"):
+        raise ReportError(f"correlation_heatmap_png: method must be 'spearman' or 'pearson', got {method!r}")
+    numeric = features.select_dtypes(include="number")
+    numeric = numeric.loc[:, numeric.nunique(dropna=True) > 1]
+    if numeric.shape[1] < 2 or numeric.shape[0] < 3:
+        raise ReportError(
+            "correlation_heatmap_png: need at least two non-constant numeric features and three patients "
+            f"(got {numeric.shape[1]} features, {numeric.shape[0]} patients)"
+        )
+    if numeric.shape[1] > max_features:
+        distinct = numeric.nunique(dropna=True)
+        keep = distinct.sort_values(ascending=False, kind="stable").index[:max_features]
+        numeric = numeric[[c for c in numeric.columns if c in set(keep)]]
+    rho = numeric.corr(method=method).abs().fillna(0.0).to_numpy()
+    np.fill_diagonal(rho, 1.0)
+    distance = np.clip(1.0 - rho, 0.0, None)
+    distance = (distance + distance.T) / 2.0
+    np.fill_diagonal(distance, 0.0)
+    order = leaves_list(linkage(squareform(distance, checks=False), method="average"))
+    names = [str(numeric.columns[i]) for i in order]
+    matrix = rho[np.ix_(order, order)]
+    n = len(names)
+    size = min(11.0, 2.5 + 0.16 * n)
+    fig = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fontsize = max(3.5, min(8.0, 300.0 / n))
+    ax.set_xticks(range(n), names, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), names, fontsize=fontsize)
+    ax.set_title(f"|{method.capitalize()} correlation| between features (clustered)", fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.6, label=f"|{'rho' if method == 'spearman' else 'r'}|")
     return _to_png(fig)
