@@ -114,6 +114,7 @@ def test_default_cohort_radiomics_beats_chance_and_shuffled_labels_do_not(
     html = (out / "report.html").read_text(encoding="utf-8")
     for section in ("Summary", "Models", "ROC", "Features", "Failures", "Provenance"):
         assert section in html
+    assert "Reporting checklist" in html and "events per feature" in html and "clustered" in html
     seen = chromium_render(out / "report.html", tmp_path / "report.png")
     assert seen.console_errors == [] and seen.failed_requests == [] and seen.broken_images == []
     assert seen.n_images >= 1 and seen.height > 1500

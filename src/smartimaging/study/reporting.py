@@ -10,7 +10,8 @@ import pandas as pd
 
 from smartimaging import versions
 from smartimaging.report.html import ReportData, cohort_table, render_report
-from smartimaging.report.plots import feature_distributions_png
+from smartimaging.report.plots import ReportError, correlation_heatmap_png, feature_distributions_png
+from smartimaging.study.checklist import run_checklist
 from smartimaging.study.config import StudyConfig, config_hash
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ def build_report(
                 feature_images["Image features by outcome (top univariate AUC)"] = feature_distributions_png(
                     numeric, labels.astype(int), random_state=config.seed
                 )
+    if not wide.empty:
+        try:
+            feature_images[
+                "Absolute Spearman correlation between features, clustered (blocks = redundant features)"
+            ] = correlation_heatmap_png(wide)
+        except ReportError:
+            pass  # fewer than two usable features or three patients: nothing to show
     data = ReportData(
         title=f"smartimaging report: {config.name}",
         created=started,
@@ -99,5 +107,6 @@ def build_report(
         notes=_notes(summary, patient_info),
         qc=qc,
         qc_summary=qc_summary,
+        checklist=run_checklist(config, summary, wide=wide, patient_info=patient_info, qc=qc),
     )
     return render_report(data)
