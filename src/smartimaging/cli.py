@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from smartimaging.cli_bundle import register as register_bundle
 from smartimaging.cli_deid import deid_command
 from smartimaging.cli_extract import extract_command
 from smartimaging.cli_pacs import pacs_app
@@ -111,6 +112,9 @@ def demo(
         _fail(exc)
     for line in summary_lines(summary):
         print(line)
+
+
+register_bundle(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -27,25 +26,8 @@ from smartimaging.segment.threshold import refine_contour
 from smartimaging.study.config import load_study
 from smartimaging.study.demo import demo_study
 from smartimaging.study.runner import run_study
-from smartimaging.synthetic import generate_cohort, make_patient
+from smartimaging.synthetic import make_patient
 from smartimaging.synthetic.dicom_write import write_pet_series
-
-
-@pytest.fixture(scope="session")
-def cohort60(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """The default demo cohort: 60 patients, seed 0, generated once per test run.
-
-    Under pytest-xdist every worker has its own session, so the cohort goes into the run's
-    shared temporary folder and the first worker to arrive generates it under a file lock.
-    """
-    base = tmp_path_factory.getbasetemp()
-    shared = base if worker_id == "master" else base.parent
-    root = shared / "cohort60"
-    with open(shared / "cohort60.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / "cohort.json").is_file():
-            generate_cohort(root, n_patients=60, seed=0, n_jobs=2, progress=False)
-    return root
 
 
 def test_suvbw_from_dicom_equals_programmed_activity_over_decayed_dose_per_weight(tmp_path: Path) -> None:

@@ -1,0 +1,152 @@
+"""``smartimaging export | predict | validate``: the portable model bundle on the command line.
+
+Registered in cli.py with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from smartimaging.exceptions import SmartImagingError
+
+__all__ = ["register"]
+
+_err = Console(stderr=True)
+
+
+def _fail(exc: SmartImagingError) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _clinical(pairs: list[str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--clinical takes KEY=VALUE, got {pair!r}")
+        try:
+            values[key] = float(raw)
+        except ValueError:
+            values[key] = raw
+    return values
+
+
+def export(
+    study: Annotated[Path, typer.Argument(help="Study YAML file (with a model section).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (e.g. model.zip).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Feature set of the model: clinical, radiomics or combined (default: combined)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run (or reuse the cache of) a study, fit the final model on all its patients and write the bundle."""
+    from smartimaging.study.bundle import fit_bundle, save_bundle
+    from smartimaging.study.config import load_study
+    from smartimaging.study.runner import _read_clinical, run_study
+
+    try:
+        config = load_study(study)
+        summary = run_study(config, quiet=quiet)
+        clinical = _read_clinical(config)
+        import pandas as pd
+
+        wide = pd.read_csv(config.output_dir / "features_wide.csv", index_col=0)
+        wide.index = wide.index.astype(str)
+        if clinical is None:
+            raise SmartImagingError("the study has no clinical table (input.clinical): nothing to train on")
+        bundle = fit_bundle(
+            config,
+            wide,
+            clinical,
+            model=model,
+            cv=summary.models.results if summary.models is not None else (),
+        )
+        save_bundle(bundle, out)
+    except SmartImagingError as exc:
+        _fail(exc)
+    m = bundle.manifest
+    print(f"wrote {out}: model {m['model']['name']} ({m['model']['kind']}) for {m['model']['target']!r}")
+    print(
+        f"trained on {m['training']['n_patients']} patients, {len(m['columns'])} inputs, threshold {bundle.threshold:.3f}"
+    )
+
+
+def predict(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="Model bundle (smartimaging export).")
+    ],
+    patient_dir: Annotated[Path, typer.Argument(help="One patient's DICOM folder.")],
+    clinical: Annotated[
+        list[str],
+        typer.Option("--clinical", "-c", help="Clinical variable the model needs, KEY=VALUE (repeat)."),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the prediction as JSON.")
+    ] = None,
+) -> None:
+    """Predict one new patient from DICOM with the bundle's own settings (with abstention and explanation)."""
+    from smartimaging.atomic import write_text
+    from smartimaging.study.bundle import load_bundle, predict_patient
+
+    try:
+        bundle = load_bundle(bundle_path)
+        result = predict_patient(bundle, patient_dir, clinical=_clinical(clinical))
+    except SmartImagingError as exc:
+        _fail(exc)
+    target = bundle.manifest["model"]["target"]
+    print(
+        f"patient {result.patient_id}: P({target}) = {result.probability:.3f} (threshold {result.threshold:.3f})"
+    )
+    if result.abstain:
+        print("ABSTAIN: the patient lies outside the training distribution; do not use this prediction")
+        for reason in result.ood_reasons:
+            print(f"  - {reason}")
+    else:
+        print(f"decision: {target} = {result.label}")
+    if result.contributions:
+        print("largest contributions to the log-odds:")
+        for name, value in result.contributions:
+            print(f"  {value:+.3f}  {name}")
+    if json_out is not None:
+        write_text(json_out, json.dumps(result.to_dict(), indent=1))
+
+
+def validate(
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE", help="Model bundle (smartimaging export).")
+    ],
+    study: Annotated[
+        Path, typer.Argument(help="This site's study YAML (same feature settings, with the target).")
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """External validation of a bundle at another site: predictions, AUC with CI, report."""
+    from smartimaging.study.bundle import load_bundle, validate_bundle
+    from smartimaging.study.config import load_study
+
+    try:
+        result = validate_bundle(load_bundle(bundle_path), load_study(study), quiet=quiet)
+    except SmartImagingError as exc:
+        _fail(exc)
+    print(
+        f"external AUC {result.auc:.3f} (95% CI {result.auc_ci[0]:.3f}-{result.auc_ci[1]:.3f}) on "
+        f"{result.n_patients} patients ({result.n_events} events); sensitivity {result.sensitivity:.3f}, "
+        f"specificity {result.specificity:.3f}, Brier {result.brier:.3f}; "
+        f"{result.n_out_of_distribution} out of distribution"
+    )
+    for name, path in result.files.items():
+        print(f"{name}: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``export``, ``predict`` and ``validate`` to the top-level CLI."""
+    app.command("export")(export)
+    app.command("predict")(predict)
+    app.command("validate")(validate)
