@@ -150,7 +150,7 @@ def adapt_roi_fraction(mask: Mask, *, fraction: float) -> Mask:
     mask : Mask
         The ROI (not empty).
     fraction : float
-        Relative volume change, in ``(-1, 1]``; e.g. ``0.2`` for +20 %.
+        Relative volume change, > -1; e.g. ``0.2`` for +20 %.
 
     Returns
     -------
@@ -165,8 +165,8 @@ def adapt_roi_fraction(mask: Mask, *, fraction: float) -> Mask:
     EmptyMaskError
         If the ROI is empty, or the shrinkage would leave no voxel.
     """
-    if not -1.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (-1, 1], got {fraction}")
+    if not (math.isfinite(fraction) and fraction > -1.0):
+        raise ValueError(f"fraction must be a finite number > -1, got {fraction}")
     mask.require_nonempty("ROI to adapt")
     arr = mask.array
     n = int(np.count_nonzero(arr))

@@ -61,6 +61,7 @@ __all__ = [
     "Condition",
     "RobustnessResult",
     "build_conditions",
+    "cases_from_folders",
     "icc_table",
     "robustness_study",
     "stable_features",
@@ -182,6 +183,74 @@ class RobustnessResult:
             {c: pd.Series(dtype=object) for c in ("case", "condition", "reason")}
         )
     )
+
+
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in (*_VOLUME_SUFFIXES, ".dcm"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _entries(folder: Path, what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise SmartImagingError(f"{what} folder not found: {folder}")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        name = _case_name(p)
+        if name in found:
+            raise SmartImagingError(
+                f"{folder} holds two {what} entries for case {name!r}: {found[name].name}, {p.name}"
+            )
+        found[name] = p
+    return found
+
+
+def cases_from_folders(
+    images: str | Path, masks: str | Path, *, modality: str = "PT", roi: str = ""
+) -> list[Case]:
+    """Pair image and mask entries of two folders by name (without extension).
+
+    An image entry is a volume file (NIfTI, NRRD, MetaImage) or a folder holding one DICOM
+    series; a mask entry is a label volume, an RTSTRUCT or a SEG file (see
+    :mod:`smartimaging.features.batch`).
+
+    Parameters
+    ----------
+    images, masks : str or Path
+        The two folders.
+    modality : str
+        DICOM Modality of the images (``'PT'`` adds the PET metrics); a DICOM series' own
+        modality is used when empty.
+    roi : str
+        ROI name or pattern for RTSTRUCT / SEG masks.
+
+    Returns
+    -------
+    list of Case
+        Sorted by case name.
+
+    Raises
+    ------
+    SmartImagingError
+        A folder is missing or empty, or a case is found in only one folder.
+    """
+    imgs, msks = _entries(Path(images), "image"), _entries(Path(masks), "mask")
+    only_i, only_m = sorted(set(imgs) - set(msks)), sorted(set(msks) - set(imgs))
+    if only_i or only_m:
+        raise SmartImagingError(
+            f"images and masks are paired by name without extension; only in {images}: {only_i[:10]}, "
+            f"only in {masks}: {only_m[:10]}"
+        )
+    if not imgs:
+        raise SmartImagingError(f"no image found in {images}")
+    return [Case(name, imgs[name], msks[name], roi=roi, modality=modality) for name in sorted(imgs)]
 
 
 def _noise_rng(seed: int, case: str, index: int) -> np.random.Generator:
@@ -388,7 +457,7 @@ def stable_features(
 
 
 def robustness_study(
-    cases: Sequence[Case | tuple[object, ...]],
+    cases: Sequence[Case],
     *,
     segmentations: Sequence[str | SegmentationMethod | Method] = (
         "relative:0.4",
@@ -448,7 +517,7 @@ def robustness_study(
     """
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
-    todo = [c if isinstance(c, Case) else Case(*c) for c in cases]  # type: ignore[arg-type]
+    todo = list(cases)
     if not todo:
         raise ValueError("the robustness study needs at least one case (two for an ICC)")
     conditions = build_conditions(segmentations, perturbations)
