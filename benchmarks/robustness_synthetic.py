@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/robustness_synthetic.py [--patients 12] [--jobs 2] [--seed 0] [--no-morphology]
+    python benchmarks/robustness_synthetic.py [--patients 24] [--jobs 2] [--seed 0] [--no-morphology]
 
 For each synthetic patient (``smartimaging.synthetic.make_patient``; PET converted to SUVbw,
 the ground-truth lesion GTV_1 as the given contour) features are extracted under the given
@@ -47,7 +47,7 @@ def _cases(n: int, seed: int) -> list[Case]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=12)
+    parser.add_argument("--patients", type=int, default=24)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise-sd", default="estimate", help="Noise SD in SUV, or 'estimate'.")
@@ -68,6 +68,7 @@ def main() -> None:
         discretisation="fixed_bin_size",
         bin_width=0.25,
         bin_lower_bound=0.0,
+        resegmentation_range=(0.0, None),  # added noise can make SUV negative
         ivh={"method": "fixed_bin_size", "bin_width": 0.1, "bin_lower_bound": 0.0},
     )
     noise = args.noise_sd if args.noise_sd == "estimate" else float(args.noise_sd)
