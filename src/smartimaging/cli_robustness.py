@@ -7,12 +7,18 @@ Registered on the main application with::
 
 Usage::
 
-    smartimaging robustness --images DIR --masks DIR --out DIR
+    smartimaging robustness (--images DIR --masks DIR | --study STUDY.yaml) --out DIR
         [--segmentation contour,relative:0.4,relative:0.5,fixed:2.5]
         [--perturb dilate,erode,noise,translate,rotate,combined]
         [--adapt-fraction 0.1,0.2 | --adapt-mm 4,8] [--noise-sd estimate] [--angles -10,10]
         [--translations 0.25,0.5] [--combined 4] [--settings S.yaml] [--modality PT]
         [--threshold 0.75] [--criterion lower] [--icc "ICC(2,1)"] [--group all] [--seed 0] [-j N]
+
+With ``--study``, the patients, their SUV images and lesion masks come from the study file as
+``smartimaging run`` reads them (DICOM series with SUV conversion and the configured mask
+sources, or NIfTI input); the contour is the patient's primary ROI
+(``segmentation.primary_roi``, default the largest), and the study's ``features`` settings, seed
+and jobs are used unless ``--settings``, ``--seed`` or ``--jobs`` are given.
 
 Writes ``icc.csv``, ``stable_features.csv``, ``features.csv``, ``conditions.csv`` and
 ``failures.csv`` into ``--out`` (see :mod:`smartimaging.robustness.study`).
@@ -20,15 +26,22 @@ Writes ``icc.csv``, ``stable_features.csv``, ``features.csv``, ``conditions.csv`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, cast
 
 import typer
 from rich.console import Console
 
 from smartimaging.exceptions import SmartImagingError
+from smartimaging.image import Image, Mask
 
-__all__ = ["robustness_command"]
+if TYPE_CHECKING:
+    from smartimaging.features.settings import ExtractionSettings
+    from smartimaging.robustness.study import CaseSource
+    from smartimaging.study.patient import PatientTask
+
+__all__ = ["StudyCase", "robustness_command", "study_cases"]
 
 _err = Console(stderr=True)
 
@@ -45,14 +58,69 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+@dataclass(frozen=True)
+class StudyCase:
+    """One patient of a study file, loaded as ``smartimaging run`` loads it (a ``CaseSource``)."""
+
+    task: PatientTask
+
+    @property
+    def case(self) -> str:
+        """The PatientID."""
+        return self.task.patient_id
+
+    def load(self) -> tuple[Image, Mask, str]:
+        """SUV image, the primary lesion mask and ``'PT'``."""
+        # the study's own per-patient readers, so that SUV and masks are exactly those of a run
+        from smartimaging.study.patient import (
+            PatientResult,
+            _dicom_suv_and_masks,
+            _nifti_suv_and_masks,
+            _primary,
+        )
+
+        result = PatientResult(self.task.patient_id, "running")
+        reader = _nifti_suv_and_masks if self.task.nifti is not None else _dicom_suv_and_masks
+        suv, _source, masks = reader(self.task, result)
+        name = _primary(masks, self.task.config.segmentation.primary_roi)
+        return suv, masks[name], "PT"
+
+
+def study_cases(path: Path) -> tuple[list[CaseSource], ExtractionSettings, int, int]:
+    """The patients, extraction settings, seed and jobs of a study file."""
+    from smartimaging.features.settings import ExtractionSettings
+    from smartimaging.io.dicom import discover
+    from smartimaging.study.config import load_study
+    from smartimaging.study.patient import tasks_from_nifti, tasks_from_series
+    from smartimaging.study.runner import _overrides, _read_clinical
+
+    config = load_study(path)
+    clinical = _read_clinical(config)
+    if config.input.nifti is not None:
+        tasks = tasks_from_nifti(config, None if clinical is None else list(clinical.index))
+    else:
+        if config.input.dicom_dir is None or not config.input.dicom_dir.is_dir():
+            raise SmartImagingError(f"input.dicom_dir of {path}: folder not found: {config.input.dicom_dir}")
+        tasks = tasks_from_series(
+            discover(config.input.dicom_dir).series, config, _overrides(config, clinical)
+        )
+    settings = ExtractionSettings.model_validate(config.features)
+    return [StudyCase(t) for t in tasks], settings, config.seed, config.jobs
+
+
 def robustness_command(
-    images: Annotated[
-        Path, typer.Option("--images", help="Folder of images (volume files or DICOM series folders).")
-    ],
-    masks: Annotated[
-        Path, typer.Option("--masks", help="Folder of the given contours, paired with the images by name.")
-    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Folder of images (volume files or DICOM series folders).")
+    ] = None,
+    masks: Annotated[
+        Path | None,
+        typer.Option("--masks", help="Folder of the given contours, paired with the images by name."),
+    ] = None,
+    study: Annotated[
+        Path | None,
+        typer.Option("--study", help="Study YAML: patients, SUV, lesion masks and feature settings."),
+    ] = None,
     segmentation: Annotated[
         str,
         typer.Option(
@@ -102,11 +170,16 @@ def robustness_command(
             "--group", help="Group whose ICC decides stability: all, segmentation, or a perturbation."
         ),
     ] = "all",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise and of the combined draws.")] = 0,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the noise and of the combined draws (default 0).")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default 1).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Features under several segmentations and MIRP-style perturbations: ICCs and a stable-feature list."""
+    from smartimaging.features.batch import Case
     from smartimaging.features.pipeline import load_study_settings
     from smartimaging.robustness.perturb import perturbation_set
     from smartimaging.robustness.study import (
@@ -116,6 +189,8 @@ def robustness_command(
         write_results,
     )
 
+    if (study is None) == (images is None or masks is None) or (study is not None and (images or masks)):
+        _fail("give either --images and --masks, or --study")
     if criterion not in ("lower", "point"):
         _fail(f"--criterion must be 'lower' or 'point', got {criterion!r}")
     if icc_type not in ("ICC(2,1)", "ICC(3,1)"):
@@ -130,6 +205,17 @@ def robustness_command(
             _fail(f"--noise-sd must be a number or 'estimate', got {noise_sd!r}")
     kinds = [k.strip() for k in perturb.split(",") if k.strip()]
     try:
+        cases: list[CaseSource] | list[Case]
+        extraction: ExtractionSettings | None = None
+        study_seed, study_jobs = 0, 1
+        if study is not None:
+            cases_s, extraction, study_seed, study_jobs = study_cases(study)
+            cases = cases_s
+        else:
+            assert images is not None and masks is not None
+            cases = cases_from_folders(images, masks, modality=modality, roi=roi)
+        seed = study_seed if seed is None else seed
+        jobs = study_jobs if jobs is None else jobs
         perturbations = perturbation_set(
             kinds,
             adapt_fractions=_floats(adapt_fraction, "--adapt-fraction"),
@@ -141,8 +227,9 @@ def robustness_command(
             n_combined=combined,
             seed=seed,
         )
-        processing, extraction = load_study_settings(settings) if settings is not None else (None, None)
-        cases = cases_from_folders(images, masks, modality=modality, roi=roi)
+        processing = None
+        if settings is not None:
+            processing, extraction = load_study_settings(settings)
         result = robustness_study(
             cases,
             segmentations=[s.strip() for s in segmentation.split(",") if s.strip()],

@@ -166,3 +166,29 @@ def test_cli(tmp_path: Path):
     (tmp_path / "masks" / "p0.nrrd").unlink()
     unpaired = CliRunner().invoke(_app(), args)
     assert unpaired.exit_code == 2 and "['p0']" in unpaired.output
+
+
+def test_cli_from_study_file(tmp_path: Path):
+    for i in range(3):
+        image, mask = _patient(i)
+        labels = Image(mask.array.astype(np.uint8), mask.spacing, mask.origin)
+        labels.array[0, 0, 0] = 2  # a second, 1-voxel lesion: the primary ROI is the largest
+        write_image(image, tmp_path / "n" / f"P{i}" / "suv.nii.gz")
+        write_image(labels, tmp_path / "n" / f"P{i}" / "lesions.nii.gz")
+    (tmp_path / "study.yaml").write_text(
+        "input:\n  nifti:\n    images: n/{patient_id}/suv.nii.gz\n    masks: n/{patient_id}/lesions.nii.gz\n"
+        "model: null\nseed: 5\nfeatures:\n  families: [morphology, intensity statistics, PET]\n",
+        encoding="utf-8",
+    )
+    args = ["robustness", "--study", str(tmp_path / "study.yaml"), "--out", str(tmp_path / "out"),
+            "--segmentation", "contour", "--perturb", "noise", "--noise-sd", "0.2", "-q"]  # fmt: skip
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "3 patient(s), 3 conditions, 0 failure(s)" in result.output
+    features = pd.read_csv(tmp_path / "out" / "features.csv")
+    assert sorted(set(features["case"])) == ["P0", "P1", "P2"]
+    ref = features[(features["case"] == "P1") & (features["condition"] == "contour")]
+    assert ref["morph_approx_vol"].iloc[0] == pytest.approx(_patient(1)[1].n_voxels * 64.0, rel=1e-9)
+    assert "PET_SUVmax" in features.columns  # the study's PET is modality PT
+    both = CliRunner().invoke(_app(), [*args, "--images", str(tmp_path)])
+    assert both.exit_code == 2 and "either --images and --masks, or --study" in both.output

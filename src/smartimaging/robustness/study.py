@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ from smartimaging.robustness.segmentations import SegmentationMethod, method_nam
 
 __all__ = [
     "ICC_COLUMNS",
+    "CaseSource",
     "ICC_TYPES",
     "STABLE_COLUMNS",
     "Condition",
@@ -92,6 +93,25 @@ ICC_COLUMNS: tuple[str, ...] = (
 STABLE_COLUMNS: tuple[str, ...] = ("feature", "group", "icc_type", "icc", "ci_low", "ci_high", "stable")
 
 Method = Callable[[Image, Mask], Mask]
+
+
+@runtime_checkable
+class CaseSource(Protocol):
+    """A patient that loads itself (e.g. from a study's DICOM series); picklable for workers.
+
+    ``case`` is the patient's identifier; ``load()`` returns the image (SUV for PET), the given
+    contour on its grid and the DICOM Modality, and raises a
+    :class:`~smartimaging.exceptions.SmartImagingError` subclass when the patient cannot be read.
+    """
+
+    @property
+    def case(self) -> str:
+        """Identifier of the patient."""
+        ...
+
+    def load(self) -> tuple[Image, Mask, str]:
+        """The image, the contour and the modality."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -258,7 +278,7 @@ def _noise_rng(seed: int, case: str, index: int) -> np.random.Generator:
 
 
 def _run_patient(
-    case: Case,
+    case: Case | CaseSource,
     conditions: Sequence[Condition],
     settings: ExtractionSettings | None,
     processing: ImageProcessingSettings | None,
@@ -268,7 +288,11 @@ def _run_patient(
     """Worker: the wide features of one patient under every condition, and its failures."""
     failures: list[tuple[str, str, str]] = []
     try:
-        image, contour, _roi, modality = read_case(case.image, case.mask, roi=case.roi, label=case.label)
+        if isinstance(case, Case):
+            image, contour, _roi, modality = read_case(case.image, case.mask, roi=case.roi, label=case.label)
+            modality = case.modality or modality
+        else:
+            image, contour, modality = case.load()
         image, contour = crop_to_roi(image, contour, margin_mm=crop_margin_mm)
     except SmartImagingError as exc:
         return None, [(case.case, "", str(exc))]
@@ -289,7 +313,7 @@ def _run_patient(
                     settings=settings,
                     case=case.case,
                     roi=cond.name,
-                    modality=case.modality or modality,
+                    modality=modality,
                 )
             )
         except SmartImagingError as exc:
@@ -457,7 +481,7 @@ def stable_features(
 
 
 def robustness_study(
-    cases: Sequence[Case],
+    cases: Sequence[Case | CaseSource],
     *,
     segmentations: Sequence[str | SegmentationMethod | Method] = (
         "relative:0.4",
@@ -477,9 +501,10 @@ def robustness_study(
 
     Parameters
     ----------
-    cases : sequence of Case
+    cases : sequence of Case or CaseSource
         Patients: image (SUV for PET) and the given contour, as objects or files (see
-        :class:`smartimaging.features.batch.Case`); ``modality='PT'`` adds the PET metrics.
+        :class:`smartimaging.features.batch.Case`; ``modality='PT'`` adds the PET metrics), or
+        objects that load themselves (:class:`CaseSource`).
     segmentations : sequence
         Segmentation methods (text forms of :func:`~smartimaging.robustness.segmentations.parse_method`
         or callables ``method(image, contour) -> Mask`` with a ``name``; picklable when
