@@ -230,3 +230,15 @@ def test_evaluate_segmentation_and_cohort():
     assert table["n_true"].sum() == 3
     with pytest.raises(GeometryMismatchError, match="'c'"):
         evaluate_cohort([("c", pred, _mask(np.zeros((2, 2, 2))))])
+
+
+def test_evaluate_segmentation_equals_the_functions():
+    for a, b in _random_pairs():
+        pa, pb = _mask(a), _mask(b)
+        m = evaluate_segmentation(pa, pb, tolerance_mm=3.0)
+        assert m["hausdorff_mm"] == hausdorff_distance(pa, pb)
+        assert m["hd95_mm"] == hd95(pa, pb)
+        assert m["assd_mm"] == pytest.approx(average_surface_distance(pa, pb), rel=1e-12)
+        assert m["surface_dice"] == surface_dice(pa, pb, tolerance_mm=3.0)
+    with pytest.raises(ValueError, match="tolerance_mm"):
+        evaluate_segmentation(pa, pb, tolerance_mm=float("nan"))

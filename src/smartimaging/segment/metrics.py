@@ -617,18 +617,33 @@ def evaluate_segmentation(
     (0.667, 1, 0.001)
     """
     check_same_geometry(pred, truth, what="predicted and reference masks")
+    if not (math.isfinite(tolerance_mm) and tolerance_mm >= 0):
+        raise ValueError(f"tolerance_mm must be a finite distance >= 0 mm, got {tolerance_mm}")
     det = lesion_detection(pred, truth, min_overlap=min_overlap, connectivity=lesion_connectivity)
-    both_empty = pred.n_voxels == 0 and truth.n_voxels == 0
+    n_pred, n_truth = pred.n_voxels, truth.n_voxels
+    both_empty = n_pred == 0 and n_truth == 0
+    surface: dict[str, float | None]
+    if both_empty:
+        surface = dict.fromkeys(("hausdorff_mm", "hd95_mm", "assd_mm", "surface_dice"))
+    elif n_pred == 0 or n_truth == 0:
+        surface = {"hausdorff_mm": math.inf, "hd95_mm": math.inf, "assd_mm": math.inf, "surface_dice": 0.0}
+    else:
+        # one distance computation for the four surface metrics (same definitions as the functions)
+        d_pt, d_tp = surface_distances(pred, truth)
+        pooled = np.concatenate([d_pt, d_tp])
+        surface = {
+            "hausdorff_mm": float(max(d_pt.max(), d_tp.max())),
+            "hd95_mm": float(max(np.percentile(d_pt, 95.0), np.percentile(d_tp, 95.0))),
+            "assd_mm": float(pooled.mean()),
+            "surface_dice": int(np.count_nonzero(pooled <= tolerance_mm)) / pooled.size,
+        }
     out: dict[str, float | int | None] = {
         "pred_volume_ml": pred.volume_ml,
         "truth_volume_ml": truth.volume_ml,
         "dice": None if both_empty else dice(pred, truth),
         "jaccard": None if both_empty else jaccard(pred, truth),
-        "volume_difference": None if truth.n_voxels == 0 else volume_difference(pred, truth),
-        "hausdorff_mm": None if both_empty else hausdorff_distance(pred, truth),
-        "hd95_mm": None if both_empty else hd95(pred, truth),
-        "assd_mm": None if both_empty else average_surface_distance(pred, truth),
-        "surface_dice": None if both_empty else surface_dice(pred, truth, tolerance_mm=tolerance_mm),
+        "volume_difference": None if n_truth == 0 else volume_difference(pred, truth),
+        **surface,
         "false_positive_volume_ml": false_positive_volume(pred, truth, connectivity=autopet_connectivity),
         "false_negative_volume_ml": false_negative_volume(pred, truth, connectivity=autopet_connectivity),
     }
