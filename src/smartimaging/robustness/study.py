@@ -56,9 +56,9 @@ from smartimaging.robustness.segmentations import SegmentationMethod, method_nam
 
 __all__ = [
     "ICC_COLUMNS",
-    "CaseSource",
     "ICC_TYPES",
     "STABLE_COLUMNS",
+    "CaseSource",
     "Condition",
     "RobustnessResult",
     "build_conditions",
