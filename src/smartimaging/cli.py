@@ -14,6 +14,7 @@ from smartimaging.cli_bundle import register as register_bundle
 from smartimaging.cli_deid import deid_command
 from smartimaging.cli_extract import extract_command
 from smartimaging.cli_pacs import pacs_app
+from smartimaging.cli_robustness import robustness_command
 from smartimaging.cli_suv import suv_command
 from smartimaging.exceptions import SmartImagingError
 
@@ -115,6 +116,7 @@ def demo(
 
 
 register_bundle(app)
+app.command("robustness")(robustness_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
