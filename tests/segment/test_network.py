@@ -233,6 +233,14 @@ def test_refuses_mismatched_inputs(cases, small, tmp_path):
     pet_only = _untrained(tmp_path / "p.pt", TINY.model_copy(update={"channels": ("pet",)}))
     with pytest.raises(SegmentationError, match="uses PET only"):
         predict_network(pet_only, case.pet, case.ct)
+    far = Image(case.ct.array, case.ct.spacing, (5000.0, 0.0, 0.0), meta=dict(case.ct.meta))
+    with pytest.raises(SegmentationError, match=r"covers only 0 % of the PET field of view"):
+        predict_network(small.model_path, case.pet, far)
+    half = Image(case.ct.array[:15], case.ct.spacing, case.ct.origin, meta=dict(case.ct.meta))
+    with pytest.raises(SegmentationError, match=r"covers only \d+ %"):
+        predict_network(small.model_path, case.pet, half)
+    with pytest.raises(SegmentationError, match="got a PT image"):
+        predict_network(small.model_path, case.pet, case.pet)
     bqml = case.pet.with_array(case.pet.array, units="BQML")
     with pytest.raises(SegmentationError, match="works on SUV"):
         predict_network(small.model_path, bqml, case.ct)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CT_OUTSIDE_HU",
+    "MIN_CT_COVERAGE",
     "NetworkInput",
     "TrainingCase",
     "case_from_synthetic",
@@ -96,6 +97,29 @@ def _scale_ct(values: np.ndarray, config: NetworkConfig) -> np.ndarray:
     return ((np.clip(values, low, high) - low) / (high - low)).astype(np.float32)
 
 
+#: Least fraction of the network grid the CT must cover.
+MIN_CT_COVERAGE = 0.5
+
+
+def _ct_on_grid(ct: Image, grid: Image, where: str) -> np.ndarray:
+    modality = str(ct.meta.get("modality", "CT") or "CT").upper()
+    if modality != "CT":
+        raise SegmentationError(f"{where}: the CT channel got a {modality} image; pass the CT (HU)")
+    # NaN marks voxels outside the CT field of view, so that coverage can be checked
+    moved = resample_to(
+        ct.with_array(ct.array.astype(np.float32)), grid, interpolator="linear", default_value=np.nan
+    )
+    inside = np.isfinite(moved.array)
+    coverage = float(inside.mean())
+    if coverage < MIN_CT_COVERAGE:
+        raise SegmentationError(
+            f"{where}: the CT covers only {100 * coverage:.0f} % of the PET field of view "
+            f"(CT origin {ct.origin}, PET grid origin {grid.origin} mm); check that both series share a "
+            "frame of reference and belong to the same study"
+        )
+    return np.where(inside, moved.array, CT_OUTSIDE_HU)
+
+
 def network_input(
     pet: Image,
     ct: Image | None = None,
@@ -117,7 +141,8 @@ def network_input(
     pet : Image
         PET in SUV.
     ct : Image, optional
-        CT in HU; required when ``config.channels`` holds ``'ct'``, refused otherwise.
+        CT in HU; required when ``config.channels`` holds ``'ct'``, refused otherwise. It must
+        cover at least half of the PET field of view.
     mask : Mask, optional
         Ground truth on the PET grid.
     config : NetworkConfig
@@ -132,7 +157,8 @@ def network_input(
     Raises
     ------
     SegmentationError
-        PET not in SUV, or a CT missing / given against ``config.channels``.
+        PET not in SUV, a CT missing / given against ``config.channels``, an image of another
+        modality as CT, or a CT that covers less than half of the PET field of view.
     GeometryMismatchError
         ``mask`` not on the PET grid.
     """
@@ -154,13 +180,7 @@ def network_input(
     channels = [_scale_suv(pet_grid.array, config)]
     grid = ibsi_grid(pet, spacing=config.spacing)
     if ct is not None:
-        ct_grid = resample_to(
-            ct.with_array(ct.array.astype(np.float32)),
-            grid,
-            interpolator="linear",
-            default_value=CT_OUTSIDE_HU,
-        )
-        channels.append(_scale_ct(ct_grid.array, config))
+        channels.append(_scale_ct(_ct_on_grid(ct, grid, where), config))
     label = None
     if mask is not None:
         label = resample_mask(mask, spacing=config.spacing).array[None].astype(np.uint8)

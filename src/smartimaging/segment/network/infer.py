@@ -144,4 +144,10 @@ def predict_network(
     if not 0 < level < 1:
         raise SegmentationError(f"threshold must be a probability in (0, 1), got {level!r}")
     prob = predict_probability(loaded, pet, ct, tta=tta, device=device, num_threads=num_threads)
-    return Mask(prob.array >= level, pet.spacing, pet.origin, pet.direction.copy(), {"method": "network"})
+    return Mask(
+        prob.array >= level,
+        pet.spacing,
+        pet.origin,
+        pet.direction.copy(),
+        {"method": "network", "model": str(loaded.path or "")},
+    )
