@@ -51,6 +51,12 @@ class NetworkConfig(BaseModel):
     pos_fraction : float
         Fraction of patches centred on a lesion voxel (the rest on background), as
         :class:`monai.transforms.RandCropByPosNegLabeld`'s ``pos / (pos + neg)``.
+    hot_negative_fraction : float
+        Fraction of the background-centred patches centred on a *hot* background voxel (SUV at
+        least ``hot_negative_suv``: myocardium, kidneys, bladder), so that the network learns to
+        reject physiological uptake; the others are centred anywhere in the background.
+    hot_negative_suv : float
+        SUV from which a background voxel counts as hot.
     batch_size : int
         Patches per optimiser step.
     learning_rate, weight_decay : float
@@ -81,7 +87,9 @@ class NetworkConfig(BaseModel):
     num_res_units: int = Field(default=1, ge=0)
     epochs: int = Field(default=50, ge=1)
     samples_per_case: int = Field(default=4, ge=1)
-    pos_fraction: float = Field(default=0.67, ge=0, le=1)
+    pos_fraction: float = Field(default=0.5, ge=0, le=1)
+    hot_negative_fraction: float = Field(default=0.5, ge=0, le=1)
+    hot_negative_suv: float = Field(default=3.0, gt=0)
     batch_size: int = Field(default=4, ge=1)
     learning_rate: float = Field(default=3e-3, gt=0)
     weight_decay: float = Field(default=1e-5, ge=0)

@@ -71,13 +71,17 @@ def sample_patches(
     pos_fraction: float,
     flip_prob: float,
     rng: np.random.Generator,
+    hot_fraction: float = 0.0,
+    hot_level: float = np.inf,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Draw ``n`` training patches centred on lesion or background voxels, randomly flipped.
 
     The rule of :class:`monai.transforms.RandCropByPosNegLabeld`: each patch is centred on a lesion
     voxel with probability ``pos_fraction`` (on a background voxel otherwise; always background when
     the case has no lesion voxel), the centre being shifted inwards when the patch would leave the
-    volume. Each patch is then flipped along each axis with probability ``flip_prob``
+    volume. A background centre is taken among the *hot* background voxels (channel 0 at least
+    ``hot_level``) with probability ``hot_fraction`` when there are any (hard negatives: physiological
+    uptake). Each patch is then flipped along each axis with probability ``flip_prob``
     (:class:`monai.transforms.RandFlipd`). Randomness comes from ``rng`` only.
 
     Parameters
@@ -96,6 +100,10 @@ def sample_patches(
         Flip probability per axis.
     rng : numpy.random.Generator
         Random source.
+    hot_fraction : float
+        Probability that a background centre is a hot background voxel.
+    hot_level : float
+        Channel-0 value (scaled SUV) from which a background voxel is hot.
 
     Returns
     -------
@@ -108,9 +116,13 @@ def sample_patches(
     flat = label[0].ravel()
     fg = np.flatnonzero(flat)
     bg = np.flatnonzero(flat == 0)
+    hot = np.flatnonzero((flat == 0) & (image[0].ravel() >= hot_level))
     out = []
     for _ in range(n):
-        pool = fg if fg.size and rng.uniform() < pos_fraction else bg
+        if fg.size and rng.uniform() < pos_fraction:
+            pool = fg
+        else:
+            pool = hot if hot.size and rng.uniform() < hot_fraction else bg
         centre = np.asarray(np.unravel_index(pool[rng.integers(pool.size)], label.shape[1:]))
         start = np.clip(centre - size // 2, 0, spatial - size)
         sl = tuple(slice(int(a), int(a + b)) for a, b in zip(start, size, strict=True))
@@ -174,7 +186,8 @@ def train_network(
     """Train the 3D lesion segmentation network and write the model file.
 
     Each epoch draws ``samples_per_case`` patches from every case (lesion-centred with probability
-    ``pos_fraction``), flips them at random, shuffles them and takes AdamW steps on
+    ``pos_fraction``, else on background, half of those by default on hot physiological uptake),
+    flips them at random, shuffles them and takes AdamW steps on
     :class:`monai.losses.DiceCELoss` (softmax, Dice over the whole batch). Given the same cases,
     settings and seed, the weights are identical on the CPU (torch's global random state and
     determinism flags are restored afterwards).
@@ -242,6 +255,8 @@ def train_network(
                     pos_fraction=cfg.pos_fraction,
                     flip_prob=cfg.flip_prob,
                     rng=rng,
+                    hot_fraction=cfg.hot_negative_fraction,
+                    hot_level=min(cfg.hot_negative_suv, cfg.suv_clip) / cfg.suv_clip,
                 )
             ]
             order = rng.permutation(len(patches))
