@@ -2,7 +2,7 @@
 
 Usage (CPU, one torch thread on a shared machine)::
 
-    PYTHONPATH=src python benchmarks/segnet_train.py --train 20 --test 10 --epochs 60 --threads 1
+    PYTHONPATH=src python benchmarks/segnet_train.py --train 20 --test 10 --epochs 150 --threads 1
 
 On a machine with CUDA the device is chosen automatically (``--device auto``); ``--device cpu``
 forces the CPU. Patients come from :func:`smartimaging.synthetic.make_patient` (seed 0): the
@@ -38,7 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=20, help="training patients")
     ap.add_argument("--test", type=int, default=10, help="held-out patients")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--slices", type=int, default=80, help="CT slices per patient (axial coverage / 3 mm)")
     ap.add_argument("--spacing", default="4", help="network grid spacing in mm: one value or x,y,z")
     ap.add_argument("--patch", default="32", help="patch size in voxels: one value or x,y,z")

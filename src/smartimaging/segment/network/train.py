@@ -15,7 +15,7 @@ import torch
 
 from smartimaging.exceptions import SegmentationError
 from smartimaging.segment.network.config import NetworkConfig
-from smartimaging.segment.network.data import NetworkInput, TrainingCase, load_cohort, network_input
+from smartimaging.segment.network.data import TrainingCase, load_cohort, network_input
 from smartimaging.segment.network.model import build_network, cpu_threads, resolve_device, save_model
 
 __all__ = ["TrainResult", "sample_patches", "train_network"]
@@ -52,14 +52,15 @@ class TrainResult:
     n_patches: int
 
 
-def _pad_to_patch(item: NetworkInput, patch: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _pad_to_patch(
+    image: np.ndarray, label: np.ndarray, patch: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Zero-pad (0 = SUV 0 and CT at the window's low end) so every axis holds at least one patch."""
-    assert item.label is not None
-    shape = item.array.shape[1:]
+    shape = image.shape[1:]
     pads = [(0, 0)] + [
         ((p - s) // 2, p - s - (p - s) // 2) if s < p else (0, 0) for s, p in zip(shape, patch, strict=True)
     ]
-    return np.pad(item.array, pads), np.pad(item.label, pads)
+    return np.pad(image, pads), np.pad(label, pads)
 
 
 def sample_patches(
@@ -166,7 +167,8 @@ def _prepare(cases: Sequence[TrainingCase], config: NetworkConfig) -> list[tuple
             )
         where = case.case_id or f"training case {i}"
         item = network_input(case.pet, case.ct, case.mask, config=config, where=where)
-        prepared.append(_pad_to_patch(item, config.patch_zyx))
+        label = item.label if item.label is not None else np.zeros((1, *item.grid.shape), np.uint8)
+        prepared.append(_pad_to_patch(item.array, label, config.patch_zyx))
     if not any(label.any() for _, label in prepared):
         raise SegmentationError(
             f"none of the {len(cases)} training cases has a lesion voxel on the network grid "
