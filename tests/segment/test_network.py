@@ -10,18 +10,17 @@ import json
 import subprocess
 import sys
 
+# torch and monai come with the test dependencies (the 'deep' extra): a missing one fails, never skips
+import monai  # noqa: F401
 import numpy as np
 import pytest
+import torch
+from typer.testing import CliRunner
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("monai")
-
-from typer.testing import CliRunner  # noqa: E402
-
-from smartimaging.exceptions import GeometryMismatchError, SegmentationError  # noqa: E402
-from smartimaging.image import Image, Mask  # noqa: E402
-from smartimaging.segment.metrics import dice  # noqa: E402
-from smartimaging.segment.network import (  # noqa: E402
+from smartimaging.exceptions import GeometryMismatchError, SegmentationError
+from smartimaging.image import Image, Mask
+from smartimaging.segment.metrics import dice
+from smartimaging.segment.network import (
     NetworkConfig,
     TrainingCase,
     build_network,
@@ -36,7 +35,7 @@ from smartimaging.segment.network import (  # noqa: E402
     save_model,
     train_network,
 )
-from smartimaging.synthetic import generate_cohort, make_patient  # noqa: E402
+from smartimaging.synthetic import generate_cohort, make_patient
 
 TINY = NetworkConfig(
     spacing=(8.0, 8.0, 8.0),
