@@ -310,7 +310,12 @@ def apply_filter(image: Image, settings: FilterSettings) -> Image:
         return wavelets.simoncelli(image, level=s.level, dimensions=s.dimensions, boundary=s.boundary)
     if isinstance(s, RieszLoGSettings):
         return wavelets.riesz_log(
-            image, sigma=s.sigma, order=list(s.order), cutoff=s.cutoff, dimensions=s.dimensions, boundary=s.boundary
+            image,
+            sigma=s.sigma,
+            order=list(s.order),
+            cutoff=s.cutoff,
+            dimensions=s.dimensions,
+            boundary=s.boundary,
         )
     return wavelets.riesz_simoncelli(
         image, level=s.level, order=list(s.order), dimensions=s.dimensions, boundary=s.boundary

@@ -112,7 +112,9 @@ def mean(image: Image, *, support: int, dimensions: str = "3D", boundary: str = 
     s = int(check_positive(support, "support", integer=True))
     if s % 2 == 0:
         raise ConfigError(f"support must be odd so that the kernel has a centre voxel, got {support}")
-    return _image(image, mean_array(_float(image), support=s, dimensions=_dims(dimensions), boundary=boundary))
+    return _image(
+        image, mean_array(_float(image), support=s, dimensions=_dims(dimensions), boundary=boundary)
+    )
 
 
 # ---------------------------------------------------------------------------------- LoG
@@ -293,7 +295,11 @@ def laws(
     dims = _dims(dimensions)
     check_choice(pooling_method, POOLING_METHODS, "pooling_method")
     ndi_mode(boundary)
-    dist = None if energy_distance is None else int(check_positive(energy_distance, "energy_distance", integer=True))
+    dist = (
+        None
+        if energy_distance is None
+        else int(check_positive(energy_distance, "energy_distance", integer=True))
+    )
     out = laws_array(
         _float(image),
         kernel=kernel,
