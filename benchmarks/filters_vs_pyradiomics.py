@@ -78,7 +78,9 @@ def main() -> None:
     parser.add_argument("--peer-python", default="/work/peervenv/bin/python")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    shared = Path(os.environ.get("SMARTIMAGING_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+    shared = Path(
+        os.environ.get("SMARTIMAGING_SHARED", Path(__file__).resolve().parents[1].parent / "shared")
+    )
     nifti = shared / "ibsi" / "ibsi1" / "ct_phantom" / "nifti"
     image = read_image(nifti / "image.nii.gz")
     image = image.with_array(np.rint(np.asarray(image.array, dtype=np.float64)))

@@ -8,6 +8,7 @@ Arrays are indexed ``(z, y, x)`` as everywhere in smartimaging. A 2D filter acts
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from functools import cache
 
@@ -25,8 +26,8 @@ __all__ = [
     "correlate_separable",
     "fft_filter",
     "pad",
-    "rotations",
     "rotation_pool",
+    "rotations",
 ]
 
 #: IBSI 2 boundary conditions (padding) -> SciPy ``ndimage`` mode.
@@ -53,13 +54,12 @@ def check_choice(value: object, valid: Sequence[str], name: str) -> str:
 
 def check_positive(value: object, name: str, *, integer: bool = False) -> float:
     """Return ``value`` as a number if it is finite and > 0 (and integral if asked)."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value) and value > 0
-    if ok and integer:
-        ok = float(value) == int(value)
+    number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    ok = math.isfinite(number) and number > 0 and (not integer or number == int(number))
     if not ok:
         kind = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return number
 
 
 def axes_for(dimensions: str) -> tuple[int, ...]:
@@ -158,12 +158,12 @@ def fft_filter(
 @cache
 def _rotations3d() -> tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...]:
     """The 24 proper right-angle rotations of a cube as (axis permutation, axis signs)."""
-    out = []
-    for perm in itertools.permutations(range(3)):
+    out: list[tuple[tuple[int, int, int], tuple[int, int, int]]] = []
+    for perm in itertools.permutations((0, 1, 2)):
         parity = 1 if perm in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1
         for signs in itertools.product((1, -1), repeat=3):
             if parity * signs[0] * signs[1] * signs[2] == 1:
-                out.append((perm, signs))
+                out.append(((perm[0], perm[1], perm[2]), (signs[0], signs[1], signs[2])))
     return tuple(out)
 
 

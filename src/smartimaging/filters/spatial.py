@@ -325,7 +325,7 @@ def gabor_kernel(
     """
     sy, sx = float(spacing_yx[0]), float(spacing_yx[1])
     extent = cutoff * sigma * max(1.0, 1.0 / gamma)
-    ry, rx = int(math.floor(extent / sy + 0.5)), int(math.floor(extent / sx + 0.5))
+    ry, rx = math.floor(extent / sy + 0.5), math.floor(extent / sx + 0.5)
     y = np.arange(-ry, ry + 1, dtype=np.float64)[:, None] * sy
     x = np.arange(-rx, rx + 1, dtype=np.float64)[None, :] * sx
     u = x * math.cos(theta) + y * math.sin(theta)
@@ -388,7 +388,7 @@ def gabor_array(
     if theta_step is None:
         thetas = [theta]
     else:
-        n = int(round(2.0 * math.pi / theta_step))
+        n = round(2.0 * math.pi / theta_step)
         if n < 1 or not math.isclose(n * theta_step, 2.0 * math.pi, rel_tol=1e-6):
             raise ConfigError(f"theta_step must divide 2 pi into whole steps (e.g. pi/4), got {theta_step!r}")
         thetas = [theta + i * theta_step for i in range(n)]
