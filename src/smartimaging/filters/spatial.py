@@ -15,7 +15,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import fft as sp_fft
+from scipy import ndimage
 
 from smartimaging.exceptions import ConfigError
 from smartimaging.filters._core import (
@@ -351,12 +352,17 @@ def _gabor_plane(
     rest = next(a for a in range(3) if a not in plane_axes)
     moved = np.moveaxis(array, (rest, *plane_axes), (0, 1, 2))
     sp = (float(spacing_zyx[plane_axes[0]]), float(spacing_zyx[plane_axes[1]]))
+    # All orientations share the kernel size: transform the padded stack once.
+    k0 = gabor_kernel(sigma, wavelength, gamma, thetas[0], sp, cutoff)
+    ky, kx = k0.shape
+    padded = pad(moved, [(0, 0), (ky // 2, ky // 2), (kx // 2, kx // 2)], boundary)
+    shape = (sp_fft.next_fast_len(padded.shape[1] + ky - 1), sp_fft.next_fast_len(padded.shape[2] + kx - 1))
+    spectrum = sp_fft.fft2(padded, s=shape, axes=(1, 2))
+    valid = (slice(None), slice(ky - 1, padded.shape[1]), slice(kx - 1, padded.shape[2]))
     out: np.ndarray | None = None
     for theta in thetas:
         k = gabor_kernel(sigma, wavelength, gamma, theta, sp, cutoff)
-        ry, rx = k.shape[0] // 2, k.shape[1] // 2
-        padded = pad(moved, [(0, 0), (ry, ry), (rx, rx)], boundary)
-        resp = np.abs(signal.fftconvolve(padded, k[None, :, :], mode="valid", axes=(1, 2)))
+        resp = np.abs(sp_fft.ifft2(spectrum * sp_fft.fft2(k, s=shape)[None], axes=(1, 2))[valid])
         if out is None:
             out = resp
         elif pooling_method == "max":
