@@ -11,7 +11,9 @@ Usage::
 
 ``IMG`` is a volume file (NIfTI, NRRD, MetaImage) or a DICOM folder holding one image series
 (a PET series is converted to SUVbw); ``MASK`` is a label image on the same grid, or an
-RTSTRUCT or SEG file (see :mod:`smartimaging.features.batch`).
+RTSTRUCT or SEG file (see :mod:`smartimaging.features.batch`). Filters listed under
+``features.filters`` in the settings file (IBSI 2, see ``docs/filters.md``) add rows whose
+``image_type`` names the filter; the unfiltered image's rows say ``original``.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ def extract_command(
         else:
             result.to_csv(tmp, index=False)
     n_rows = len(table)
+    n_types = table["image_type"].nunique()
+    images = f", {n_types} image types" if n_types > 1 else ""
     print(
-        f"{n_rows} feature values of {msk.n_voxels} voxels ({table['family'].nunique()} families) written to {out}"
+        f"{n_rows} feature values of {msk.n_voxels} voxels ({table['family'].nunique()} families{images}) "
+        f"written to {out}"
     )

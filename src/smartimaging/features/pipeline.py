@@ -18,13 +18,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import ValidationError
 
 from smartimaging.exceptions import ConfigError
-from smartimaging.features.extract import extract
+from smartimaging.features.extract import _intensity_mask, extract
 from smartimaging.features.settings import ExtractionSettings, load_settings
+from smartimaging.filters.settings import apply_filter
+from smartimaging.filters.settings import image_type as filter_image_type
 from smartimaging.image import Image, Mask
 from smartimaging.preprocess.resample import (
     ImageProcessingSettings,
@@ -133,6 +136,13 @@ def extract_with_processing(
 ) -> pd.DataFrame:
     """Apply IBSI image processing, then extract features with separate masks.
 
+    Filters (``settings.filters``, IBSI 2): after interpolation the *whole* image is
+    filtered; the intensity mask is the one computed from the unfiltered image (including
+    ``settings.resegmentation_range``), and ``settings.filter_families`` are computed on the
+    filtered intensities inside it, one block of rows per filter with ``image_type`` naming
+    the filter (:func:`smartimaging.filters.settings.image_type`). On response maps no range
+    re-segmentation is applied, and fixed-bin-size discretisation starts at the ROI minimum.
+
     Parameters
     ----------
     image : Image
@@ -167,19 +177,49 @@ def extract_with_processing(
     ----------
     IBSI 1 reference manual (arXiv:1612.07003), "Image processing" (interpolation,
     re-segmentation: intensity and morphological masks) and the CT phantom configurations A-E.
+    IBSI 2 reference manual (arXiv:2006.05470), "Image processing" (order of filtering).
     """
+    settings = settings if settings is not None else ExtractionSettings()
+    labels = {"case": case, "roi": roi, "modality": modality}
     if processing is None:
-        return extract(
-            image, mask, settings=settings, case=case, roi=roi, modality=modality, image_type=image_type
-        )
-    processed, intensity_mask, morph_mask = preprocess(image, mask, processing)
-    return extract(
+        processed = image.with_array(np.asarray(image.array, dtype=np.float64))
+        intensity_mask: Mask | None = None
+        morph_mask = mask
+    else:
+        processed, intensity_mask, morph_mask = preprocess(image, mask, processing)
+    table = extract(
         processed,
         morph_mask,
         settings=settings,
-        case=case,
-        roi=roi,
-        modality=modality,
         image_type=image_type,
         intensity_mask=intensity_mask,
+        **labels,
     )
+    if not settings.filters:
+        return table
+    where = ", ".join(f"{k} '{v}'" for k, v in (("case", case), ("roi", roi)) if v) or "unnamed ROI"
+    roi_mask = _intensity_mask(
+        processed, intensity_mask if intensity_mask is not None else morph_mask, settings, where
+    )
+    filtered_settings = settings.model_copy(
+        update={
+            "families": settings.filter_families,
+            "resegmentation_range": None,
+            "bin_lower_bound": None,
+            "filters": (),
+        }
+    )
+    tables = [table]
+    for f in settings.filters:
+        response = apply_filter(processed, f)
+        tables.append(
+            extract(
+                response,
+                morph_mask,
+                settings=filtered_settings,
+                image_type=filter_image_type(f),
+                intensity_mask=roi_mask,
+                **labels,
+            )
+        )
+    return pd.concat(tables, ignore_index=True)

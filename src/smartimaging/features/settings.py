@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from smartimaging.exceptions import ConfigError
 from smartimaging.features import glcm, gldzm, glrlm, glszm, ngldm, ngtdm
 from smartimaging.features.registry import AGGREGATIONS, FAMILIES
+from smartimaging.filters.settings import FilterSettings
 
 __all__ = ["TEXTURE_AGGREGATIONS", "ExtractionSettings", "IVHSettings", "load_settings"]
 
@@ -136,6 +137,12 @@ class ExtractionSettings(BaseModel):
         NGLDM coarseness parameter.
     ivh : IVHSettings
         Discretisation of the intensity-volume histogram.
+    filters : tuple of FilterSettings
+        IBSI 2 convolutional filters (see :mod:`smartimaging.filters.settings`). Each filter's
+        response map of the whole (interpolated) image yields its own rows, labelled by
+        ``image_type`` (e.g. ``log_sigma1.5``); the unfiltered image's rows say ``original``.
+    filter_families : tuple of str
+        Families computed on the response maps (IBSI 2 phase 2: the intensity statistics).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -150,6 +157,20 @@ class ExtractionSettings(BaseModel):
     distance: int = Field(default=1, ge=1)
     ngldm_alpha: int = Field(default=0, ge=0)
     ivh: IVHSettings = Field(default_factory=IVHSettings)
+    filters: tuple[FilterSettings, ...] = ()
+    filter_families: tuple[str, ...] = ("intensity statistics",)
+
+    @field_validator("filter_families")
+    @classmethod
+    def _known_filter_families(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in value if f not in FAMILIES or f == "morphology"]
+        if unknown or not value:
+            valid = [f for f in FAMILIES if f != "morphology"]
+            raise ValueError(
+                f"filter_families {list(value)} must list at least one of {valid} "
+                "(morphology does not depend on intensities)"
+            )
+        return tuple(dict.fromkeys(value))
 
     @field_validator("families")
     @classmethod
@@ -193,6 +214,12 @@ class ExtractionSettings(BaseModel):
                     f"resegmentation_range lower bound {lower} must be below upper bound {upper}"
                 )
         families = self.families if self.families is not None else FAMILIES
+        if self.filters:
+            families = (*families, *self.filter_families)
+            labels = [f.label() for f in self.filters]
+            twice = sorted({x for x in labels if labels.count(x) > 1})
+            if twice:
+                raise ValueError(f"filters lists the same filter twice: {twice}; remove the duplicates")
         for family in families:
             codes = TEXTURE_AGGREGATIONS.get(family)
             if codes is not None and not set(codes) & set(self.aggregation):
