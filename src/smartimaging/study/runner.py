@@ -225,7 +225,9 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         else:
             discovery = discover(config.input.dicom_dir, progress=not quiet)
         log.info("discovered %d series, %d unreadable files", len(discovery.series), len(discovery.problems))
-        qc = cohort_qc(discovery, all_headers=False)  # headers only, first file per series; never raises
+        qc = cohort_qc(
+            discovery
+        )  # headers only, every file (uptake uses the earliest acquisition); never raises
         qc_table = qc_summary(qc)
         qc_files = {
             "qc": _write_table(qc, out / "qc.csv"),
