@@ -394,9 +394,9 @@ def test_factor_from_values_for_a_header_less_image() -> None:
         kind="bsa", dose_bq=368.08e6, weight_kg=70, height_m=1.75, decay_corrected_to="admin"
     )
     assert g.factor == pytest.approx(body_surface_area_m2(70, 1.75) * 1e4 / 368.08e6, rel=1e-12)
-    with pytest.raises(SUVError, match=r"uptake time.*--uptake-min.*'uptake_min' column"):
+    with pytest.raises(SUVError, match=r"uptake time.*--uptake-min.*suv.uptake_column"):
         factor_from_values(dose_bq=3e8, weight_kg=70, half_life_s=F18)
-    with pytest.raises(SUVError, match=r"patient sex.*--sex.*'sex' column"):
+    with pytest.raises(SUVError, match=r"patient sex.*--sex.*suv.sex_column"):
         factor_from_values(kind="lbm", dose_bq=3e8, weight_kg=70, height_m=1.7, decay_corrected_to="admin")
     with pytest.raises(SUVError, match=r"patient weight.*--weight-kg"):
         factor_from_values(dose_bq=3e8, decay_corrected_to="admin")

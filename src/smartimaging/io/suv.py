@@ -996,7 +996,7 @@ def _finish(ctx: _Ctx, kind: str, per_slice: list[float], primary: int = 0) -> S
 def factor_from_values(
     *,
     kind: SUVKind = "bw",
-    dose_bq: float,
+    dose_bq: float | None,
     weight_kg: float | None = None,
     height_m: float | None = None,
     sex: str | None = None,
@@ -1012,7 +1012,7 @@ def factor_from_values(
     kind : {'bw', 'lbm', 'lbm_janma', 'bsa', 'ibw'}
         SUV normalisation.
     dose_bq : float
-        Injected activity (Bq).
+        Injected activity (Bq); None raises an error naming the option and the column.
     weight_kg, height_m, sex : optional
         Body size; which are needed depends on ``kind`` (bw: weight; bsa: weight, height;
         lbm/lbm_janma: weight, height, sex; ibw: height, sex).
@@ -1042,23 +1042,23 @@ def factor_from_values(
         raise ValueError(f"decay_corrected_to must be 'start' or 'admin', got {decay_corrected_to!r}")
     where = source or "values given"
 
-    def need(value: float | str | None, what: str, option: str, column: str) -> None:
+    def need(value: float | str | None, what: str, option: str, setting: str) -> None:
         if value is None or (isinstance(value, float) and not math.isfinite(value)) or value == "":
             raise SUVError(
-                f"{where}: SUV{kind} of an image without DICOM header needs the {what}: pass {option}, or fill "
-                f"the {column!r} column of the study's clinical table"
+                f"{where}: SUV{kind} of an image without DICOM header needs the {what}: pass {option} (CLI / "
+                f"Python), or in a study fill the clinical-table column named by {setting if '.' in setting else 'suv.' + setting}"
             )
 
-    need(dose_bq, "injected dose", "--dose-mbq / dose_bq=", "dose_mbq")
+    need(dose_bq, "injected dose", "--dose-mbq / dose_bq=", "dose_column")
     if kind != "ibw":
-        need(weight_kg, "patient weight", "--weight-kg / weight_kg=", "weight_kg")
+        need(weight_kg, "patient weight", "--weight-kg / weight_kg=", "weight_column")
     if kind != "bw":
-        need(height_m, "patient height", "--height-m / height_m=", "height_m")
+        need(height_m, "patient height", "--height-m / height_m=", "height_column")
     if kind in ("lbm", "lbm_janma", "ibw"):
-        need(sex, "patient sex (M, F or O)", "--sex / sex=", "sex")
+        need(sex, "patient sex (M, F or O)", "--sex / sex=", "sex_column")
     if decay_corrected_to == "start":
-        need(uptake_s, "uptake time (injection to scan start)", "--uptake-min / uptake_s=", "uptake_min")
-        need(half_life_s, "radionuclide half-life", "--half-life-s / half_life_s=", "half_life_s")
+        need(uptake_s, "uptake time (injection to scan start)", "--uptake-min / uptake_s=", "uptake_column")
+        need(half_life_s, "radionuclide half-life", "--half-life-s / half_life_s=", "input.nifti.half_life_s")
     ds = Dataset()
     ds.Modality = "PT"
     ctx = _Ctx([ds], where)
