@@ -406,3 +406,18 @@ def test_cli_find_pull_push(pacs: Pacs, credentials: None, tmp_path: Path) -> No
     assert res.exit_code == 2 and "--aet" in res.output
     res = runner.invoke(pacs_app, ["pull", str(tmp_path / "x"), *node, "--study", "1.2", "--method", "zip"])
     assert res.exit_code == 2 and "c-move, c-get, wado" in res.output
+
+
+def test_associations_disable_nagle(pacs: Pacs) -> None:
+    """Our side of every association runs with TCP_NODELAY (Nagle + delayed ACK cost ~40 ms per message)."""
+    import socket
+
+    from smartimaging.io.pacs import _MAX_PDU, _association
+
+    verification = "1.2.840.10008.1.1"
+    with _association(pacs.dimse, [(verification, None)]) as assoc:
+        sock = assoc.dul.socket.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert assoc.requestor.maximum_length == _MAX_PDU
+        status = assoc.send_c_echo()
+        assert int(status.Status) == 0
