@@ -64,7 +64,7 @@ def _read_discovery_header(path: Path) -> Dataset:
     The first 16 KiB are parsed from memory (cheap seeks and tells); when the parse does not reach
     past the last needed tag within them, the file itself is parsed.
     """
-    tags = list(_HEADER_TAG_NUMBERS)
+    tags: list[BaseTag | int] = list(_HEADER_TAG_NUMBERS)
     with open(path, "rb") as fp:
         head = fp.read(_HEAD_BYTES)
         if len(head) < _HEAD_BYTES:  # the whole file is in memory
