@@ -390,11 +390,35 @@ def _association(
             f"with this computer's address, that {node.ae_title!r} is the node's AE title, that this port "
             "is its DICOM port, and the node's log"
         )
+    _keep_responses(assoc)
     try:
         yield assoc
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def _keep_responses(assoc: Any) -> None:
+    """Stop pynetdicom's reactor thread from dropping a DIMSE *response* meant for a ``send_*`` call.
+
+    pynetdicom (3.0) pauses its reactor during ``send_c_store`` and friends, but the pause check can
+    read a stale flag: with a fast peer (TCP_NODELAY, loopback) the reactor then takes the response
+    off the message queue, logs "Received unexpected C-STORE service message" and drops it, and the
+    caller waits for the DIMSE timeout (pydicom/pynetdicom issues 435 and 875). A response is never a
+    request the reactor should serve, so it is put back on the queue for the waiting call.
+    """
+    serve = getattr(assoc, "_serve_request", None)
+    queue = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
+    if serve is None or queue is None:  # another pynetdicom: leave it as it is
+        return
+
+    def serve_requests_only(msg: Any, context_id: int) -> None:
+        if msg is not None and not getattr(msg, "is_valid_request", True):
+            queue.put((context_id, msg))
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serve_requests_only
 
 
 def _accepted(assoc: Any, sop_class: str, node: DicomNode, what: str) -> None:
