@@ -2,7 +2,8 @@
 
 :func:`start_orthanc` writes a temporary JSON configuration (free DICOM and HTTP ports on
 127.0.0.1, a private storage folder, the DICOMweb plugin, one registered HTTP user, one known
-modality for C-MOVE / C-GET) and starts Orthanc in its own session (``setsid``) so that
+modality for C-MOVE / C-GET) and starts Orthanc, with ``TCP_NODELAY=1`` in its environment so that
+DCMTK disables Nagle's algorithm (see docs/pacs.md, "Speed"), in its own session (``setsid``) so that
 :meth:`OrthancServer.stop` can end it and anything it started with one signal to its process
 group. The server is always stopped by the fixture's finalizer.
 """
@@ -161,6 +162,9 @@ def start_orthanc(root: Path, *, binary: str, plugin: str | None, timeout: float
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [binary, str(config)],
+            # DCMTK (Orthanc's DICOM stack) leaves Nagle's algorithm on unless TCP_NODELAY=1 is in its
+            # environment: each DIMSE response then waits for our delayed ACK (~40 ms per instance)
+            env={**os.environ, "TCP_NODELAY": "1"},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -59,3 +59,49 @@ def test_cli_suv_errors_list_the_series_and_the_override(
     )
     assert bad.exit_code == 2 and "--type must be one of" in bad.output
     assert not out.exists()
+
+
+def test_cli_suv_on_a_bqml_nifti(tmp_path: Path, suv_cli: typer.Typer) -> None:
+    import numpy as np
+
+    from smartimaging.image import Image
+    from smartimaging.io.nifti import write_image
+
+    pet = tmp_path / "PET.nii.gz"
+    write_image(Image(np.full((2, 3, 4), 5000.0, dtype=np.float32), spacing=(2.0, 2.0, 3.0)), pet)
+    out = tmp_path / "suv.nii.gz"
+    runner = CliRunner()
+    args = ["suv", str(pet), "--dose-mbq", "350", "--weight-kg", "72", "--uptake-min", "62", "-o", str(out)]
+    result = runner.invoke(suv_cli, [*args, "--type", "bw"])
+    assert result.exit_code == 0, result.output
+    factor = 72000 / (350e6 * 2 ** (-62 * 60 / 6586.2))
+    assert f"SUVbw factor: {factor:.6g}" in result.output and "uptake_s: 3720" in result.output
+    suv = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    np.testing.assert_allclose(suv, 5000.0 * factor, rtol=1e-6)
+    # SUL needs height and sex: the message names the option; nothing is written
+    out.unlink()
+    missing = runner.invoke(suv_cli, [*args, "--type", "lbm"])
+    assert missing.exit_code == 2 and "patient height" in missing.output and "--height-m" in missing.output
+    assert not out.exists()
+    no_uptake = runner.invoke(
+        suv_cli, ["suv", str(pet), "--dose-mbq", "350", "--weight-kg", "72", "-o", str(out)]
+    )
+    assert no_uptake.exit_code == 2 and "--uptake-min" in no_uptake.output
+    both = runner.invoke(suv_cli, [*args, "--dose-bq", "3.5e8"])
+    assert both.exit_code == 2 and "not both" in both.output
+    admin = runner.invoke(
+        suv_cli,
+        [
+            "suv",
+            str(pet),
+            "--dose-mbq",
+            "350",
+            "--weight-kg",
+            "72",
+            "--decay-corrected-to",
+            "admin",
+            "-o",
+            str(out),
+        ],
+    )
+    assert admin.exit_code == 0 and f"SUVbw factor: {72000 / 350e6:.6g}" in admin.output

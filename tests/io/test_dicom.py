@@ -264,3 +264,27 @@ def test_discover_with_progress_bar(tmp_path: Path) -> None:
     result = discover(tmp_path, progress=True)
     assert [s.n_files for s in result.series] == [2]
     assert result.n_files_scanned == 2
+
+
+@pytest.mark.parametrize("private_bytes", [0, 15_000, 40_000])
+def test_discovery_reads_headers_beyond_the_first_block(tmp_path: Path, private_bytes: int) -> None:
+    """Identifying attributes after a long private element (past the 16 KiB read at once) are still found."""
+    paths = make_series(tmp_path, _volume((3, 4, 5)), modality="PT")
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        if private_bytes:
+            ds.private_block(0x0009, "BIG VENDOR", create=True).add_new(0x01, "OB", b"\x01" * private_bytes)
+        ds.SeriesDescription = "after the private block"
+        ds.save_as(path)
+    found = discover(tmp_path)
+    assert not found.problems and len(found.series) == 1
+    s = found.series[0]
+    ds = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    assert (s.patient_id, s.study_instance_uid, s.series_instance_uid, s.modality) == (
+        ds.PatientID,
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        "PT",
+    )
+    assert s.series_description == "after the private block" and s.n_files == 3
+    assert s.frame_of_reference_uid == ds.FrameOfReferenceUID

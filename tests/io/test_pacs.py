@@ -95,7 +95,10 @@ def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pacs]:
             timeout=30,
         )
         web = DicomWebNode(url=server.dicomweb_url, username_env=USER_ENV, password_env=PASSWORD_ENV)
-        pushed = push(dimse, [cohort / "dicom"])
+        try:
+            pushed = push(dimse, [cohort / "dicom"])
+        except PacsError as exc:
+            raise AssertionError(f"{exc}\nOrthanc log:\n{server.log_tail()}") from exc
         TIMINGS["push C-STORE"] = pushed.seconds
         assert len(pushed.files) == sum(s.n_files for s in found.series) == 171
         studies = {s.patient_id: s.study_instance_uid for s in found.series}
@@ -406,3 +409,44 @@ def test_cli_find_pull_push(pacs: Pacs, credentials: None, tmp_path: Path) -> No
     assert res.exit_code == 2 and "--aet" in res.output
     res = runner.invoke(pacs_app, ["pull", str(tmp_path / "x"), *node, "--study", "1.2", "--method", "zip"])
     assert res.exit_code == 2 and "c-move, c-get, wado" in res.output
+
+
+def test_associations_disable_nagle(pacs: Pacs) -> None:
+    """Our side of every association runs with TCP_NODELAY (Nagle + delayed ACK cost ~40 ms per message)."""
+    import socket
+
+    from smartimaging.io.pacs import _MAX_PDU, _association
+
+    verification = "1.2.840.10008.1.1"
+    with _association(pacs.dimse, [(verification, None)]) as assoc:
+        sock = assoc.dul.socket.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert assoc.requestor.maximum_length == _MAX_PDU
+        status = assoc.send_c_echo()
+        assert int(status.Status) == 0
+
+
+def test_reactor_never_drops_a_response() -> None:
+    """A response taken by pynetdicom's reactor goes back to the queue for the waiting send_* call."""
+    import queue
+    from io import BytesIO
+    from types import SimpleNamespace
+
+    from pynetdicom.dimse_primitives import C_STORE
+
+    from smartimaging.io.pacs import _keep_responses
+
+    served: list[object] = []
+    assoc = SimpleNamespace(
+        _serve_request=lambda msg, cx: served.append(msg), dimse=SimpleNamespace(msg_queue=queue.Queue())
+    )
+    _keep_responses(assoc)
+    response, request = C_STORE(), C_STORE()
+    response.MessageIDBeingRespondedTo, response.Status = 1, 0x0000
+    request.MessageID, request.AffectedSOPClassUID = 1, "1.2.840.10008.5.1.4.1.1.128"
+    request.AffectedSOPInstanceUID, request.Priority, request.DataSet = "1.2.3", 2, BytesIO(b"\x00")
+    assert not response.is_valid_request and request.is_valid_request
+    assoc._serve_request(response, 3)
+    assert served == [] and assoc.dimse.msg_queue.get_nowait() == (3, response)
+    assoc._serve_request(request, 3)
+    assert served == [request]

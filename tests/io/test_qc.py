@@ -244,3 +244,25 @@ def test_sts001_real_pet(shared_dir: Path) -> None:
     assert row.ReconstructionMethod == "OSEM" and pd.isna(row.iterations) and pd.isna(row.tof)
     assert (row.Units, row.DecayCorrection, row.n_files) == ("BQML", "START", 267)
     assert row.qc_errors == "" and "ConvolutionKernel" not in row.missing
+
+
+def test_uptake_uses_the_suv_reference_time_rule(cohort: Path) -> None:
+    """A series re-created after the scan: QC's uptake is the SUV's (earliest acquisition), not SeriesTime."""
+    from smartimaging.io.suv import suv_factor, uptake_time
+
+    headers = [copy.deepcopy(ds) for ds in _pet_headers(cohort)[:3]]
+    series = datetime.strptime(headers[0].SeriesDate + headers[0].SeriesTime[:6], "%Y%m%d%H%M%S")
+    for i, ds in enumerate(headers):
+        ds.SeriesTime = (series + timedelta(minutes=30)).strftime("%H%M%S")
+        # the first header is not the earliest acquisition
+        ds.AcquisitionTime = (series + timedelta(minutes=2 - i)).strftime("%H%M%S")
+        for keyword in ("FrameReferenceTime", "AcquisitionDateTime"):
+            if keyword in ds:
+                delattr(ds, keyword)
+    row = headers_qc(headers)
+    expected = uptake_time(headers).uptake_s
+    assert row["uptake_min"] == pytest.approx(expected / 60.0, abs=1e-9)
+    assert expected == suv_factor(headers).tags["uptake_s"]
+    assert row["uptake_min"] == pytest.approx(_hand_uptake_min(_pet_headers(cohort)[0]))
+    # the first header alone would give a later time (2 min more)
+    assert headers_qc(headers[:1])["uptake_min"] == pytest.approx(row["uptake_min"] + 2.0)

@@ -18,7 +18,16 @@ from pydicom.dataset import Dataset
 from smartimaging.exceptions import SUVError
 from smartimaging.image import Image
 from smartimaging.io.dicom import read_series
-from smartimaging.io.suv import normaliser, suv_factor, to_suv
+from smartimaging.io.suv import (
+    body_surface_area_m2,
+    factor_from_values,
+    ideal_body_weight_kg,
+    lean_body_mass_kg,
+    normaliser,
+    suv_factor,
+    to_suv,
+    uptake_time,
+)
 
 F18 = 6586.2
 
@@ -203,11 +212,194 @@ def _philips(h: Dataset, suv_sf: str | None, ac_sf: str | None) -> Dataset:
 
 def test_philips_cnts_scale_factors() -> None:
     h = _philips(_header(Units="CNTS", DecayCorrection="ADMIN"), "0.000551", "1.602563")
-    assert suv_factor(h, weight_kg=100, dose_bq=100).factor == pytest.approx(0.000551, rel=1e-12)
+    assert suv_factor(h).factor == pytest.approx(0.000551, rel=1e-12)
+    # the scanner's SUVbw used the header weight (70 kg): a weight override rescales it
+    assert suv_factor(h, weight_kg=100).factor == pytest.approx(0.000551 * 100 / 70, rel=1e-12)
     h = _philips(_header(Units="CNTS", DecayCorrection="ADMIN"), "0", "1.602563")
     assert suv_factor(h, weight_kg=100, dose_bq=100).factor == pytest.approx(1602.563, rel=1e-12)
     with pytest.raises(SUVError, match=r"Units \(0054,1001\).*BQML"):
         suv_factor(_header(Units="CNTS"))
+
+
+def _ge(h: Dataset, value: str, creator: str = "GEMS_PETD_01") -> Dataset:
+    h.private_block(0x0009, creator, create=True).add_new(0x0D, "DT", value)
+    return h
+
+
+def test_ge_private_scan_time_only_when_series_time_is_later_and_creator_is_gems() -> None:
+    later = {"SeriesTime": "113000", "AcquisitionTime": "110500", "Manufacturer": "GE MEDICAL SYSTEMS"}
+    f = suv_factor(_ge(_header(**later), "20250101110000"))
+    assert f.tags["uptake_s"] == 3600
+    assert "GEMS_PETD_01" in f.tags["reference_time_source"]
+    assert any("later than the earliest AcquisitionTime" in w for w in f.warnings)
+    # the same element under another vendor's private creator is never read
+    other = _ge(_header(**later), "20250101110000", creator="SIEMENS MED")
+    assert (0x0009, 0x1000 + 0x0D) in other
+    g = suv_factor(other)
+    assert g.tags["uptake_s"] == 3900 and "earliest Acquisition" in g.tags["reference_time_source"]
+    # QIBA order: a SeriesTime not later than the acquisition wins over the GE private time
+    h = suv_factor(_ge(_header(Manufacturer="GE MEDICAL SYSTEMS"), "20250101103000"))
+    assert h.tags["uptake_s"] == 3600 and "SeriesTime" in h.tags["reference_time_source"]
+
+
+def test_back_computation_is_not_used_when_the_frames_disagree() -> None:
+    frames = [
+        _header(SeriesTime="113000", AcquisitionTime=t, FrameReferenceTime=frt, ActualFrameDuration="120000")
+        for t, frt in (("110500", "60000"), ("111000", "1200000"))
+    ]
+    f = suv_factor(frames)
+    assert f.tags["uptake_s"] == 3900
+    assert "earliest AcquisitionDate" in f.tags["reference_time_source"]
+    assert any("disagree" in w for w in f.warnings)
+
+
+def test_uptake_time_is_the_suv_rule() -> None:
+    h = _header(
+        SeriesTime="113000",
+        AcquisitionTime="110230",
+        FrameReferenceTime="450000",
+        ActualFrameDuration="603000",
+    )
+    u = uptake_time(h)
+    f = suv_factor(h)
+    assert u.uptake_s == f.tags["uptake_s"] and u.reference.isoformat() == f.tags["reference_time"]
+    assert u.reference_rule == f.tags["reference_time_source"]
+    assert "FrameReferenceTime" in u.reference_rule
+
+
+@pytest.mark.parametrize(
+    ("corrected", "decay", "pattern"),
+    [
+        (["DECY", "SCAT"], "START", r"without ATTN.*CorrectedImage \(0028,0051\)"),
+        (["ATTN", "SCAT"], "START", r"lacks DECY.*CorrectedImage \(0028,0051\)"),
+        (["ATTN"], "ADMIN", r"lacks DECY"),
+    ],
+)
+def test_corrected_image_needs_attn_and_decy(corrected: list[str], decay: str, pattern: str) -> None:
+    with pytest.raises(SUVError, match=pattern):
+        suv_factor(_header(CorrectedImage=corrected, DecayCorrection=decay))
+
+
+def test_corrected_image_none_with_decy_or_absent_warns() -> None:
+    f = suv_factor(_header(DecayCorrection="NONE", ActualFrameDuration="300000"))
+    assert any("lists DECY but DecayCorrection" in w for w in f.warnings)
+    g = suv_factor(_header(CorrectedImage=None))
+    assert any("CorrectedImage (0028,0051) is absent" in w for w in g.warnings)
+    # NONE without DECY (IBSI DRO_3_4) is consistent: no warning about it
+    h = suv_factor(_header(DecayCorrection="NONE", ActualFrameDuration="300000", CorrectedImage=["ATTN"]))
+    assert not any("CorrectedImage" in w for w in h.warnings)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "a", "b"),
+    [
+        ("PatientWeight", "70", "72"),
+        ("Units", "BQML", "CNTS"),
+        ("DecayCorrection", "START", "ADMIN"),
+        ("SeriesTime", "110000", "110100"),
+        ("RadionuclideTotalDose", "368080000", "370000000"),
+        ("RadiopharmaceuticalStartTime", "100000", "100500"),
+    ],
+)
+def test_series_level_disagreement_names_the_files(keyword: str, a: str, b: str) -> None:
+    headers = [_header(**{keyword: v}) for v in (a, a, b)]
+    for i, h in enumerate(headers):
+        h.filename = f"/pet/slice{i}.dcm"
+    with pytest.raises(SUVError, match=rf"{keyword} differs between the slices") as info:
+        suv_factor(headers)
+    message = str(info.value)
+    assert f"{a!r} in /pet/slice0.dcm and 1 more" in message and f"{b!r} in /pet/slice2.dcm" in message
+
+
+def test_decay_none_needs_every_frame_duration() -> None:
+    frames = [
+        _header(DecayCorrection="NONE", CorrectedImage=["ATTN"], ActualFrameDuration="300000"),
+        _header(DecayCorrection="NONE", CorrectedImage=["ATTN"], ActualFrameDuration=None),
+    ]
+    frames[1].filename = "/pet/frame2.dcm"
+    with pytest.raises(
+        SUVError, match=r"/pet/frame2.dcm: DecayCorrection NONE but ActualFrameDuration \(0018,1242\)"
+    ):
+        suv_factor(frames)
+
+
+@pytest.mark.parametrize("dose", ["0.5", "500000", "1e11"])
+def test_dose_neither_bq_nor_mbq_is_refused(dose: str) -> None:
+    with pytest.raises(
+        SUVError, match=r"neither a patient dose in Bq.*RadionuclideTotalDose \(0018,1074\).*dose_bq="
+    ):
+        suv_factor(_header(RadionuclideTotalDose=dose))
+    # an override is taken as given, in Bq
+    assert suv_factor(_header(RadionuclideTotalDose=dose), dose_bq=3.6808e8).factor == pytest.approx(
+        _bw(70, 368.08e6, 3600), rel=1e-12
+    )
+
+
+def test_sex_o_uses_the_mean_and_an_unknown_sex_is_refused() -> None:
+    f = suv_factor(_header(PatientSex="O"), kind="lbm")
+    mean = 0.5 * (lean_body_mass_kg(70, 1.75, "M") + lean_body_mass_kg(70, 1.75, "F"))
+    assert f.factor == pytest.approx(_bw(mean, 368.08e6, 3600), rel=1e-12)
+    assert any("mean of the male and female" in w for w in f.warnings)
+    for sex in ("", None, "X"):
+        with pytest.raises(SUVError, match=r"PatientSex \(0010,0040\).*sex='M', 'F' or 'O'"):
+            suv_factor(_header(PatientSex=sex), kind="ibw")
+    # SUVbw and SUVbsa do not need the sex
+    assert suv_factor(_header(PatientSex=None), kind="bsa").factor > 0
+
+
+def test_ibw_does_not_need_the_weight() -> None:
+    f = suv_factor(_header(PatientWeight=None), kind="ibw")
+    assert f.factor == pytest.approx(_bw(ideal_body_weight_kg(1.75, "M"), 368.08e6, 3600), rel=1e-12)
+
+
+def test_formulas_as_the_ibsi_suv_readme_states() -> None:
+    # DRO_2_1: SUVlbm James (LBMJAMES128) male, W 70 kg, H 175 cm
+    assert lean_body_mass_kg(70, 1.75, "M") == pytest.approx(1.10 * 70 - 128 * (70 / 175) ** 2)
+    assert lean_body_mass_kg(70, 1.75, "F") == pytest.approx(1.07 * 70 - 148 * (70 / 175) ** 2)
+    assert lean_body_mass_kg(70, 1.75, "M", formula="morgan") == pytest.approx(
+        1.10 * 70 - 120 * (70 / 175) ** 2
+    )
+    # DRO_2_2: SUVibw with sex O, the mean of the male and female formulas
+    assert ideal_body_weight_kg(1.75, "O") == pytest.approx(0.5 * (48.0 + 1.06 * 23 + 45.5 + 0.91 * 23))
+    # DRO_2_3: Du Bois BSA
+    assert body_surface_area_m2(70, 1.75) == pytest.approx(0.007184 * 70**0.425 * 175**0.725)
+    assert normaliser("ibw", weight_kg=0, height_m=1.75, sex="O") == pytest.approx(
+        ideal_body_weight_kg(1.75, "O") * 1e3
+    )
+    with pytest.raises(ValueError, match="'M', 'F' or 'O'"):
+        ideal_body_weight_kg(1.75, "")
+
+
+def test_gml_override_rescales_from_the_scanner_header_values() -> None:
+    # the scanner stored SUVbw with the header's 70 kg; a corrected weight of 80 kg rescales by 80/70
+    f = suv_factor(_header(Units="GML"), weight_kg=80)
+    assert f.factor == pytest.approx(80 / 70, rel=1e-12)
+    assert f.tags["scanner_PatientWeight_kg"] == 70 and f.tags["PatientWeight_kg"] == 80
+
+
+def test_philips_private_factor_of_another_creator_is_not_read() -> None:
+    h = _header(Units="CNTS", DecayCorrection="ADMIN")
+    h.private_block(0x7053, "OTHER VENDOR", create=True).add_new(0x00, "DS", "0.000551")
+    with pytest.raises(SUVError, match="Philips SUV Scale Factor"):
+        suv_factor(h)
+    # per-slice Philips SUV scale factors give per-slice factors
+    hs = [_philips(_header(Units="CNTS", DecayCorrection="ADMIN"), v, None) for v in ("0.0005", "0.0006")]
+    assert suv_factor(hs).slice_factors == pytest.approx((0.0005, 0.0006))
+
+
+def test_factor_from_values_for_a_header_less_image() -> None:
+    f = factor_from_values(dose_bq=368.08e6, weight_kg=70, uptake_s=3600, half_life_s=F18)
+    assert f.factor == pytest.approx(_bw(70, 368.08e6, 3600), rel=1e-12)
+    g = factor_from_values(
+        kind="bsa", dose_bq=368.08e6, weight_kg=70, height_m=1.75, decay_corrected_to="admin"
+    )
+    assert g.factor == pytest.approx(body_surface_area_m2(70, 1.75) * 1e4 / 368.08e6, rel=1e-12)
+    with pytest.raises(SUVError, match=r"uptake time.*--uptake-min.*suv.uptake_column"):
+        factor_from_values(dose_bq=3e8, weight_kg=70, half_life_s=F18)
+    with pytest.raises(SUVError, match=r"patient sex.*--sex.*suv.sex_column"):
+        factor_from_values(kind="lbm", dose_bq=3e8, weight_kg=70, height_m=1.7, decay_corrected_to="admin")
+    with pytest.raises(SUVError, match=r"patient weight.*--weight-kg"):
+        factor_from_values(dose_bq=3e8, decay_corrected_to="admin")
 
 
 # --- error messages ---------------------------------------------------------------------------
@@ -220,6 +412,7 @@ def test_philips_cnts_scale_factors() -> None:
         ({"PatientWeight": "0"}, "bw", r"PatientWeight \(0010,1030\).*weight_kg="),
         ({"PatientWeight": "72000"}, "bw", r"implausible.*PatientWeight \(0010,1030\).*weight_kg="),
         ({"PatientSize": None}, "lbm", r"PatientSize \(0010,1020\).*height_m="),
+        ({"PatientSex": None}, "lbm", r"PatientSex \(0010,0040\).*sex="),
         ({"RadionuclideTotalDose": None}, "bw", r"RadionuclideTotalDose \(0018,1074\).*dose_bq="),
         ({"RadionuclideTotalDose": "0"}, "bw", r"RadionuclideTotalDose \(0018,1074\).*dose_bq="),
         ({"RadionuclideHalfLife": None}, "bw", r"RadionuclideHalfLife \(0018,1075\).*half_life_s="),

@@ -96,9 +96,9 @@ def test_study_from_suv_nifti_equals_study_from_dicom(tmp_path: Path) -> None:
     assert wrong.failures["reason"].str.contains("not a plausible SUV").all()
 
 
-def test_nifti_input_in_bqml_is_refused_with_the_reason(tmp_path: Path) -> None:
+def test_nifti_input_in_bqml_without_columns_is_refused_with_the_reason(tmp_path: Path) -> None:
     nifti = {"images": "n/{patient_id}/pet.nii.gz", "masks": "n/{patient_id}/m.nii.gz", "units": "BQML"}
-    with pytest.raises(ConfigError, match="DICOM headers"):
+    with pytest.raises(ConfigError, match=r"units BQML .* needs the clinical-table columns.*suv.dose_column"):
         load_study(_study(tmp_path, "b", {"nifti": nifti}))
     with pytest.raises(ConfigError, match="placeholder"):
         load_study(_study(tmp_path, "c", {"nifti": {"images": "pet.nii.gz", "masks": "m/{patient_id}.nii"}}))

@@ -8,6 +8,7 @@ slice normal, applies each slice's own RescaleSlope/RescaleIntercept and checks 
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import warnings
@@ -21,6 +22,7 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from smartimaging.exceptions import DicomError
 from smartimaging.image import Image
@@ -41,6 +43,52 @@ _HEADER_TAGS = [
     "SeriesTime",
     "SeriesNumber",
 ]
+#: discovery stops parsing a header after this tag (the largest of _HEADER_TAGS): the long PET/CT
+#: attributes of later groups (sequences, private blocks) are never parsed
+_HEADER_TAG_NUMBERS = [BaseTag(pydicom.datadict.tag_for_keyword(k) or 0) for k in _HEADER_TAGS]
+_LAST_HEADER_TAG = max(_HEADER_TAG_NUMBERS)
+
+
+#: bytes read at once for a discovery header; a header whose identifying attributes lie further in
+#: is parsed again from the file
+_HEAD_BYTES = 16384
+
+
+def _after_header_tags(tag: int, vr: str | None, length: int) -> bool:
+    return tag > _LAST_HEADER_TAG
+
+
+def _read_discovery_header(path: Path) -> Dataset:
+    """The identifying attributes of a DICOM file, parsing the header only up to the last needed tag.
+
+    The first 16 KiB are parsed from memory (cheap seeks and tells); when the parse does not reach
+    past the last needed tag within them, the file itself is parsed.
+    """
+    tags: list[BaseTag | int] = list(_HEADER_TAG_NUMBERS)
+    with open(path, "rb") as fp:
+        head = fp.read(_HEAD_BYTES)
+        if len(head) < _HEAD_BYTES:  # the whole file is in memory
+            return pydicom.filereader.read_partial(
+                io.BytesIO(head), stop_when=_after_header_tags, specific_tags=tags
+            )
+        stopped: list[bool] = []
+
+        def stop(tag: int, vr: str | None, length: int) -> bool:
+            if tag > _LAST_HEADER_TAG:
+                stopped.append(True)
+                return True
+            return False
+
+        try:
+            ds = pydicom.filereader.read_partial(io.BytesIO(head), stop_when=stop, specific_tags=tags)
+            if stopped:
+                return ds
+        except Exception:  # cut inside an element at the end of the buffer: parse the file
+            pass
+        fp.seek(0)
+        return pydicom.filereader.read_partial(fp, stop_when=_after_header_tags, specific_tags=tags)
+
+
 # relative tolerance on slice steps before a series counts as unevenly spaced
 _UNEVEN_REL_TOL = 0.05
 _GAP_FACTOR = 1.5
@@ -91,6 +139,9 @@ def _str(ds: Dataset, keyword: str) -> str:
 def discover(root: str | os.PathLike[str], *, progress: bool = False) -> DiscoveryResult:
     """Find the DICOM series under ``root`` by reading headers only.
 
+    Each header is parsed only up to the last identifying attribute (FrameOfReferenceUID,
+    (0020,0052)), so a file truncated after it is grouped here and rejected by :func:`read_series`.
+
     Files are grouped by PatientID / StudyInstanceUID / SeriesInstanceUID. DICOMDIR files are
     skipped; files that are not DICOM, are truncated or lack the identifying UIDs are listed in
     ``problems`` (path and reason) and never abort the discovery.
@@ -138,7 +189,7 @@ def discover(root: str | os.PathLike[str], *, progress: bool = False) -> Discove
             with warnings.catch_warnings():
                 # pydicom warns on out-of-standard values; discovery only groups, so read on
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+                ds = _read_discovery_header(path)
         except InvalidDicomError as exc:
             problems.append(FileProblem(path, f"not a DICOM file ({exc})"))
             continue

@@ -106,6 +106,8 @@ _SERIES_KEYS = (
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable ASCII except backslash
 _SAFE_UID = re.compile(r"^[0-9][0-9.]{0,63}$")
 _STORE_BATCH = 32
+#: maximum PDU length we accept (bytes); pynetdicom's default is 16 382
+_MAX_PDU = 1 << 20
 # Study Root Query/Retrieve Information Model - FIND, MOVE, GET
 FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -311,7 +313,24 @@ def _new_ae(node: DicomNode) -> Any:
     ae.acse_timeout = node.timeout
     ae.dimse_timeout = node.timeout
     ae.network_timeout = node.timeout
+    # largest PDU we accept (the peer's own maximum still limits what we send): fewer fragments
+    ae.maximum_pdu_size = _MAX_PDU
     return ae
+
+
+def _no_delay(event: Any) -> None:
+    """EVT_CONN_OPEN handler: disable Nagle's algorithm on the association's TCP socket.
+
+    A DIMSE message goes out as several small writes (PDU header, command, data set) followed by a
+    read of the response; with Nagle on, the last write waits for the peer's delayed ACK (40 ms on
+    Linux), which made every C-STORE cost 40-90 ms on loopback.
+    """
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # not a TCP socket: nothing to tune
+            log.debug("TCP_NODELAY not set: %s", exc)
 
 
 @contextlib.contextmanager
@@ -323,7 +342,7 @@ def _association(
     handlers: Sequence[tuple[Any, Callable[..., Any]]] = (),
 ) -> Iterator[Any]:
     """Open an association proposing ``contexts`` (SOP class, transfer syntaxes) and release it."""
-    from pynetdicom import build_role
+    from pynetdicom import build_role, evt
 
     ae = _new_ae(node)
     for sop_class, syntaxes in contexts:
@@ -339,7 +358,12 @@ def _association(
         raise _unreachable(node, reason)
     for attempt in (1, 2):
         assoc = ae.associate(
-            node.host, node.port, ae_title=node.ae_title, ext_neg=ext_neg or None, evt_handlers=list(handlers)
+            node.host,
+            node.port,
+            ae_title=node.ae_title,
+            max_pdu=_MAX_PDU,
+            ext_neg=ext_neg or None,
+            evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay), *handlers],
         )
         if assoc.is_established or assoc.is_rejected:
             break
@@ -367,11 +391,35 @@ def _association(
             f"with this computer's address, that {node.ae_title!r} is the node's AE title, that this port "
             "is its DICOM port, and the node's log"
         )
+    _keep_responses(assoc)
     try:
         yield assoc
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def _keep_responses(assoc: Any) -> None:
+    """Stop pynetdicom's reactor thread from dropping a DIMSE *response* meant for a ``send_*`` call.
+
+    pynetdicom (3.0) pauses its reactor during ``send_c_store`` and friends, but the pause check can
+    read a stale flag: with a fast peer (TCP_NODELAY, loopback) the reactor then takes the response
+    off the message queue, logs "Received unexpected C-STORE service message" and drops it, and the
+    caller waits for the DIMSE timeout (pydicom/pynetdicom issues 435 and 875). A response is never a
+    request the reactor should serve, so it is put back on the queue for the waiting call.
+    """
+    serve = getattr(assoc, "_serve_request", None)
+    queue = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
+    if serve is None or queue is None:  # another pynetdicom: leave it as it is
+        return
+
+    def serve_requests_only(msg: Any, context_id: int) -> None:
+        if msg is not None and not getattr(msg, "is_valid_request", True):
+            queue.put((context_id, msg))
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serve_requests_only
 
 
 def _accepted(assoc: Any, sop_class: str, node: DicomNode, what: str) -> None:
@@ -503,7 +551,7 @@ def _dimse_pull(
             server = scp.start_server(
                 (node.receive_address, node.receive_port),
                 block=False,
-                evt_handlers=[(evt.EVT_C_STORE, receiver)],
+                evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay), (evt.EVT_C_STORE, receiver)],
             )
         except OSError as exc:
             raise PacsError(

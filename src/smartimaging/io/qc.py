@@ -24,7 +24,7 @@ from pydicom.errors import InvalidDicomError
 
 from smartimaging.exceptions import SUVError
 from smartimaging.io.dicom import DiscoveryResult, SeriesInfo
-from smartimaging.io.suv import suv_factor
+from smartimaging.io.suv import suv_factor, uptake_time
 
 __all__ = [
     "BATCH_KEYS",
@@ -340,11 +340,9 @@ def _pet_qc(
     except SUVError as exc:
         row["suvbw_factor"] = None
         errors.append(str(exc))
-    # uptake with the SUV timing rules; weight and dose do not enter it, so placeholders are
-    # passed to get the time even when they are missing (their absence is reported above)
+    # uptake with the SUV's own reference-time rule (one function: io.suv.uptake_time)
     try:
-        timing = suv_factor(headers, weight_kg=70.0, dose_bq=dose_bq or 3.7e8, source=source)
-        uptake_s = timing.tags.get("uptake_s")
+        uptake_s: float | None = uptake_time(headers, source=source).uptake_s
     except SUVError as exc:
         uptake_s = None
         message = str(exc)

@@ -2,8 +2,8 @@
 
 The rules (see ``docs/suv.md``) follow the QIBA vendor-neutral pseudo-code and the IBSI-SUV
 manual (Vácha et al.). Every tag and derived value used is returned in :class:`SUVFactor`
-so that a report can show how an SUV was obtained; anything missing or implausible raises
-:class:`~smartimaging.exceptions.SUVError` naming the DICOM attribute, the file and the override.
+so that a report can show how an SUV was obtained; anything missing, inconsistent or implausible
+raises :class:`~smartimaging.exceptions.SUVError` naming the DICOM attribute, the file and the override.
 
 References
 ----------
@@ -27,7 +27,20 @@ from pydicom.dataset import Dataset
 from smartimaging.exceptions import SUVError
 from smartimaging.image import Image
 
-__all__ = ["KINDS", "SUVFactor", "normaliser", "suv_factor", "to_suv"]
+__all__ = [
+    "KINDS",
+    "SUVFactor",
+    "SUVKind",
+    "UptakeTime",
+    "body_surface_area_m2",
+    "factor_from_values",
+    "ideal_body_weight_kg",
+    "lean_body_mass_kg",
+    "normaliser",
+    "suv_factor",
+    "to_suv",
+    "uptake_time",
+]
 
 SUVKind = Literal["bw", "lbm", "lbm_janma", "bsa", "ibw"]
 KINDS: tuple[str, ...] = ("bw", "lbm", "lbm_janma", "bsa", "ibw")
@@ -39,11 +52,44 @@ _SUVTYPE_TO_KIND = {
     "BSA": "bsa",
     "IBW": "ibw",
 }
-_PHILIPS_SUV_SCALE = (0x7053, 0x1000)
-_PHILIPS_ACTIVITY_SCALE = (0x7053, 0x1009)
-_GE_SCAN_DATETIME = (0x0009, 0x100D)
+_PHILIPS_CREATOR = "Philips PET Private Group"
+_GE_CREATOR = "GEMS_PETD_01"
 _MAX_WEIGHT_KG = 400.0
 _MAX_UPTAKE_S = 24 * 3600.0
+#: RadionuclideTotalDose values read as MBq (1 MBq to 50 GBq) and the plausible range in Bq
+_MBQ_RANGE = (1.0, 5.0e4)
+_BQ_RANGE = (1.0e6, 5.0e10)
+#: largest spread (s) of the per-frame back-computed scan starts for the back-computation to be trusted
+_BACK_COMPUTE_SPREAD_S = 60.0
+#: attributes that must be equal in every slice of a series
+_SERIES_LEVEL = (
+    "Units",
+    "DecayCorrection",
+    "SUVType",
+    "PatientWeight",
+    "PatientSize",
+    "PatientSex",
+    "SeriesDate",
+    "SeriesTime",
+)
+_RADIOPHARM_LEVEL = (
+    "RadionuclideTotalDose",
+    "RadionuclideHalfLife",
+    "RadiopharmaceuticalStartTime",
+    "RadiopharmaceuticalStartDateTime",
+)
+_HINT = {
+    "weight": "pass weight_kg=<kg> (e.g. weight_kg=72) / --weight-kg 72, or a weight_kg column in the study's "
+    "clinical table",
+    "height": "pass height_m=<m> (e.g. height_m=1.75) / --height-m 1.75, or a height_m column in the study's "
+    "clinical table",
+    "sex": "pass sex='M', 'F' or 'O' / --sex M, or a sex column in the study's clinical table",
+    "dose": "pass dose_bq=<Bq> (e.g. dose_bq=3.7e8) / --dose-bq 3.7e8 (or --dose-mbq 370), or a dose_bq column "
+    "in the study's clinical table",
+    "injection": "pass injection_time=datetime(...) / --injection-time 2025-01-31T09:12:00, or an "
+    "injection_time column in the clinical table",
+    "half_life": "pass half_life_s=<s> / --half-life-s (F-18: 6586.2 s, Ga-68: 4057.7 s, C-11: 1221.5 s)",
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +99,9 @@ class SUVFactor:
     Attributes
     ----------
     factor : float
-        Multiply the rescaled voxel value (Bq/ml for Units BQML) by it to obtain the SUV.
+        Multiply the rescaled voxel value (Bq/ml for Units BQML) by it to obtain the SUV
+        (when ``slice_factors`` is set: the factor of the earliest frame, or of the first slice for
+        per-slice Philips scale factors).
     kind : str
         SUV normalisation ('bw', 'lbm', 'lbm_janma', 'bsa', 'ibw').
     tags : dict
@@ -61,8 +109,9 @@ class SUVFactor:
     warnings : tuple of str
         Assumptions made (e.g. a dose read as MBq); show them to the user.
     slice_factors : tuple of float
-        Only for DecayCorrection NONE with frames acquired at different times: one factor per
-        header given to :func:`suv_factor` (same order); empty when ``factor`` holds for all slices.
+        One factor per header given to :func:`suv_factor` (same order) when they differ between
+        slices (DecayCorrection NONE with frames acquired at different times, per-slice Philips
+        scale factors); empty when ``factor`` holds for all slices.
     """
 
     factor: float
@@ -75,6 +124,30 @@ class SUVFactor:
     def unit(self) -> str:
         """Unit of the resulting SUV: g/ml, or cm²/ml for SUVbsa."""
         return "cm2/ml" if self.kind == "bsa" else "g/ml"
+
+
+@dataclass(frozen=True)
+class UptakeTime:
+    """Injection and decay-reference (scan start) times of a PET series, and the rules that gave them.
+
+    Attributes
+    ----------
+    injection, reference : datetime
+        Injection date-time and scan start used as the decay reference (QIBA rule).
+    uptake_s : float
+        ``reference - injection`` in seconds.
+    reference_rule, injection_rule : str
+        Which attributes gave the two times.
+    warnings : tuple of str
+        Assumptions made (series re-created after the scan, injection taken as the day before...).
+    """
+
+    injection: datetime
+    reference: datetime
+    uptake_s: float
+    reference_rule: str
+    injection_rule: str
+    warnings: tuple[str, ...] = ()
 
 
 # --- small parsers --------------------------------------------------------------------------
@@ -118,23 +191,143 @@ def _float_value(value: Any) -> float | None:
         value = value[0] if len(value) else None
         if value is None:
             return None
-    return float(value)
+    out = float(value)
+    return out if math.isfinite(out) else None
 
 
-def _private(ds: Dataset, tag: tuple[int, int]) -> float | None:
-    if tag not in ds:
-        return None
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip("\x00 ")
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _private(ds: Dataset, group: int, creator: str, offset: int) -> Any:
+    """Value of a private element, found through its private creator.
+
+    When the dataset records no private creator at all for block 0x10 of ``group`` (headers
+    stripped of their creators, as in the IBSI-SUV DROs) the element at the usual position
+    ``(group, 0x10xx)`` is read; an element reserved by *another* creator is never read.
+    """
     try:
-        return _float_value(ds[tag].value)
+        block = ds.private_block(group, creator)
+    except KeyError:
+        if (group, 0x0010) in ds:
+            return None  # block 0x10 belongs to another creator
+        elem = ds.get((group, 0x1000 + offset))
+        return None if elem is None else elem.value
+    tag = block.get_tag(offset)
+    return ds[tag].value if tag in ds else None
+
+
+def _private_float(ds: Dataset, group: int, creator: str, offset: int) -> float | None:
+    try:
+        return _float_value(_private(ds, group, creator, offset))
     except (TypeError, ValueError):
         return None
 
 
-# --- normalisers ----------------------------------------------------------------------------
+def _name(ds: Dataset, index: int) -> str:
+    return str(getattr(ds, "filename", "") or f"header {index}")
 
 
-def _sexes(sex: str) -> tuple[str, ...]:
-    return ("M",) if sex == "M" else ("F",) if sex == "F" else ("M", "F")
+# --- body-size formulas -----------------------------------------------------------------------
+
+
+def _sex_code(sex: str) -> str:
+    code = str(sex or "").strip().upper()[:1]
+    if code not in ("M", "F", "O"):
+        raise ValueError(f"sex must be 'M', 'F' or 'O', got {sex!r}")
+    return code
+
+
+def lean_body_mass_kg(weight_kg: float, height_m: float, sex: str, *, formula: str = "james") -> float:
+    """Lean body mass in kg.
+
+    Parameters
+    ----------
+    weight_kg, height_m : float
+        Body weight (kg) and height (m).
+    sex : {'M', 'F', 'O'}
+        'O' (other) gives the mean of the male and female values (IBSI-SUV manual).
+    formula : {'james', 'janmahasatian', 'morgan'}
+        James (DICOM SUVType LBMJAMES128): 1.10 W - 128 (W/H)² male, 1.07 W - 148 (W/H)² female,
+        H in cm; Janmahasatian (LBMJANMA): 9270 W / (6680 + 216 BMI) male, 9270 W / (8780 + 244 BMI)
+        female; Morgan (DICOM "LBM"): James with 120 for males.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Unknown sex or formula.
+
+    References
+    ----------
+    James W.P.T., Research on obesity, HMSO (1976); Janmahasatian S. et al., Clin Pharmacokinet
+    44:1051 (2005); DICOM PS3.3 C.8.9.1.1.3 (SUVType).
+    """
+    code = _sex_code(sex)
+    if code == "O":
+        return 0.5 * (
+            lean_body_mass_kg(weight_kg, height_m, "M", formula=formula)
+            + lean_body_mass_kg(weight_kg, height_m, "F", formula=formula)
+        )
+    male = code == "M"
+    w, h_cm = float(weight_kg), float(height_m) * 100.0
+    if formula in ("james", "morgan"):
+        k = (128.0 if formula == "james" else 120.0) if male else 148.0
+        return (1.10 if male else 1.07) * w - k * (w / h_cm) ** 2
+    if formula == "janmahasatian":
+        bmi = w / float(height_m) ** 2
+        return 9270.0 * w / ((6680.0 + 216.0 * bmi) if male else (8780.0 + 244.0 * bmi))
+    raise ValueError(f"formula must be 'james', 'janmahasatian' or 'morgan', got {formula!r}")
+
+
+def ideal_body_weight_kg(height_m: float, sex: str) -> float:
+    """Ideal body weight in kg (IBSI-SUV manual; DICOM SUVType IBW).
+
+    Parameters
+    ----------
+    height_m : float
+        Height (m).
+    sex : {'M', 'F', 'O'}
+        Male 48.0 + 1.06 (H - 152), female 45.5 + 0.91 (H - 152), H in cm; 'O' the mean of both.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Unknown sex.
+    """
+    code = _sex_code(sex)
+    h_cm = float(height_m) * 100.0
+    if code == "O":
+        return 0.5 * (ideal_body_weight_kg(height_m, "M") + ideal_body_weight_kg(height_m, "F"))
+    return 48.0 + 1.06 * (h_cm - 152.0) if code == "M" else 45.5 + 0.91 * (h_cm - 152.0)
+
+
+def body_surface_area_m2(weight_kg: float, height_m: float) -> float:
+    """Body surface area in m² (Du Bois & Du Bois 1916: 0.007184 W^0.425 H[cm]^0.725).
+
+    Parameters
+    ----------
+    weight_kg, height_m : float
+        Body weight (kg) and height (m).
+
+    Returns
+    -------
+    float
+    """
+    return 0.007184 * float(weight_kg) ** 0.425 * (float(height_m) * 100.0) ** 0.725
 
 
 def normaliser(
@@ -142,42 +335,36 @@ def normaliser(
 ) -> float:
     """Body-size normaliser of an SUV kind: grams for 'bw', 'lbm', 'lbm_janma', 'ibw'; cm² for 'bsa'.
 
-    For sex other than 'M'/'F' the mean of the male and female values is used (IBSI-SUV manual).
-
     Parameters
     ----------
     kind : {'bw', 'lbm', 'lbm_janma', 'bsa', 'ibw', 'lbm_morgan'}
-        'lbm' is James (DICOM LBMJAMES128): 1.10 W - 128 (W/H)² male, 1.07 W - 148 (W/H)² female;
-        'lbm_morgan' uses 120 instead of 128 for males (DICOM "LBM");
-        'lbm_janmahasatian': 9270 W / (6680 + 216 BMI) male, 9270 W / (8780 + 244 BMI) female;
-        'bsa': Du Bois 0.007184 W^0.425 H^0.725 m², returned in cm²;
-        'ibw': 48.0 + 1.06 (H - 152) male, 45.5 + 0.91 (H - 152) female (kg, H in cm).
+        See :func:`lean_body_mass_kg`, :func:`ideal_body_weight_kg`, :func:`body_surface_area_m2`.
     weight_kg, height_m : float
         Patient weight (kg) and height (m).
-    sex : str
-        'M', 'F' or other.
+    sex : {'M', 'F', 'O'}
+        'O' uses the mean of the male and female formulas (IBSI-SUV manual).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Unknown kind or sex, or no height for a kind that needs it.
     """
-    w = float(weight_kg)
     if kind == "bw":
-        return w * 1000.0
+        return float(weight_kg) * 1000.0
     if height_m is None:
         raise ValueError(f"SUV kind {kind!r} needs the patient height")
-    h_cm = float(height_m) * 100.0
     if kind == "bsa":
-        return 0.007184 * w**0.425 * h_cm**0.725 * 1e4
-    values = []
-    for s in _sexes((sex or "").upper()):
-        if kind in ("lbm", "lbm_morgan"):
-            k = (128.0 if kind == "lbm" else 120.0) if s == "M" else 148.0
-            values.append((1.10 if s == "M" else 1.07) * w - k * (w / h_cm) ** 2)
-        elif kind == "lbm_janma":
-            bmi = w / float(height_m) ** 2
-            values.append(9270.0 * w / ((6680.0 + 216.0 * bmi) if s == "M" else (8780.0 + 244.0 * bmi)))
-        elif kind == "ibw":
-            values.append(48.0 + 1.06 * (h_cm - 152.0) if s == "M" else 45.5 + 0.91 * (h_cm - 152.0))
-        else:
-            raise ValueError(f"unknown SUV kind {kind!r}; valid: {', '.join(KINDS)}")
-    return float(np.mean(values)) * 1000.0
+        return body_surface_area_m2(weight_kg, height_m) * 1e4
+    if kind == "ibw":
+        return ideal_body_weight_kg(height_m, sex or "") * 1000.0
+    formula = {"lbm": "james", "lbm_janma": "janmahasatian", "lbm_morgan": "morgan"}.get(kind)
+    if formula is None:
+        raise ValueError(f"unknown SUV kind {kind!r}; valid: {', '.join(KINDS)}")
+    return lean_body_mass_kg(weight_kg, height_m, sex or "", formula=formula) * 1000.0
 
 
 # --- the factor -----------------------------------------------------------------------------
@@ -197,6 +384,10 @@ class _Ctx:
     def fail(self, what: str, tag: str, override: str) -> SUVError:
         return SUVError(f"{self.source}: {what} ({tag}); {override}")
 
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
     def radiopharm(self) -> Dataset:
         seq = self.ds.get("RadiopharmaceuticalInformationSequence")
         if not seq:
@@ -205,63 +396,139 @@ class _Ctx:
         return item
 
 
-def _weight(ctx: _Ctx, weight_kg: float | None) -> float:
+def _check_consistent(ctx: _Ctx) -> None:
+    """Series-level attributes must be equal in every slice; a disagreement names the files."""
+    if len(ctx.headers) < 2:
+        return
+
+    def radiopharm(ds: Dataset) -> Dataset:
+        seq = ds.get("RadiopharmaceuticalInformationSequence")
+        return seq[0] if seq else Dataset()
+
+    checks = [(k, k, lambda ds, k=k: ds.get(k)) for k in _SERIES_LEVEL] + [
+        (k, f"RadiopharmaceuticalInformationSequence > {k}", lambda ds, k=k: radiopharm(ds).get(k))
+        for k in _RADIOPHARM_LEVEL
+    ]
+    for _keyword, label, getter in checks:
+        seen: dict[str, list[str]] = {}
+        for i, ds in enumerate(ctx.headers):
+            seen.setdefault(_text(getter(ds)), []).append(_name(ds, i))
+        if len(seen) > 1:
+            parts = [
+                f"{value or '(absent)'!r} in {files[0]}"
+                + (f" and {len(files) - 1} more" if len(files) > 1 else "")
+                for value, files in seen.items()
+            ]
+            raise SUVError(
+                f"{ctx.source}: {label} differs between the slices of the series: {'; '.join(parts)}. The series "
+                "mixes acquisitions or was edited: split it or fix the headers"
+            )
+
+
+def _check_corrections(ctx: _Ctx, decay: str) -> None:
+    """CorrectedImage must contain ATTN, and DECY unless DecayCorrection is NONE (QIBA)."""
+    raw = ctx.ds.get("CorrectedImage")
+    values = sorted({str(v).strip().upper() for v in ([raw] if isinstance(raw, str) else raw or [])})
+    ctx.tags["CorrectedImage"] = values
+    if not values:
+        ctx.warn("CorrectedImage (0028,0051) is absent: attenuation and decay correction cannot be verified")
+        return
+    if "ATTN" not in values:
+        raise ctx.fail(
+            f"CorrectedImage is {values}, without ATTN: the image is not attenuation corrected, so its values "
+            "are not activity concentrations and an SUV would be meaningless",
+            "CorrectedImage (0028,0051)",
+            "use the attenuation-corrected series",
+        )
+    if decay in ("START", "ADMIN") and "DECY" not in values:
+        raise ctx.fail(
+            f"DecayCorrection is {decay} but CorrectedImage {values} lacks DECY: the header contradicts itself, "
+            "so the decay reference of the values is unknown",
+            "CorrectedImage (0028,0051) / DecayCorrection (0054,1102)",
+            "fix the header",
+        )
+    if decay == "NONE" and "DECY" in values:
+        ctx.warn(
+            "CorrectedImage (0028,0051) lists DECY but DecayCorrection (0054,1102) is NONE: the values are "
+            "treated as not decay corrected"
+        )
+
+
+def _weight(ctx: _Ctx, weight_kg: float | None, prefix: str = "") -> float:
     if weight_kg is not None:
-        w, ctx.tags["weight_source"] = float(weight_kg), "override weight_kg"
+        w, ctx.tags[prefix + "weight_source"] = float(weight_kg), "override weight_kg"
     else:
-        raw = ctx.ds.get("PatientWeight")
-        w = float(raw) if raw not in (None, "") else 0.0
-        ctx.tags["weight_source"] = "PatientWeight (0010,1030)"
-    hint = "pass weight_kg=<kg> (e.g. weight_kg=72) / --weight-kg 72, or a weight_kg column in the study's clinical table"
+        try:
+            w = _float_value(ctx.ds.get("PatientWeight")) or 0.0
+        except ValueError:
+            w = 0.0
+        ctx.tags[prefix + "weight_source"] = "PatientWeight (0010,1030)"
     if w <= 0:
-        raise ctx.fail("patient weight is missing or 0", "PatientWeight (0010,1030)", hint)
+        raise ctx.fail("patient weight is missing or 0", "PatientWeight (0010,1030)", _HINT["weight"])
     if w > _MAX_WEIGHT_KG:
         raise ctx.fail(
             f"patient weight {w} kg is implausible (> {_MAX_WEIGHT_KG:g} kg; grams or pounds?)",
             "PatientWeight (0010,1030)",
-            hint,
+            _HINT["weight"],
         )
-    ctx.tags["PatientWeight_kg"] = w
+    ctx.tags[prefix + "PatientWeight_kg"] = w
     return w
 
 
-def _height(ctx: _Ctx, height_m: float | None) -> float:
+def _height(ctx: _Ctx, height_m: float | None, prefix: str = "") -> float:
     if height_m is not None:
-        h, ctx.tags["height_source"] = float(height_m), "override height_m"
+        h, ctx.tags[prefix + "height_source"] = float(height_m), "override height_m"
     else:
-        raw = ctx.ds.get("PatientSize")
-        h = float(raw) if raw not in (None, "") else 0.0
-        ctx.tags["height_source"] = "PatientSize (0010,1020)"
-    hint = "pass height_m=<m> (e.g. height_m=1.75) / --height-m 1.75, or a height_m column in the study's clinical table"
+        try:
+            h = _float_value(ctx.ds.get("PatientSize")) or 0.0
+        except ValueError:
+            h = 0.0
+        ctx.tags[prefix + "height_source"] = "PatientSize (0010,1020)"
     if h <= 0:
-        raise ctx.fail("patient height is missing or 0", "PatientSize (0010,1020)", hint)
+        raise ctx.fail("patient height is missing or 0", "PatientSize (0010,1020)", _HINT["height"])
     if not 0.3 <= h <= 2.6:
         raise ctx.fail(
-            f"patient height {h} m is implausible (cm instead of m?)", "PatientSize (0010,1020)", hint
+            f"patient height {h} m is implausible (cm instead of m?)",
+            "PatientSize (0010,1020)",
+            _HINT["height"],
         )
-    ctx.tags["PatientSize_m"] = h
+    ctx.tags[prefix + "PatientSize_m"] = h
     return h
 
 
-def _sex(ctx: _Ctx, sex: str | None) -> str:
-    s = (sex if sex is not None else str(ctx.ds.get("PatientSex", "") or "")).strip().upper()
-    ctx.tags["PatientSex"] = s
-    ctx.tags["sex_source"] = "override sex" if sex is not None else "PatientSex (0010,0040)"
-    if s not in ("M", "F"):
-        ctx.warnings.append(
-            f"PatientSex (0010,0040) is {s or 'empty'!r}: the mean of the male and female formulas is used "
-            "(IBSI-SUV manual); pass sex='M' or 'F' to override"
+def _sex(ctx: _Ctx, sex: str | None, kind: str, prefix: str = "") -> str:
+    s = (sex if sex is not None else _text(ctx.ds.get("PatientSex"))).strip().upper()
+    ctx.tags[prefix + "PatientSex"] = s
+    ctx.tags[prefix + "sex_source"] = "override sex" if sex is not None else "PatientSex (0010,0040)"
+    if s not in ("M", "F", "O"):
+        raise ctx.fail(
+            f"patient sex {s or '(absent)'!r} is not M, F or O, which SUV{kind} needs",
+            "PatientSex (0010,0040)",
+            _HINT["sex"],
+        )
+    if s == "O":
+        ctx.warn(
+            f"PatientSex (0010,0040) is O (other): SUV{kind} uses the mean of the male and female formulas "
+            "(IBSI-SUV manual)"
         )
     return s
 
 
-def _norm(ctx: _Ctx, kind: str, weight_kg: float | None, height_m: float | None, sex: str | None) -> float:
-    w = _weight(ctx, weight_kg)
+def _norm(
+    ctx: _Ctx,
+    kind: str,
+    weight_kg: float | None = None,
+    height_m: float | None = None,
+    sex: str | None = None,
+    prefix: str = "",
+) -> float:
+    """The normaliser of ``kind`` (g, or cm² for bsa); ``prefix`` tags the scanner's own normalisation."""
+    w = _weight(ctx, weight_kg, prefix) if kind != "ibw" else 0.0
     if kind == "bw":
         value = normaliser("bw", weight_kg=w)
     else:
-        h = _height(ctx, height_m)
-        s = _sex(ctx, sex) if kind != "bsa" else ""
+        h = _height(ctx, height_m, prefix)
+        s = _sex(ctx, sex, kind, prefix) if kind != "bsa" else ""
         value = normaliser(kind, weight_kg=w, height_m=h, sex=s)
         if value <= 0:
             raise ctx.fail(
@@ -269,102 +536,153 @@ def _norm(ctx: _Ctx, kind: str, weight_kg: float | None, height_m: float | None,
                 "PatientWeight (0010,1030) / PatientSize (0010,1020)",
                 "check the weight and height, or pass weight_kg= / height_m=",
             )
-    ctx.tags[f"normaliser_{kind}"] = value
+    ctx.tags[f"{prefix}normaliser_{kind}"] = value
     return value
 
 
 def _dose(ctx: _Ctx, dose_bq: float | None) -> float:
-    hint = "pass dose_bq=<Bq> (e.g. dose_bq=3.7e8) / --dose-bq, or a dose_bq column in the study's clinical table"
     if dose_bq is not None:
         d = float(dose_bq)
         ctx.tags["dose_source"] = "override dose_bq"
-    else:
-        raw = ctx.radiopharm().get("RadionuclideTotalDose")
-        d = float(raw) if raw not in (None, "") else 0.0
-        ctx.tags["dose_source"] = "RadionuclideTotalDose (0018,1074)"
-        if 0 < d < 1e4:
-            ctx.warnings.append(
-                f"RadionuclideTotalDose (0018,1074) = {d:g} is too small for Bq: read as MBq ({d * 1e6:g} Bq); "
-                "pass dose_bq= to override"
+        if not d > 0:
+            raise ctx.fail(
+                f"override dose_bq={dose_bq!r} is not positive",
+                "RadionuclideTotalDose (0018,1074)",
+                _HINT["dose"],
             )
-            d *= 1e6
+        ctx.tags["RadionuclideTotalDose_Bq"] = d
+        return d
+    try:
+        d = _float_value(ctx.radiopharm().get("RadionuclideTotalDose")) or 0.0
+    except ValueError:
+        d = 0.0
+    ctx.tags["dose_source"] = "RadionuclideTotalDose (0018,1074)"
+    ctx.tags["RadionuclideTotalDose"] = d
     if d <= 0:
-        raise ctx.fail("administered dose is missing or 0", "RadionuclideTotalDose (0018,1074)", hint)
+        raise ctx.fail(
+            "administered dose is missing or 0", "RadionuclideTotalDose (0018,1074)", _HINT["dose"]
+        )
+    if _MBQ_RANGE[0] <= d <= _MBQ_RANGE[1]:
+        ctx.warn(
+            f"RadionuclideTotalDose (0018,1074) = {d:g} is far too small for a patient dose in Bq: read as MBq "
+            f"({d * 1e6:g} Bq); pass dose_bq= to override"
+        )
+        ctx.tags["RadionuclideTotalDose_unit"] = "MBq (inferred from the value)"
+        d *= 1e6
+    elif not _BQ_RANGE[0] <= d <= _BQ_RANGE[1]:
+        raise ctx.fail(
+            f"administered dose {d:g} is neither a patient dose in Bq ({_BQ_RANGE[0]:g} to {_BQ_RANGE[1]:g}) "
+            f"nor in MBq ({_MBQ_RANGE[0]:g} to {_MBQ_RANGE[1]:g})",
+            "RadionuclideTotalDose (0018,1074)",
+            _HINT["dose"],
+        )
     ctx.tags["RadionuclideTotalDose_Bq"] = d
     return d
 
 
 def _half_life(ctx: _Ctx, half_life_s: float | None) -> float:
     raw = half_life_s if half_life_s is not None else ctx.radiopharm().get("RadionuclideHalfLife")
-    t = float(raw) if raw not in (None, "") else 0.0
+    try:
+        t = _float_value(raw) or 0.0
+    except ValueError:
+        t = 0.0
     if t <= 0:
         raise ctx.fail(
-            "radionuclide half-life is missing or 0",
-            "RadionuclideHalfLife (0018,1075)",
-            "pass half_life_s=<s> (F-18: 6586.2 s, Ga-68: 4057.7 s)",
+            "radionuclide half-life is missing or 0", "RadionuclideHalfLife (0018,1075)", _HINT["half_life"]
         )
     ctx.tags["RadionuclideHalfLife_s"] = t
+    codes = ctx.radiopharm().get("RadionuclideCodeSequence")
+    if codes:
+        ctx.tags["Radionuclide"] = _text(codes[0].get("CodeMeaning"))
     return t
 
 
-def _series_datetime(ctx: _Ctx) -> datetime:
-    date, time = ctx.ds.get("SeriesDate"), ctx.ds.get("SeriesTime")
-    if not date or not time:
-        raise ctx.fail(
-            "series date/time is missing",
-            "SeriesDate (0008,0021) / SeriesTime (0008,0031)",
-            "the decay-correction reference time is unknown; fix the header",
-        )
-    return _combine(str(date), str(time))
+def _series_datetime(ctx: _Ctx) -> datetime | None:
+    date = ctx.ds.get("SeriesDate") or ctx.ds.get("StudyDate")
+    time = ctx.ds.get("SeriesTime")
+    return _combine(str(date), str(time)) if date and time else None
 
 
-def _acquisition_datetimes(ctx: _Ctx) -> list[tuple[datetime, Dataset]]:
-    out = []
+def _acquisition_datetimes(ctx: _Ctx) -> list[datetime | None]:
+    """AcquisitionDateTime, else AcquisitionDate (or SeriesDate) + AcquisitionTime, per header."""
+    out: list[datetime | None] = []
+    fallback = ctx.ds.get("SeriesDate") or ctx.ds.get("StudyDate")
     for ds in ctx.headers:
-        t = ds.get("AcquisitionTime")
-        if t:
-            out.append((_combine(str(ds.get("AcquisitionDate") or ds.get("SeriesDate")), str(t)), ds))
+        adt, t = _text(ds.get("AcquisitionDateTime")), ds.get("AcquisitionTime")
+        date = ds.get("AcquisitionDate") or fallback
+        if adt:
+            out.append(_parse_datetime(adt))
+        elif t and date:
+            out.append(_combine(str(date), str(t)))
+        else:
+            out.append(None)
     return out
 
 
 def _average_count_time(frame_s: float, half_life: float) -> float:
+    """Time after the frame start at which the count rate equals its frame average (decay only)."""
+    if frame_s <= 0:
+        return 0.0
     lam = math.log(2) / half_life
     x = lam * frame_s
-    return math.log(x / (1.0 - math.exp(-x))) / lam
+    return math.log(x / -math.expm1(-x)) / lam
 
 
-def _reference_time(ctx: _Ctx, half_life: float) -> datetime:
-    """Scan start for DecayCorrection START (QIBA rule; IBSI-SUV method 4 fallback)."""
+def _scan_start(ctx: _Ctx, half_life: float) -> tuple[datetime, str]:
+    """Decay reference (scan start) of a series, in the order of QIBA's vendor-neutral pseudo-code.
+
+    1. SeriesDate/SeriesTime when not later than the earliest acquisition;
+    2. else (a series re-created after the scan) GE's private scan date-time (0009,100D), read only
+       from the GEMS_PETD_01 private block;
+    3. else the start back-computed from each frame's AcquisitionTime, FrameReferenceTime and
+       ActualFrameDuration (IBSI-SUV manual, option 4; Siemens), when the frames agree within 60 s
+       and the start is not after the earliest acquisition;
+    4. else the earliest AcquisitionDate/AcquisitionTime of the series.
+    """
     series_dt = _series_datetime(ctx)
-    acq = _acquisition_datetimes(ctx)
-    manufacturer = str(ctx.ds.get("Manufacturer", "") or "").upper()
-    if manufacturer.startswith("GE") and _GE_SCAN_DATETIME in ctx.ds:
-        raw = ctx.ds[_GE_SCAN_DATETIME].value
-        text = raw.decode("ascii", "ignore") if isinstance(raw, bytes) else str(raw)
-        text = text.strip("\x00 ")
-        if text:
-            ref = _parse_datetime(text)
-            ctx.tags["reference_time_source"] = "GE private scan date-time (0009,100D)"
-            return ref
-    if not acq or series_dt <= min(a for a, _ in acq):
-        ctx.tags["reference_time_source"] = "SeriesDate/SeriesTime (0008,0021/0031)"
-        return series_dt
-    # series written after the acquisition (post-processed): back-compute the scan start
-    starts = []
-    for a, ds in acq:
-        frt, dur = ds.get("FrameReferenceTime"), ds.get("ActualFrameDuration")
-        if frt not in (None, "") and dur not in (None, "") and float(frt) > 0 and float(dur) > 0:
-            t_ave = _average_count_time(float(dur) / 1000.0, half_life)
-            starts.append(a - timedelta(seconds=float(frt) / 1000.0 - t_ave))
-    if starts:
-        ctx.tags["reference_time_source"] = (
-            "AcquisitionTime - (FrameReferenceTime - average count time in frame) (SeriesTime later than acquisition)"
+    times = _acquisition_datetimes(ctx)
+    acq = [t for t in times if t is not None]
+    if series_dt is not None and (not acq or series_dt <= min(acq)):
+        return series_dt, "SeriesDate/SeriesTime (0008,0021)/(0008,0031)"
+    if not acq:
+        raise ctx.fail(
+            "neither SeriesDate/SeriesTime nor AcquisitionTime is present: the scan time is unknown",
+            "SeriesDate (0008,0021) / SeriesTime (0008,0031) / AcquisitionTime (0008,0032)",
+            "fix the header; the injected dose cannot be decay-corrected",
         )
-        return min(starts)
-    ctx.tags["reference_time_source"] = (
-        "earliest AcquisitionDate/AcquisitionTime (SeriesTime later than acquisition)"
-    )
-    return min(a for a, _ in acq)
+    earliest = min(acq)
+    if series_dt is not None:
+        ctx.warn(
+            f"SeriesTime {series_dt.time()} is later than the earliest AcquisitionTime {earliest.time()} (a series "
+            "re-created after the scan): the scan start is taken from other attributes (QIBA)"
+        )
+    ge_value = _text(_private(ctx.ds, 0x0009, _GE_CREATOR, 0x0D))
+    if ge_value:
+        try:
+            return _parse_datetime(ge_value), "GE private scan date-time (0009,100D) [GEMS_PETD_01]"
+        except ValueError:
+            ctx.warn(f"GE private scan date-time (0009,100D) {ge_value!r} is not a date-time: ignored")
+    starts: list[datetime] = []
+    for ds, t_acq in zip(ctx.headers, times, strict=True):
+        frt, dur = _float_value(ds.get("FrameReferenceTime")), _float_value(ds.get("ActualFrameDuration"))
+        if t_acq is None or frt is None or dur is None or frt <= 0 or dur <= 0:
+            continue
+        t_ave = _average_count_time(dur / 1000.0, half_life)
+        starts.append(t_acq - timedelta(seconds=frt / 1000.0 - t_ave))
+    if starts:
+        spread = (max(starts) - min(starts)).total_seconds()
+        if min(starts) <= earliest and spread <= _BACK_COMPUTE_SPREAD_S:
+            ctx.tags["back_computed_start_spread_s"] = spread
+            return (
+                min(starts),
+                "AcquisitionTime (0008,0032) - (FrameReferenceTime (0054,1300) - average count time in "
+                "ActualFrameDuration (0018,1242))",
+            )
+        ctx.warn(
+            f"scan starts back-computed from FrameReferenceTime disagree (spread {spread:.0f} s) or follow the "
+            "first acquisition: the earliest AcquisitionTime is used"
+        )
+    return earliest, "earliest AcquisitionDate/AcquisitionTime (0008,0022)/(0008,0032)"
 
 
 def _injection_time(ctx: _Ctx, injection_time: datetime | None, reference: datetime) -> datetime:
@@ -372,106 +690,144 @@ def _injection_time(ctx: _Ctx, injection_time: datetime | None, reference: datet
         ctx.tags["injection_source"] = "override injection_time"
         return injection_time
     rp = ctx.radiopharm()
-    start_dt = rp.get("RadiopharmaceuticalStartDateTime")
+    start_dt = _text(rp.get("RadiopharmaceuticalStartDateTime"))
     if start_dt:
         ctx.tags["injection_source"] = "RadiopharmaceuticalStartDateTime (0018,1078)"
-        return _parse_datetime(str(start_dt))
+        return _parse_datetime(start_dt)
     start_t = rp.get("RadiopharmaceuticalStartTime")
     if not start_t:
         raise ctx.fail(
             "injection time is missing",
             "RadiopharmaceuticalStartDateTime (0018,1078) / RadiopharmaceuticalStartTime (0018,1072)",
-            "pass injection_time=datetime(...) / --injection-time, or an injection_time column in the clinical table",
+            _HINT["injection"],
         )
-    date = str(ctx.ds.get("SeriesDate") or reference.strftime("%Y%m%d"))
-    inj = _combine(date, str(start_t))
-    ctx.tags["injection_source"] = "RadiopharmaceuticalStartTime (0018,1072) with SeriesDate"
+    inj = _combine(reference.strftime("%Y%m%d"), str(start_t))
+    ctx.tags["injection_source"] = "RadiopharmaceuticalStartTime (0018,1072) on the scan date"
     if inj > reference:
         inj -= timedelta(days=1)
-        ctx.warnings.append(
-            "injection time is later than the scan time on the same date: taken as the day before"
-        )
+        ctx.warn("injection time is later than the scan time on the same date: taken as the day before")
     return inj
 
 
-def _decayed_dose(
-    ctx: _Ctx,
-    *,
-    dose_bq: float | None,
-    injection_time: datetime | None,
-    half_life_s: float | None,
-) -> float:
-    """Dose decayed to the time the voxel values refer to."""
-    dose = _dose(ctx, dose_bq)
-    dc = str(ctx.ds.get("DecayCorrection", "") or "").strip().upper()
-    ctx.tags["DecayCorrection"] = dc
-    if dc == "ADMIN":
-        ctx.tags["decay_factor"] = 1.0
-        return dose
-    if dc not in ("START", "NONE"):
-        raise ctx.fail(
-            f"DecayCorrection {dc or '(empty)'!r} is not one of START, ADMIN, NONE",
-            "DecayCorrection (0054,1102)",
-            "fix the header; the time the voxel values refer to is unknown",
-        )
-    half_life = _half_life(ctx, half_life_s)
-    if dc == "START":
-        reference = _reference_time(ctx, half_life)
-    else:
-        acq = _acquisition_datetimes(ctx)
-        if not acq:
-            raise ctx.fail(
-                "DecayCorrection NONE needs the acquisition time",
-                "AcquisitionTime (0008,0032)",
-                "fix the header",
-            )
-        if len(acq) != len(ctx.headers):
-            raise ctx.fail(
-                f"DecayCorrection NONE: {len(ctx.headers) - len(acq)} of {len(ctx.headers)} slices lack the "
-                "acquisition time needed for their decay correction",
-                "AcquisitionTime (0008,0032)",
-                "fix the header",
-            )
-
-        def scan_time(a: datetime, ds: Dataset) -> datetime:
-            # t_scan = t_acq + T_ave: time of the average count rate within the frame (IBSI-SUV manual)
-            dur = ds.get("ActualFrameDuration")
-            ok = dur not in (None, "") and float(dur) > 0
-            return a + timedelta(seconds=_average_count_time(float(dur) / 1000.0, half_life) if ok else 0.0)
-
-        times = [scan_time(a, ds) for a, ds in acq]
-        reference = min(times)
-        ctx.tags["reference_time_source"] = (
-            "earliest AcquisitionTime + average count time in frame (DecayCorrection NONE)"
-        )
-        if len(set(times)) > 1:
-            # frames acquired at different times: one decay factor per slice, relative to the reference
-            ctx.slice_decay = [2.0 ** (-(t - reference).total_seconds() / half_life) for t in times]
-            ctx.tags["slice_scan_times"] = sorted({t.isoformat() for t in times})
-            ctx.warnings.append(
-                "DecayCorrection NONE with several acquisition times: each slice has its own factor "
-                "(SUVFactor.slice_factors); SUVFactor.factor holds for the earliest frame only"
-            )
-    injection = _injection_time(ctx, injection_time, reference)
+def _check_uptake(ctx: _Ctx, injection: datetime, reference: datetime) -> float:
     delta = (reference - injection).total_seconds()
-    ctx.tags.update(
-        reference_time=reference.isoformat(), injection_time=injection.isoformat(), uptake_s=delta
-    )
     if delta < 0:
         raise ctx.fail(
             f"injection ({injection}) is after the reference time ({reference})",
             "RadiopharmaceuticalStartDateTime (0018,1078) / SeriesTime (0008,0031)",
-            "pass injection_time=datetime(...) / --injection-time with the true injection time",
+            _HINT["injection"],
         )
     if delta > _MAX_UPTAKE_S:
         raise ctx.fail(
             f"uptake time {delta / 3600:.1f} h is implausible (> 24 h) between injection {injection} and {reference}",
             "RadiopharmaceuticalStartDateTime (0018,1078) / SeriesDate (0008,0021)",
-            "pass injection_time=datetime(...) / --injection-time with the true injection time",
+            _HINT["injection"],
         )
-    decay = 2.0 ** (-delta / half_life)
-    ctx.tags["decay_factor"] = decay
-    return dose * decay
+    return delta
+
+
+def _uptake(ctx: _Ctx, injection_time: datetime | None, half_life_s: float | None) -> UptakeTime:
+    half_life = _half_life(ctx, half_life_s)
+    reference, rule = _scan_start(ctx, half_life)
+    injection = _injection_time(ctx, injection_time, reference)
+    delta = _check_uptake(ctx, injection, reference)
+    return UptakeTime(injection, reference, delta, rule, ctx.tags["injection_source"], tuple(ctx.warnings))
+
+
+def uptake_time(
+    header: Dataset | Sequence[Dataset],
+    *,
+    injection_time: datetime | None = None,
+    half_life_s: float | None = None,
+    source: str = "",
+) -> UptakeTime:
+    """Injection time, scan start (decay reference) and uptake time of a PET series.
+
+    The same rule as :func:`suv_factor` with DecayCorrection START (QIBA order: SeriesTime unless
+    later than the earliest acquisition, then GE's private scan date-time, then the start
+    back-computed from FrameReferenceTime, then the earliest AcquisitionTime); acquisition QC
+    uses it so that its uptake time is the one the SUV used.
+
+    Parameters
+    ----------
+    header : pydicom.Dataset or sequence of Dataset
+        The series' headers (all slices for the earliest acquisition; pixel data not needed).
+    injection_time, half_life_s : optional
+        Overrides of the injection date-time and RadionuclideHalfLife.
+    source : str
+        File name used in error messages.
+
+    Returns
+    -------
+    UptakeTime
+
+    Raises
+    ------
+    SUVError
+        Missing times or half-life, injection after the scan or more than 24 h before it.
+    """
+    headers = [header] if isinstance(header, Dataset) else list(header)
+    if not headers:
+        raise SUVError("uptake_time got no header: pass the PET series' headers")
+    return _uptake(_Ctx(headers, source), injection_time, half_life_s)
+
+
+def _decayed_dose(
+    ctx: _Ctx,
+    decay: str,
+    *,
+    dose_bq: float | None,
+    injection_time: datetime | None,
+    half_life_s: float | None,
+) -> float:
+    """Dose decayed to the time the voxel values refer to (per-slice decay in ``ctx.slice_decay``)."""
+    dose = _dose(ctx, dose_bq)
+    if decay == "ADMIN":
+        ctx.tags["decay_factor"] = 1.0
+        return dose
+    half_life = _half_life(ctx, half_life_s)
+    if decay == "START":
+        u = _uptake(ctx, injection_time, half_life_s)
+        reference, injection, delta = u.reference, u.injection, u.uptake_s
+        ctx.tags["reference_time_source"] = u.reference_rule
+    else:
+        times = _acquisition_datetimes(ctx)
+        missing = [i for i, t in enumerate(times) if t is None]
+        if missing:
+            raise SUVError(
+                f"{_name(ctx.headers[missing[0]], missing[0])}: DecayCorrection NONE needs every slice's "
+                f"acquisition time, but {len(missing)} of {len(times)} slices lack it (AcquisitionTime (0008,0032)); "
+                "fix the header"
+            )
+        scan_times: list[datetime] = []
+        for i, (ds, t) in enumerate(zip(ctx.headers, times, strict=True)):
+            dur = _float_value(ds.get("ActualFrameDuration"))
+            if dur is None or dur <= 0 or t is None:
+                raise SUVError(
+                    f"{_name(ds, i)}: DecayCorrection NONE but ActualFrameDuration (0018,1242) is {dur!r}: the decay "
+                    "during the frame cannot be corrected; fix the header"
+                )
+            # t_scan = t_acq + T_ave: time of the average count rate within the frame (IBSI-SUV manual)
+            scan_times.append(t + timedelta(seconds=_average_count_time(dur / 1000.0, half_life)))
+        reference = min(scan_times)
+        ctx.tags["reference_time_source"] = (
+            "earliest AcquisitionTime + average count time in ActualFrameDuration (DecayCorrection NONE, per frame)"
+        )
+        if len(set(scan_times)) > 1:
+            ctx.slice_decay = [2.0 ** (-(t - reference).total_seconds() / half_life) for t in scan_times]
+            ctx.tags["slice_scan_times"] = sorted({t.isoformat() for t in scan_times})
+            ctx.warn(
+                "DecayCorrection NONE with several acquisition times: each slice has its own factor "
+                "(SUVFactor.slice_factors); SUVFactor.factor holds for the earliest frame only"
+            )
+        injection = _injection_time(ctx, injection_time, reference)
+        delta = _check_uptake(ctx, injection, reference)
+    ctx.tags.update(
+        reference_time=reference.isoformat(), injection_time=injection.isoformat(), uptake_s=delta
+    )
+    decay_factor = 2.0 ** (-delta / half_life)
+    ctx.tags["decay_factor"] = decay_factor
+    return dose * decay_factor
 
 
 def suv_factor(
@@ -491,8 +847,8 @@ def suv_factor(
     Parameters
     ----------
     header : pydicom.Dataset or sequence of Dataset
-        PET header(s) (pixel data not needed). With several slices the earliest AcquisitionTime is
-        used for the START rule.
+        PET header(s) (pixel data not needed): the first slice, or every slice in image order
+        (needed for the earliest acquisition, the series consistency check and per-slice factors).
     kind : {'bw', 'lbm', 'lbm_janma', 'bsa', 'ibw'}
         SUV normalisation: body weight; lean body mass (James, DICOM LBMJAMES128); lean body mass
         (Janmahasatian); body surface area (Du Bois, result in cm²/ml); ideal body weight.
@@ -509,10 +865,15 @@ def suv_factor(
     Raises
     ------
     SUVError
-        Missing or implausible weight, height, dose, half-life or times; unknown Units or
-        DecayCorrection. The message names the DICOM attribute, the file and the override to use.
+        Missing or implausible weight, height, sex, dose, half-life or times; series-level attributes
+        that differ between slices; CorrectedImage without ATTN (or without DECY for START/ADMIN);
+        unknown Units or DecayCorrection. The message names the DICOM attribute, the file and the override.
     ValueError
         Unknown ``kind``.
+
+    References
+    ----------
+    QIBA vendor-neutral pseudo-code for SUV; IBSI-SUV manual and DROs (Vácha et al., 2026).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -523,13 +884,15 @@ def suv_factor(
         )
     ctx = _Ctx(headers, source)
     ds = ctx.ds
-    units = str(ds.get("Units", "") or "").strip().upper()
+    units = _text(ds.get("Units")).upper()
     ctx.tags["Units"] = units
-    modality = str(ds.get("Modality", "") or "")
+    ctx.tags["Manufacturer"] = _text(ds.get("Manufacturer"))
+    modality = _text(ds.get("Modality"))
     if modality and modality != "PT":
         raise ctx.fail(
             f"Modality is {modality!r}, not PT", "Modality (0008,0060)", "SUV applies to PET series only"
         )
+    _check_consistent(ctx)
     overrides = {
         k: v
         for k, v in dict(
@@ -545,13 +908,11 @@ def suv_factor(
     ctx.tags["overrides"] = {
         k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in overrides.items()
     }
-    corrected = [str(v).upper() for v in (ds.get("CorrectedImage") or [])]
-    ctx.tags["CorrectedImage"] = corrected
-    if corrected and "ATTN" not in corrected:
-        ctx.warnings.append("CorrectedImage (0028,0051) lacks ATTN: the image is not attenuation corrected")
+    body_overridden = any(v is not None for v in (weight_kg, height_m, sex))
+    per_slice: list[float]
 
     if units in ("GML", "CM2ML"):
-        suv_type = str(ds.get("SUVType", "") or "").strip().upper() or ("BW" if units == "GML" else "BSA")
+        suv_type = _text(ds.get("SUVType")).upper() or ("BW" if units == "GML" else "BSA")
         ctx.tags["SUVType"] = suv_type
         stored = _SUVTYPE_TO_KIND.get(suv_type)
         if stored is None or (units == "CM2ML") != (stored == "bsa"):
@@ -560,39 +921,56 @@ def suv_factor(
                 "SUVType (0054,1006)",
                 "fix the header (GML goes with BW/LBM/LBMJAMES128/LBMJANMA/IBW, CM2ML with BSA)",
             )
-        if stored == kind:
-            factor = 1.0
-        else:
-            factor = _norm(ctx, kind, weight_kg, height_m, sex) / _norm(ctx, stored, weight_kg, height_m, sex)
         ctx.tags["stored_as"] = f"SUV{stored} already"
-    elif units == "BQML":
-        factor = _norm(ctx, kind, weight_kg, height_m, sex) / _decayed_dose(
-            ctx, dose_bq=dose_bq, injection_time=injection_time, half_life_s=half_life_s
-        )
-        ctx.tags["decayed_dose_Bq"] = ctx.tags["RadionuclideTotalDose_Bq"] * ctx.tags["decay_factor"]
-    elif units == "CNTS":
-        suv_sf = _private(ds, _PHILIPS_SUV_SCALE)
-        ac_sf = _private(ds, _PHILIPS_ACTIVITY_SCALE)
-        ctx.tags["PhilipsSUVScaleFactor_7053_1000"] = suv_sf
-        ctx.tags["PhilipsActivityConcentrationScaleFactor_7053_1009"] = ac_sf
-        if suv_sf:
-            factor = suv_sf
-            if kind != "bw":
-                factor *= _norm(ctx, kind, weight_kg, height_m, sex) / _norm(
-                    ctx, "bw", weight_kg, height_m, sex
-                )
-        elif ac_sf:
-            factor = ac_sf * (
-                _norm(ctx, kind, weight_kg, height_m, sex)
-                / _decayed_dose(ctx, dose_bq=dose_bq, injection_time=injection_time, half_life_s=half_life_s)
-            )
+        if stored == kind and not body_overridden:
+            per_slice = [1.0]
         else:
+            # the scanner normalised with the header's body size; the requested kind uses overrides if any
+            denominator = _norm(ctx, stored, prefix="scanner_")
+            numerator = _norm(ctx, kind, weight_kg, height_m, sex)
+            ctx.tags["conversion"] = f"SUV{kind} = SUV{stored} x {numerator:.6g} / {denominator:.6g}"
+            per_slice = [numerator / denominator]
+    elif units in ("BQML", "CNTS"):
+        decay = _text(ds.get("DecayCorrection")).upper()
+        ctx.tags["DecayCorrection"] = decay
+        if decay not in ("START", "ADMIN", "NONE"):
             raise ctx.fail(
-                "Units CNTS without a usable Philips SUV Scale Factor (7053,1000) or Activity Concentration "
-                "Scale Factor (7053,1009)",
-                "Units (0054,1001)",
-                "counts cannot be converted to Bq/ml: export the series in BQML from the scanner console",
+                f"DecayCorrection {decay or '(empty)'!r} is not one of START, ADMIN, NONE",
+                "DecayCorrection (0054,1102)",
+                "fix the header; the time the voxel values refer to is unknown",
             )
+        _check_corrections(ctx, decay)
+        multipliers = [1.0] * len(headers)
+        if units == "CNTS":
+            suv_sf = [_private_float(h, 0x7053, _PHILIPS_CREATOR, 0x00) for h in headers]
+            ac_sf = [_private_float(h, 0x7053, _PHILIPS_CREATOR, 0x09) for h in headers]
+            ctx.tags["PhilipsSUVScaleFactor_7053_1000"] = suv_sf[0]
+            ctx.tags["PhilipsActivityConcentrationScaleFactor_7053_1009"] = ac_sf[0]
+            if all(v is not None and v > 0 for v in suv_sf):
+                scale = [float(v or 0.0) for v in suv_sf]
+                ratio = 1.0
+                if kind != "bw" or weight_kg is not None:
+                    # the scanner's SUVbw used the header weight
+                    ratio = _norm(ctx, kind, weight_kg, height_m, sex) / _norm(ctx, "bw", prefix="scanner_")
+                per_slice = [s * ratio for s in scale]
+                return _finish(ctx, kind, per_slice)
+            if not all(v is not None and v > 0 for v in ac_sf):
+                raise ctx.fail(
+                    "Units CNTS without a usable Philips SUV Scale Factor (7053,1000) or Activity Concentration "
+                    f"Scale Factor (7053,1009) in every slice (private creator {_PHILIPS_CREATOR!r}; first slice: "
+                    f"{suv_sf[0]!r}, {ac_sf[0]!r})",
+                    "Units (0054,1001)",
+                    "counts cannot be converted to Bq/ml: export the series in BQML from the scanner console",
+                )
+            multipliers = [float(v or 0.0) for v in ac_sf]
+        norm = _norm(ctx, kind, weight_kg, height_m, sex)
+        dose = _decayed_dose(
+            ctx, decay, dose_bq=dose_bq, injection_time=injection_time, half_life_s=half_life_s
+        )
+        ctx.tags["decayed_dose_Bq"] = dose
+        decays = ctx.slice_decay or [1.0] * len(headers)
+        per_slice = [m * norm / (dose * d) for m, d in zip(multipliers, decays, strict=True)]
+        return _finish(ctx, kind, per_slice, primary=int(np.argmax(decays)))
     else:
         raise ctx.fail(
             f"Units {units or '(empty)'!r} cannot be converted to SUV (supported: BQML, CNTS with Philips "
@@ -600,10 +978,107 @@ def suv_factor(
             "Units (0054,1001)",
             "export the series in BQML from the scanner console",
         )
-    if not math.isfinite(factor) or factor <= 0:
-        raise SUVError(f"{ctx.source}: SUV factor {factor} is not a positive number; tags used: {ctx.tags}")
-    slice_factors = tuple(float(factor) / d for d in ctx.slice_decay)
-    return SUVFactor(float(factor), kind, ctx.tags, tuple(ctx.warnings), slice_factors)
+    return _finish(ctx, kind, per_slice)
+
+
+def _finish(ctx: _Ctx, kind: str, per_slice: list[float], primary: int = 0) -> SUVFactor:
+    for factor in per_slice:
+        if not math.isfinite(factor) or factor <= 0:
+            raise SUVError(
+                f"{ctx.source}: SUV factor {factor} is not a positive number; tags used: {ctx.tags}"
+            )
+    first = float(per_slice[primary])
+    same = all(math.isclose(f, first, rel_tol=1e-12) for f in per_slice)
+    slices = () if same else tuple(float(f) for f in per_slice)
+    return SUVFactor(first, kind, ctx.tags, tuple(ctx.warnings), slices)
+
+
+def factor_from_values(
+    *,
+    kind: SUVKind = "bw",
+    dose_bq: float | None,
+    weight_kg: float | None = None,
+    height_m: float | None = None,
+    sex: str | None = None,
+    uptake_s: float | None = None,
+    half_life_s: float | None = None,
+    decay_corrected_to: Literal["start", "admin"] = "start",
+    source: str = "",
+) -> SUVFactor:
+    """SUV factor for an image in Bq/ml without DICOM header (e.g. a NIfTI PET), from given values.
+
+    Parameters
+    ----------
+    kind : {'bw', 'lbm', 'lbm_janma', 'bsa', 'ibw'}
+        SUV normalisation.
+    dose_bq : float
+        Injected activity (Bq); None raises an error naming the option and the column.
+    weight_kg, height_m, sex : optional
+        Body size; which are needed depends on ``kind`` (bw: weight; bsa: weight, height;
+        lbm/lbm_janma: weight, height, sex; ibw: height, sex).
+    uptake_s : float, optional
+        Injection to scan start (s); needed when ``decay_corrected_to='start'``.
+    half_life_s : float, optional
+        Radionuclide half-life (s); needed when ``decay_corrected_to='start'`` (F-18: 6586.2).
+    decay_corrected_to : {'start', 'admin'}
+        Time the voxel values are decay corrected to: the scan start (the usual export) or the
+        injection (no dose decay).
+    source : str
+        What the values refer to (file or table row), used in error messages.
+
+    Returns
+    -------
+    SUVFactor
+
+    Raises
+    ------
+    SUVError
+        A value needed for ``kind`` or for the decay is missing or implausible; the message names it
+        (as an option and a clinical-table column).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if decay_corrected_to not in ("start", "admin"):
+        raise ValueError(f"decay_corrected_to must be 'start' or 'admin', got {decay_corrected_to!r}")
+    where = source or "values given"
+
+    def need(value: float | str | None, what: str, option: str, setting: str) -> None:
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or value == "":
+            raise SUVError(
+                f"{where}: SUV{kind} of an image without DICOM header needs the {what}: pass {option} (CLI / "
+                f"Python), or in a study fill the clinical-table column named by {setting if '.' in setting else 'suv.' + setting}"
+            )
+
+    need(dose_bq, "injected dose", "--dose-mbq / dose_bq=", "dose_column")
+    if kind != "ibw":
+        need(weight_kg, "patient weight", "--weight-kg / weight_kg=", "weight_column")
+    if kind != "bw":
+        need(height_m, "patient height", "--height-m / height_m=", "height_column")
+    if kind in ("lbm", "lbm_janma", "ibw"):
+        need(sex, "patient sex (M, F or O)", "--sex / sex=", "sex_column")
+    if decay_corrected_to == "start":
+        need(uptake_s, "uptake time (injection to scan start)", "--uptake-min / uptake_s=", "uptake_column")
+        need(half_life_s, "radionuclide half-life", "--half-life-s / half_life_s=", "input.nifti.half_life_s")
+    ds = Dataset()
+    ds.Modality = "PT"
+    ctx = _Ctx([ds], where)
+    ctx.tags["Units"] = "BQML (given)"
+    norm = _norm(ctx, kind, weight_kg, height_m, sex)
+    dose = _dose(ctx, dose_bq)
+    if decay_corrected_to == "admin":
+        decay = 1.0
+    else:
+        u, t = float(uptake_s or 0.0), float(half_life_s or 0.0)
+        if not 0 <= u <= _MAX_UPTAKE_S:
+            raise SUVError(
+                f"{where}: uptake time {u:g} s is not within 0 to 24 h; check --uptake-min / uptake_min"
+            )
+        if not t > 0:
+            raise SUVError(f"{where}: half-life {t:g} s is not positive; check --half-life-s / half_life_s")
+        ctx.tags.update(uptake_s=u, RadionuclideHalfLife_s=t)
+        decay = 2.0 ** (-u / t)
+    ctx.tags.update(decay_factor=decay, decay_corrected_to=decay_corrected_to, decayed_dose_Bq=dose * decay)
+    return _finish(ctx, kind, [norm / (dose * decay)])
 
 
 def to_suv(pet: Image, *, kind: SUVKind = "bw", **overrides: Any) -> tuple[Image, SUVFactor]:

@@ -130,7 +130,19 @@ class NiftiInput(_Strict):
     masks: str = Field(
         description="Lesion label map path template, e.g. 'nifti/{patient_id}/lesions.nii.gz'."
     )
-    units: str = Field(default="SUV", description="Units of the image values; only 'SUV' is supported.")
+    units: str = Field(
+        default="SUV",
+        description="Units of the image values: 'SUV' (already SUV) or 'BQML' (activity concentration, "
+        "converted with the per-patient dose, weight and uptake time of the clinical table, see suv.*_column).",
+    )
+    decay_corrected_to: Literal["start", "admin"] = Field(
+        default="start",
+        description="BQML only: the time the values are decay corrected to, the scan start (usual) or the "
+        "injection.",
+    )
+    half_life_s: float = Field(
+        default=6586.2, gt=0.0, description="BQML only: radionuclide half-life in s (default F-18, 6586.2)."
+    )
     labels: dict[int, str] | None = Field(
         default=None,
         description="Label value -> ROI name; only the listed labels are used. Default: every "
@@ -153,13 +165,8 @@ class NiftiInput(_Strict):
         if value.upper() == "SUV":
             return "SUV"
         if value.upper() in ("BQML", "BQ/ML"):
-            raise ValueError(
-                "units 'BQML' is not supported for NIfTI input: converting to SUV needs the dose, "
-                "injection and scan times and weight that only the DICOM headers carry. Read the "
-                "DICOM series instead (input.dicom_dir), or export the images in SUV and set "
-                "units: SUV"
-            )
-        raise ValueError(f"units must be 'SUV' (images already in SUV), got {value!r}")
+            return "BQML"
+        raise ValueError(f"units must be 'SUV' (images already in SUV) or 'BQML' (Bq/ml), got {value!r}")
 
     @field_validator("labels")
     @classmethod
@@ -208,12 +215,38 @@ class InputConfig(_Strict):
 
 
 class SUVConfig(_Strict):
-    """How PET values are converted to standardised uptake values."""
+    """How PET values are converted to standardised uptake values.
+
+    The ``*_column`` keys name clinical-table columns holding per-patient values. For DICOM input a
+    filled cell overrides the header (PatientWeight, PatientSize, PatientSex, RadionuclideTotalDose,
+    the injection date-time); for NIfTI input in Bq/ml they are the only source of these values.
+    """
 
     type: Literal["bw", "lbm", "lbm_janma", "bsa", "ibw"] = "bw"
-    weight_column: str | None = Field(
-        default=None, description="Clinical-table column (kg) overriding PatientWeight when filled."
+    weight_column: str | None = Field(default=None, description="Column with the patient weight (kg).")
+    height_column: str | None = Field(default=None, description="Column with the patient height (m).")
+    sex_column: str | None = Field(default=None, description="Column with the patient sex (M, F or O).")
+    dose_column: str | None = Field(default=None, description="Column with the injected activity (MBq).")
+    injection_time_column: str | None = Field(
+        default=None,
+        description="DICOM input: column with the injection date-time (ISO, 2025-01-31T09:12:00).",
     )
+    uptake_column: str | None = Field(
+        default=None,
+        description="NIfTI Bq/ml input: column with the uptake time, injection to scan start (min).",
+    )
+
+    def columns(self) -> dict[str, str]:
+        """Override name (as :func:`smartimaging.io.suv.suv_factor` names it) -> clinical column."""
+        named = {
+            "weight_kg": self.weight_column,
+            "height_m": self.height_column,
+            "sex": self.sex_column,
+            "dose_bq": self.dose_column,
+            "injection_time": self.injection_time_column,
+            "uptake_s": self.uptake_column,
+        }
+        return {k: v for k, v in named.items() if v}
 
 
 MaskSource = Literal["rtstruct", "seg", "threshold"]
@@ -326,6 +359,39 @@ class StudyConfig(_Strict):
             raise ValueError(
                 "a model needs input.clinical (the table holding the outcome column); "
                 "give input.clinical, or set 'model: null' to extract features only"
+            )
+        if self.suv.columns() and self.input.clinical is None:
+            raise ValueError(
+                f"suv columns {sorted(self.suv.columns().values())} need input.clinical (the table holding them)"
+            )
+        nifti = self.input.nifti
+        if self.suv.injection_time_column and nifti is not None:
+            raise ValueError(
+                "suv.injection_time_column applies to DICOM input (the scan time comes from the headers); "
+                "for NIfTI input in Bq/ml give suv.uptake_column (minutes from injection to scan start)"
+            )
+        if nifti is not None and nifti.units == "BQML":
+            needed = {"dose_column": "the injected activity (MBq)"}
+            if self.suv.type != "ibw":
+                needed["weight_column"] = "the weight (kg)"
+            if self.suv.type != "bw":
+                needed["height_column"] = "the height (m)"
+            if self.suv.type in ("lbm", "lbm_janma", "ibw"):
+                needed["sex_column"] = "the sex (M, F or O)"
+            if nifti.decay_corrected_to == "start":
+                needed["uptake_column"] = "the uptake time (min, injection to scan start)"
+            lacking = [
+                f"suv.{key} ({what})" for key, what in needed.items() if getattr(self.suv, key) is None
+            ]
+            if lacking:
+                raise ValueError(
+                    f"input.nifti.units BQML with suv.type {self.suv.type} needs the clinical-table columns "
+                    f"holding, per patient: {'; '.join(lacking)}"
+                )
+        if self.suv.uptake_column and (nifti is None or nifti.units != "BQML"):
+            raise ValueError(
+                "suv.uptake_column applies to NIfTI input in Bq/ml (input.nifti.units: BQML); DICOM input "
+                "takes the times from the headers (override the injection with suv.injection_time_column)"
             )
         return self
 

@@ -27,6 +27,7 @@ from smartimaging.exceptions import (
     EmptyMaskError,
     SegmentationError,
     SmartImagingError,
+    SUVError,
 )
 from smartimaging.features.extract import OUTPUT_COLUMNS, extract
 from smartimaging.features.pet import PATIENT_FEATURES, patient_metrics
@@ -36,7 +37,7 @@ from smartimaging.io.dicom import SeriesInfo, read_series
 from smartimaging.io.nifti import ImageFileError, read_image
 from smartimaging.io.rtstruct import read_rtstruct
 from smartimaging.io.seg import read_seg
-from smartimaging.io.suv import to_suv
+from smartimaging.io.suv import factor_from_values, to_suv
 from smartimaging.segment.threshold import refine_contour
 from smartimaging.study.config import SegmentationConfig, StudyConfig
 
@@ -169,6 +170,17 @@ def _primary(masks: Mapping[str, Mask], primary_roi: str | None) -> str:
 _MAX_PLAUSIBLE_SUV = 500.0
 
 
+def _needed_for_nifti(key: str, kind: str, decay_corrected_to: str) -> bool:
+    """Whether a clinical-table value is needed for SUV of a NIfTI image in Bq/ml."""
+    return {
+        "dose_bq": True,
+        "weight_kg": kind != "ibw",
+        "height_m": kind != "bw",
+        "sex": kind in ("lbm", "lbm_janma", "ibw"),
+        "uptake_s": decay_corrected_to == "start",
+    }.get(key, False)
+
+
 def _nifti_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Image, str, dict[str, Mask]]:
     """The PET image (already SUV) and the lesion masks by ROI name from the NIfTI files."""
     nifti = task.config.input.nifti
@@ -176,16 +188,43 @@ def _nifti_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Imag
     image_path, mask_path = task.nifti
     result.stage = "read NIfTI"
     image = read_image(image_path)
-    suv = image.with_array(image.array.astype(np.float32, copy=False))
-    peak = float(np.max(suv.array)) if suv.array.size else 0.0
-    if peak > _MAX_PLAUSIBLE_SUV:
-        raise ImageFileError(
-            f"{image_path}: maximum value {peak:.4g} is not a plausible SUV (input.nifti.units is SUV); "
-            "the file probably holds activity concentration (Bq/ml). Export the image in SUV or "
-            "read the DICOM series instead."
+    if nifti.units == "BQML":
+        result.stage = "SUV"
+        values = dict(task.overrides)
+        kind = task.config.suv.type
+        for key, column in task.config.suv.columns().items():
+            if key not in values and _needed_for_nifti(key, kind, nifti.decay_corrected_to):
+                raise SUVError(
+                    f"{image_path}: SUV{kind} of a Bq/ml image needs column {column!r} of the clinical table "
+                    f"{task.config.input.clinical}, which is empty or absent for patient {task.patient_id}; fill it"
+                )
+        factor = factor_from_values(
+            kind=task.config.suv.type,
+            dose_bq=values.get("dose_bq"),
+            weight_kg=values.get("weight_kg"),
+            height_m=values.get("height_m"),
+            sex=values.get("sex"),
+            uptake_s=values.get("uptake_s"),
+            half_life_s=nifti.half_life_s,
+            decay_corrected_to=nifti.decay_corrected_to,
+            source=f"{image_path} (patient {task.patient_id}, clinical table {task.config.input.clinical})",
         )
-    result.info["suv_factor"] = 1.0
-    result.info["suv_tags"] = {"source": f"NIfTI in SUV: {image_path}"}
+        suv = image.with_array((image.array.astype(np.float64) * factor.factor).astype(np.float32))
+        result.info["suv_factor"] = factor.factor
+        result.info["suv_tags"] = {"source": f"NIfTI in Bq/ml: {image_path}"} | {
+            k: str(v) for k, v in factor.tags.items()
+        }
+    else:
+        suv = image.with_array(image.array.astype(np.float32, copy=False))
+        peak = float(np.max(suv.array)) if suv.array.size else 0.0
+        if peak > _MAX_PLAUSIBLE_SUV:
+            raise ImageFileError(
+                f"{image_path}: maximum value {peak:.4g} is not a plausible SUV (input.nifti.units is SUV); "
+                "the file probably holds activity concentration (Bq/ml): set input.nifti.units: BQML with the "
+                "dose, weight and uptake columns (suv.dose_column, ...), or read the DICOM series instead."
+            )
+        result.info["suv_factor"] = 1.0
+        result.info["suv_tags"] = {"source": f"NIfTI in SUV: {image_path}"}
     result.stage = "segmentation"
     label_img = read_image(mask_path)
     values = np.rint(label_img.array).astype(np.int64)
@@ -312,7 +351,11 @@ def tasks_from_series(
     ]
 
 
-def tasks_from_nifti(config: StudyConfig, patient_ids: Sequence[str] | None = None) -> list[PatientTask]:
+def tasks_from_nifti(
+    config: StudyConfig,
+    patient_ids: Sequence[str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[PatientTask]:
     """One task per patient for NIfTI input (sorted by ID).
 
     Parameters
@@ -322,6 +365,9 @@ def tasks_from_nifti(config: StudyConfig, patient_ids: Sequence[str] | None = No
     patient_ids : sequence of str, optional
         The patients (the clinical table's IDs). By default every ID for which the image
         template matches a file.
+    overrides : mapping, optional
+        Per-patient SUV values (weight_kg, height_m, sex, dose_bq, uptake_s) from the clinical
+        table, used when ``input.nifti.units`` is BQML.
 
     Returns
     -------
@@ -345,6 +391,12 @@ def tasks_from_nifti(config: StudyConfig, patient_ids: Sequence[str] | None = No
         if not patient_ids:
             raise ConfigError(f"input.nifti.images: no file matches {nifti.images}")
     return [
-        PatientTask(pid, (), config, {}, nifti=(nifti.path("images", pid), nifti.path("masks", pid)))
+        PatientTask(
+            pid,
+            (),
+            config,
+            dict((overrides or {}).get(pid, {})),
+            nifti=(nifti.path("images", pid), nifti.path("masks", pid)),
+        )
         for pid in sorted(patient_ids)
     ]

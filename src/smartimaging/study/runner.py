@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +110,51 @@ def _read_clinical(config: StudyConfig) -> pd.DataFrame | None:
     return table.set_index(col)
 
 
+def _override_value(key: str, value: Any, column: str, pid: str) -> Any:
+    """One clinical-table cell as a :func:`smartimaging.io.suv.suv_factor` override (None if empty)."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or str(value).strip() == "":
+        return None
+    try:
+        if key == "sex":
+            return str(value).strip().upper()
+        if key == "injection_time":
+            return datetime.fromisoformat(str(value).strip())
+        number = float(value)
+    except ValueError:
+        raise ConfigError(
+            f"clinical table, column {column!r}, patient {pid}: {value!r} is not a valid "
+            + ("date-time (ISO, e.g. 2025-01-31T09:12:00)" if key == "injection_time" else "number")
+        ) from None
+    return number * {"dose_bq": 1e6, "uptake_s": 60.0}.get(key, 1.0)  # MBq -> Bq, min -> s
+
+
 def _overrides(config: StudyConfig, clinical: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
-    """Per-patient SUV overrides from the clinical table (e.g. the weight measured at the scan)."""
-    column = config.suv.weight_column
-    if clinical is None or column is None:
+    """Per-patient SUV values from the clinical table (suv.*_column: weight, height, sex, dose, times)."""
+    columns = config.suv.columns()
+    if clinical is None or not columns:
         return {}
-    if column not in clinical.columns:
-        raise ConfigError(f"suv.weight_column {column!r} is not a column of {config.input.clinical}")
-    weights = pd.to_numeric(clinical[column], errors="coerce")
-    return {str(pid): {"weight_kg": float(w)} for pid, w in weights.items() if np.isfinite(w)}
+    for key, column in columns.items():
+        if column not in clinical.columns:
+            setting = {v: k for k, v in SUV_COLUMN_SETTINGS.items()}[key]
+            raise ConfigError(
+                f"suv.{setting} {column!r} is not a column of {config.input.clinical}; columns are "
+                f"{list(clinical.columns)}"
+            )
+    out: dict[str, dict[str, Any]] = {}
+    for pid, row in clinical.iterrows():
+        values = {key: _override_value(key, row[column], column, str(pid)) for key, column in columns.items()}
+        out[str(pid)] = {k: v for k, v in values.items() if v is not None}
+    return out
+
+
+SUV_COLUMN_SETTINGS = {
+    "weight_column": "weight_kg",
+    "height_column": "height_m",
+    "sex_column": "sex",
+    "dose_column": "dose_bq",
+    "injection_time_column": "injection_time",
+    "uptake_column": "uptake_s",
+}
 
 
 def _patient_settings(config: StudyConfig) -> dict[str, Any]:
@@ -193,7 +230,9 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         else:
             discovery = discover(config.input.dicom_dir, progress=not quiet)
         log.info("discovered %d series, %d unreadable files", len(discovery.series), len(discovery.problems))
-        qc = cohort_qc(discovery, all_headers=False)  # headers only, first file per series; never raises
+        qc = cohort_qc(
+            discovery
+        )  # headers only, every file (uptake uses the earliest acquisition); never raises
         qc_table = qc_summary(qc)
         qc_files = {
             "qc": _write_table(qc, out / "qc.csv"),
@@ -209,7 +248,9 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
             for p in discovery.problems
         ]
         if config.input.nifti is not None:
-            tasks = tasks_from_nifti(config, None if clinical is None else list(clinical.index))
+            tasks = tasks_from_nifti(
+                config, None if clinical is None else list(clinical.index), _overrides(config, clinical)
+            )
         else:
             tasks = tasks_from_series(discovery.series, config, _overrides(config, clinical))
         if clinical is not None:
@@ -233,7 +274,9 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
             digest = files_digest(task.input_files())
             input_hashes[task.patient_id] = digest
             keys[task.patient_id] = ResultCache.key(
-                digest, {**settings, "overrides": dict(task.overrides)}, __version__
+                digest,
+                {**settings, "overrides": {k: str(v) for k, v in sorted(task.overrides.items())}},
+                __version__,
             )
             hit = cache.load(task.patient_id, keys[task.patient_id])
             if hit is None:
