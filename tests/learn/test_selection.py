@@ -127,3 +127,44 @@ def test_stable_filter_from_list_and_csv(tmp_path: Path) -> None:
         StableFeatureFilter(["other"]).fit(X)
     with pytest.raises(LearningError, match="lacks column"):
         StableFeatureFilter(table.drop(columns="stable")).fit(X)
+
+
+def test_make_classifier_with_harmonisation_and_selection() -> None:
+    from smartimaging.learn.combat import ComBat
+    from smartimaging.learn.models import build_feature_sets, make_classifier
+    from smartimaging.learn.validate import cross_validate_binary
+
+    X, y = _data(n=60)
+    ids = pd.Index([f"P{i:02d}" for i in range(60)], name="patient_id")
+    X.index = ids
+    rng = np.random.default_rng(2)
+    clinical = pd.DataFrame(
+        {"age": rng.integers(40, 80, 60), "sex": rng.choice(["F", "M"], 60), "site": np.tile(["A", "B", "C"], 20),
+         "label": y.to_numpy()},
+        index=ids,
+    )  # fmt: skip
+    sets = build_feature_sets(
+        X.drop(columns=["constant", "rare"]),
+        clinical,
+        clinical_columns=["age", "sex"],
+        target="label",
+        batch_column="site",
+    )
+    assert all(s.columns[-1] == "site" for s in sets.values())
+    pipe = make_classifier(
+        selection=("nzv", "correlation", "fdr"),
+        keep=["age"],
+        harmonise=ComBat(batch_col="site", passthrough=["age", "sex"]),
+    )
+    labels = clinical["label"]
+    pipe.fit(sets["combined"], labels)
+    out = list(pipe.named_steps["preprocess"].get_feature_names_out())
+    assert "numeric__age" in out and any(o.startswith("categorical__sex") for o in out)  # never selected away
+    selected = [o for o in out if o.startswith("selected__")]
+    assert "selected__noise1" not in selected and (
+        "selected__signal" in selected or "selected__signal_copy" in selected
+    )
+    res = cross_validate_binary(sets["combined"], labels, estimator=pipe, n_splits=3, n_repeats=1)
+    assert res.auc > 0.7
+    with pytest.raises(LearningError, match="valid values"):
+        make_classifier(selection=("boruta",))
