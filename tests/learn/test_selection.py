@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from smartimaging.exceptions import LearningError
 from smartimaging.learn.selection import (
+    BorutaSelector,
     CorrelationClusterSelector,
     L1Selector,
     MRMRSelector,
@@ -168,3 +169,14 @@ def test_make_classifier_with_harmonisation_and_selection() -> None:
     assert res.auc > 0.7
     with pytest.raises(LearningError, match="valid values"):
         make_classifier(selection=("boruta",))
+
+
+def test_boruta_confirms_signal_rejects_noise() -> None:
+    X, y = _data(n=80)
+    X = X[["signal", "weak", "noise1", "noise2"]]
+    a = BorutaSelector(n_estimators=50, max_iter=12, random_state=3).fit(X, y)
+    b = BorutaSelector(n_estimators=50, max_iter=12, random_state=3).fit(X, y)
+    np.testing.assert_array_equal(a.hits_, b.hits_)
+    assert a.decision_[0] == "confirmed" and "signal" in a.get_feature_names_out()
+    assert "noise1" not in a.get_feature_names_out() and "noise2" not in a.get_feature_names_out()
+    assert a.hits_[0] == a.n_iter_

@@ -23,6 +23,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from smartimaging.exceptions import LearningError
 from smartimaging.learn.preprocessing import ImputeStrategy, NumericTransform, make_numeric_branch
 from smartimaging.learn.selection import (
+    BorutaSelector,
     CorrelationClusterSelector,
     L1Selector,
     MRMRSelector,
@@ -49,7 +50,7 @@ FEATURE_SETS: tuple[str, ...] = ("clinical", "radiomics", "combined")
 
 
 #: Names accepted by ``make_classifier(selection=...)``, with the selector each one builds.
-SELECTION_STEPS: tuple[str, ...] = ("nzv", "correlation", "fdr", "mrmr", "l1")
+SELECTION_STEPS: tuple[str, ...] = ("nzv", "correlation", "fdr", "mrmr", "l1", "boruta")
 
 
 def _selector(name: str, random_state: int) -> Any:
@@ -63,6 +64,8 @@ def _selector(name: str, random_state: int) -> Any:
         return MRMRSelector(n_features=10, random_state=random_state)
     if name == "l1":
         return L1Selector(random_state=random_state)
+    if name == "boruta":
+        return BorutaSelector(random_state=random_state)
     raise LearningError(
         f"make_classifier: unknown selection step {name!r}; valid values are {list(SELECTION_STEPS)}."
     )
@@ -201,7 +204,7 @@ def make_classifier(
         Selection steps applied, in order, to the imputed and scaled numeric columns not in
         ``keep``: names from :data:`SELECTION_STEPS` (``'nzv'`` near-zero variance,
         ``'correlation'`` clusters at |rho| 0.9, ``'fdr'`` Mann-Whitney with BH FDR 5 %,
-        ``'mrmr'`` 10 features, ``'l1'`` cross-validated LASSO) or configured selectors.
+        ``'mrmr'`` 10 features, ``'l1'`` cross-validated LASSO, ``'boruta'``) or configured selectors.
     keep : sequence of str, default ()
         Numeric columns never subject to selection (e.g. the clinical predictors).
     harmonise : transformer, optional

@@ -18,6 +18,7 @@ from scipy import stats
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.base import BaseEstimator
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_selection import SelectorMixin, mutual_info_classif, mutual_info_regression
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
@@ -26,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from smartimaging.exceptions import LearningError
 
 __all__ = [
+    "BorutaSelector",
     "CorrelationClusterSelector",
     "L1Selector",
     "MRMRSelector",
@@ -571,5 +573,99 @@ class L1Selector(_Selector):
         support = np.abs(coef) > 1e-10
         if not support.any():
             support[int(np.argmax(np.abs(coef)))] = True
+        self.support_ = support
+        return self
+
+
+class BorutaSelector(_Selector):
+    """Boruta-style all-relevant selection: features that beat their own shuffled shadows.
+
+    Each iteration adds a shadow copy of every undecided or confirmed feature (its values
+    permuted across patients), fits a random forest and counts a hit for each real feature whose
+    impurity importance exceeds the largest shadow importance. After each iteration a two-sided
+    binomial test of the hits against p = 1/2, Bonferroni-corrected over the undecided features,
+    confirms (more hits than chance) or rejects (fewer) them; rejected features leave the forest.
+
+    Parameters
+    ----------
+    n_estimators : int, default 200
+    max_iter : int, default 30
+    alpha : float, default 0.05
+    keep_tentative : bool, default False
+        Also keep features still undecided after ``max_iter``.
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    hits_ : ndarray of int, shape (p,)
+    n_iter_ : int
+    decision_ : ndarray of str, shape (p,)
+        ``'confirmed'``, ``'rejected'`` or ``'tentative'``.
+    support_ : ndarray of bool
+        Confirmed (and tentative if asked); if none, the feature with most hits.
+
+    References
+    ----------
+    Kursa MB, Rudnicki WR. Feature selection with the Boruta package. J Stat Softw 2010;36(11).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 200,
+        max_iter: int = 30,
+        alpha: float = 0.05,
+        keep_tentative: bool = False,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.keep_tentative = keep_tentative
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> BorutaSelector:
+        """Run the shadow-feature iterations.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, p)
+        y : array_like of class labels
+
+        Returns
+        -------
+        BorutaSelector
+        """
+        if not 0.0 < self.alpha < 1.0:
+            raise LearningError(f"BorutaSelector: alpha must lie in (0, 1), got {self.alpha!r}.")
+        x = self._validate(X)
+        yy = np.asarray(y)
+        p = x.shape[1]
+        rng = np.random.default_rng(self.random_state)
+        decision = np.array(["tentative"] * p, dtype=object)
+        hits = np.zeros(p, dtype=int)
+        it = 0
+        for it in range(1, int(self.max_iter) + 1):
+            active = np.flatnonzero(decision != "rejected")
+            real = x[:, active]
+            shadow = rng.permuted(real, axis=0)
+            forest = RandomForestClassifier(
+                n_estimators=self.n_estimators, random_state=int(rng.integers(2**31 - 1)), n_jobs=1
+            )
+            forest.fit(np.hstack([real, shadow]), yy)
+            imp = forest.feature_importances_
+            hits[active] += imp[: active.size] > imp[active.size :].max()
+            tentative = np.flatnonzero(decision == "tentative")
+            level = self.alpha / max(1, tentative.size)
+            p_high = stats.binom.sf(hits[tentative] - 1, it, 0.5)
+            p_low = stats.binom.cdf(hits[tentative], it, 0.5)
+            decision[tentative[p_high < level]] = "confirmed"
+            decision[tentative[p_low < level]] = "rejected"
+            if not (decision == "tentative").any():
+                break
+        self.hits_, self.n_iter_, self.decision_ = hits, it, decision
+        support = (decision == "confirmed") | (self.keep_tentative & (decision == "tentative"))
+        if not support.any():
+            support[int(np.argmax(hits))] = True
         self.support_ = support
         return self
