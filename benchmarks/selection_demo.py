@@ -65,7 +65,8 @@ def main() -> None:
     print(f"{'set':<10} {'configuration':<32} {'AUC':>6}  95 % CI          kept  seconds")
     numeric_clinical = [c for c in DEMO_CLINICAL_COLUMNS if pd.api.types.is_numeric_dtype(clinical[c])]
     for harmonise in [False, True] if args.combat else [False]:
-        for config, steps in CONFIGS.items():
+        for config in args.configs:
+            steps = CONFIGS[config]
             for name in ("clinical", "radiomics", "combined"):
                 if name == "clinical" and (steps or harmonise):
                     continue
