@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument(
         "--combat", action="store_true", help="also run every configuration after ComBat (site)"
     )
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     args = parser.parse_args()
     root = args.demo_dir
     if root is None:

@@ -168,7 +168,7 @@ def test_make_classifier_with_harmonisation_and_selection() -> None:
     res = cross_validate_binary(sets["combined"], labels, estimator=pipe, n_splits=3, n_repeats=1)
     assert res.auc > 0.7
     with pytest.raises(LearningError, match="valid values"):
-        make_classifier(selection=("boruta",))
+        make_classifier(selection=("lasso",))
 
 
 def test_boruta_confirms_signal_rejects_noise() -> None:
