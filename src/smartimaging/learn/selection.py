@@ -502,7 +502,7 @@ class L1Selector(_Selector):
     """Features with a non-zero coefficient in an L1 (LASSO) or elastic-net logistic regression.
 
     The penalty strength C is chosen by inner stratified cross-validation of the AUC
-    (:class:`~sklearn.linear_model.LogisticRegressionCV`, saga solver) on the training data. Give
+    (:class:`~sklearn.linear_model.LogisticRegressionCV`, liblinear for LASSO, saga for elastic net) on the training data. Give
     it standardised features.
 
     Parameters
@@ -559,7 +559,7 @@ class L1Selector(_Selector):
         model = LogisticRegressionCV(
             Cs=self.Cs,
             l1_ratios=(float(self.l1_ratio),),
-            solver="saga",
+            solver="liblinear" if self.l1_ratio == 1.0 else "saga",
             cv=StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state),
             scoring="roc_auc",
             max_iter=self.max_iter,
