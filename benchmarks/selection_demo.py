@@ -75,7 +75,7 @@ def main() -> None:
                 combat = None
                 if harmonise:
                     keep_cols = [c for c in DEMO_CLINICAL_COLUMNS if c in X.columns]
-                    combat = ComBat(batch_col="site", passthrough=keep_cols)
+                    combat = ComBat(batch_col="site", passthrough=keep_cols, constant="passthrough")
                 else:
                     X = X.drop(columns="site")
                 pipe = make_classifier(

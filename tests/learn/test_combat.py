@@ -240,6 +240,16 @@ def test_errors() -> None:
         combat.transform(frame.assign(site="SITE_Z"))
     with pytest.raises(LearningError, match=r"constant.*\['f03'\]|\['f03'\].*constant"):
         ComBat(batch_col="site", passthrough=["age", "sex"]).fit(frame.assign(f03=1.5))
+    passed = ComBat(batch_col="site", passthrough=["age", "sex"], constant="passthrough").fit(
+        frame.assign(f03=1.5)
+    )
+    assert (
+        passed.constant_features_ == ["f03"] and (passed.transform(frame.assign(f03=1.5))["f03"] == 1.5).all()
+    )
+    np.testing.assert_allclose(
+        passed.transform(frame.assign(f03=1.5))["f00"],
+        ComBat(batch_col="site", passthrough=["age", "sex", "f03"]).fit_transform(frame)["f00"],
+    )
     with pytest.raises(LearningError, match=r"not numeric.*passthrough"):
         ComBat(batch_col="site", passthrough=["age"]).fit(frame)
     with pytest.raises(LearningError, match="batch column 'scanner' not in X"):

@@ -181,6 +181,10 @@ class ComBat(TransformerMixin, BaseEstimator):
         Convergence tolerance of the parametric iteration (relative change), as neuroCombat.
     max_iter : int, default 1000
         Iteration limit of the parametric solution.
+    constant : {'error', 'passthrough'}, default 'error'
+        What ``fit`` does with a feature that is constant in the training data (or the
+        reference batch): raise, or copy it unchanged to the output (listed in
+        ``constant_features_``) and harmonise the others without it.
 
     Attributes
     ----------
@@ -263,6 +267,7 @@ class ComBat(TransformerMixin, BaseEstimator):
         min_unseen_size: int = 5,
         tol: float = 1e-4,
         max_iter: int = 1000,
+        constant: Literal["error", "passthrough"] = "error",
     ) -> None:
         self.batch_col = batch_col
         self.categorical_covariates = categorical_covariates
@@ -276,6 +281,7 @@ class ComBat(TransformerMixin, BaseEstimator):
         self.min_unseen_size = min_unseen_size
         self.tol = tol
         self.max_iter = max_iter
+        self.constant = constant
 
     # -- input handling --------------------------------------------------------------------
 
@@ -360,6 +366,10 @@ class ComBat(TransformerMixin, BaseEstimator):
         return values
 
     def _check_options(self) -> None:
+        if self.constant not in ("error", "passthrough"):
+            raise LearningError(
+                f"ComBat: unknown constant={self.constant!r}; valid values are ['error', 'passthrough']."
+            )
         if self.unseen not in _UNSEEN:
             raise LearningError(f"ComBat: unknown unseen={self.unseen!r}; valid values are {list(_UNSEEN)}.")
         if not isinstance(self.min_unseen_size, int | np.integer) or self.min_unseen_size < 2:
@@ -497,12 +507,26 @@ class ComBat(TransformerMixin, BaseEstimator):
             resid = values - design @ coef
         var_pooled = np.mean(resid**2, axis=0)
         const = var_pooled <= 1e-12 * np.maximum(1.0, grand_mean**2)
-        if const.any() and p:
+        self.constant_features_: list[str] = []
+        if const.any() and p and self.constant == "passthrough":
+            self.constant_features_ = [self.features_[i] for i in np.flatnonzero(const)]
+            logger.info("ComBat.fit: %d constant feature(s) passed through unchanged", int(const.sum()))
+            keep = ~const
+            self.features_ = [f for f, c in zip(self.features_, const, strict=True) if not c]
+            values, coef, grand_mean, var_pooled = (
+                values[:, keep],
+                coef[:, keep],
+                grand_mean[keep],
+                var_pooled[keep],
+            )
+            p = values.shape[1]
+        elif const.any() and p:
             names = [self.features_[i] for i in np.flatnonzero(const)]
             where = f"reference batch {self.ref_batch!r}" if ref is not None else "the training data"
             raise LearningError(
                 f"ComBat.fit: feature(s) {names[:10]} ({int(const.sum())} in all) are constant (after removing "
-                f"batch and covariate effects) in {where}; remove them first (e.g. NearZeroVariance)."
+                f"batch and covariate effects) in {where}; remove them first (e.g. NearZeroVariance) or set "
+                "constant='passthrough'."
             )
         self.grand_mean_ = grand_mean
         self.var_pooled_ = var_pooled
@@ -597,7 +621,8 @@ class ComBat(TransformerMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame):
             return out
         result = pd.DataFrame(out, index=frame.index, columns=self.features_)
-        return pd.concat([result, frame[list(self.passthrough)]], axis=1)[self._output_columns]
+        copied = frame[[*self.passthrough, *self.constant_features_]]
+        return pd.concat([result, copied], axis=1)[self._output_columns]
 
     def _estimate_unseen(
         self, s: NDArray[np.float64], label: str
