@@ -18,12 +18,22 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from smartimaging.exceptions import LearningError
+from smartimaging.learn.preprocessing import ImputeStrategy, NumericTransform, make_numeric_branch
+from smartimaging.learn.selection import (
+    BorutaSelector,
+    CorrelationClusterSelector,
+    L1Selector,
+    MRMRSelector,
+    NearZeroVariance,
+    UnivariateFDRSelector,
+)
 
 __all__ = [
     "FEATURE_SETS",
+    "SELECTION_STEPS",
     "ClassifierKind",
     "build_feature_sets",
     "make_classifier",
@@ -39,15 +49,38 @@ CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
 FEATURE_SETS: tuple[str, ...] = ("clinical", "radiomics", "combined")
 
 
-def _numeric_branch() -> Pipeline:
-    # keep_empty_features: a column missing in every training row is imputed (0) rather than
-    # dropped, so the output width does not depend on the fold.
-    return Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", StandardScaler()),
-        ]
+#: Names accepted by ``make_classifier(selection=...)``, with the selector each one builds.
+SELECTION_STEPS: tuple[str, ...] = ("nzv", "correlation", "fdr", "mrmr", "l1", "boruta")
+
+
+def _selector(name: str, random_state: int) -> Any:
+    if name == "nzv":
+        return NearZeroVariance()
+    if name == "correlation":
+        return CorrelationClusterSelector(threshold=0.9)
+    if name == "fdr":
+        return UnivariateFDRSelector(alpha=0.05, min_features=1)
+    if name == "mrmr":
+        return MRMRSelector(n_features=10, random_state=random_state)
+    if name == "l1":
+        return L1Selector(random_state=random_state)
+    if name == "boruta":
+        return BorutaSelector(random_state=random_state)
+    raise LearningError(
+        f"make_classifier: unknown selection step {name!r}; valid values are {list(SELECTION_STEPS)}."
     )
+
+
+class _NumericColumns:
+    """Picklable column selector: numeric columns not in ``exclude`` (or only those in it)."""
+
+    def __init__(self, exclude: Sequence[str], *, inside: bool) -> None:
+        self.exclude = tuple(exclude)
+        self.inside = inside
+
+    def __call__(self, X: pd.DataFrame) -> list[str]:
+        numeric = X.select_dtypes(include="number").columns
+        return [str(c) for c in numeric if (c in self.exclude) == self.inside]
 
 
 def _as_object(X: Any) -> np.ndarray:
@@ -72,7 +105,15 @@ def _categorical_branch() -> Pipeline:
     )
 
 
-def make_preprocessor(X: pd.DataFrame | None = None) -> ColumnTransformer:
+def make_preprocessor(
+    X: pd.DataFrame | None = None,
+    *,
+    impute: ImputeStrategy = "median",
+    transform: NumericTransform = "none",
+    scale: bool = True,
+    select: Sequence[tuple[str, Any]] = (),
+    keep: Sequence[str] = (),
+) -> ColumnTransformer:
     """Column-wise preprocessing: numbers median-imputed and standardised, categories one-hot.
 
     Parameters
@@ -81,6 +122,15 @@ def make_preprocessor(X: pd.DataFrame | None = None) -> ColumnTransformer:
         When given, the numeric and categorical columns are fixed now from its dtypes (and
         checked); when omitted they are chosen from the dtypes of whatever the transformer is
         fitted on, which is what :func:`make_classifier` uses.
+    impute, transform, scale
+        Numeric branch options, see :func:`smartimaging.learn.preprocessing.make_numeric_branch`.
+    select : sequence of (name, selector), default ()
+        Feature selectors (e.g. from :mod:`smartimaging.learn.selection`) appended to the
+        numeric branch; they receive the outcome in ``fit`` and are fitted on the training folds.
+    keep : sequence of str, default ()
+        Numeric columns that bypass ``select`` (e.g. clinical predictors of a combined model);
+        they are imputed/transformed/scaled like the others. Only used when ``select`` is given
+        and ``X`` is omitted.
 
     Returns
     -------
@@ -94,6 +144,21 @@ def make_preprocessor(X: pd.DataFrame | None = None) -> ColumnTransformer:
     LearningError
         If ``X`` is not a DataFrame or has no columns.
     """
+
+    def branch() -> Pipeline:
+        return make_numeric_branch(impute=impute, transform=transform, scale=scale)
+
+    if X is None and select:
+        selected = branch()
+        selected.steps.extend((name, step) for name, step in select)
+        return ColumnTransformer(
+            [
+                ("numeric", branch(), _NumericColumns(keep, inside=True)),
+                ("selected", selected, _NumericColumns(keep, inside=False)),
+                ("categorical", _categorical_branch(), make_column_selector(dtype_exclude="number")),
+            ],
+            remainder="drop",
+        )
     if X is None:
         numeric: list[str] | make_column_selector = make_column_selector(dtype_include="number")
         other: list[str] | make_column_selector = make_column_selector(dtype_exclude="number")
@@ -104,14 +169,25 @@ def make_preprocessor(X: pd.DataFrame | None = None) -> ColumnTransformer:
             raise LearningError("make_preprocessor: X has no columns.")
         numeric = list(X.select_dtypes(include="number").columns)
         other = [c for c in X.columns if c not in set(numeric)]
+    numeric_branch = branch()
+    numeric_branch.steps.extend((name, step) for name, step in select)
     return ColumnTransformer(
-        [("numeric", _numeric_branch(), numeric), ("categorical", _categorical_branch(), other)],
+        [("numeric", numeric_branch, numeric), ("categorical", _categorical_branch(), other)],
         remainder="drop",
     )
 
 
-def make_classifier(kind: ClassifierKind = "logistic", *, random_state: int = 0) -> Pipeline:
-    """Unfitted preprocessing + classifier pipeline.
+def make_classifier(
+    kind: ClassifierKind = "logistic",
+    *,
+    random_state: int = 0,
+    impute: ImputeStrategy = "median",
+    transform: NumericTransform = "none",
+    selection: Sequence[str | tuple[str, Any]] = (),
+    keep: Sequence[str] = (),
+    harmonise: Any = None,
+) -> Pipeline:
+    """Unfitted [harmonisation +] preprocessing [+ selection] + classifier pipeline.
 
     Parameters
     ----------
@@ -122,16 +198,28 @@ def make_classifier(kind: ClassifierKind = "logistic", *, random_state: int = 0)
     random_state : int, default 0
         Seed of the model (used by the random forest; logistic regression with lbfgs is
         deterministic).
+    impute, transform
+        Numeric preprocessing, see :func:`smartimaging.learn.preprocessing.make_numeric_branch`.
+    selection : sequence of str or (name, selector), default ()
+        Selection steps applied, in order, to the imputed and scaled numeric columns not in
+        ``keep``: names from :data:`SELECTION_STEPS` (``'nzv'`` near-zero variance,
+        ``'correlation'`` clusters at |rho| 0.9, ``'fdr'`` Mann-Whitney with BH FDR 5 %,
+        ``'mrmr'`` 10 features, ``'l1'`` cross-validated LASSO, ``'boruta'``) or configured selectors.
+    keep : sequence of str, default ()
+        Numeric columns never subject to selection (e.g. the clinical predictors).
+    harmonise : transformer, optional
+        First step (e.g. :class:`smartimaging.learn.combat.ComBat` with ``batch_col``), set to
+        pandas output so the column types survive for the preprocessing.
 
     Returns
     -------
     Pipeline
-        Steps ``preprocess`` (:func:`make_preprocessor`) and ``model``.
+        Steps [``harmonise``,] ``preprocess`` (:func:`make_preprocessor`) and ``model``.
 
     Raises
     ------
     LearningError
-        If ``kind`` is not one of the valid values.
+        If ``kind`` or a selection name is not one of the valid values.
     """
     if kind == "logistic":
         model: LogisticRegression | RandomForestClassifier = LogisticRegression(
@@ -143,7 +231,15 @@ def make_classifier(kind: ClassifierKind = "logistic", *, random_state: int = 0)
         raise LearningError(
             f"make_classifier: unknown kind {kind!r}; valid values are {list(CLASSIFIER_KINDS)}."
         )
-    return Pipeline([("preprocess", make_preprocessor()), ("model", model)])
+    steps = [
+        (item, _selector(item, random_state)) if isinstance(item, str) else (str(item[0]), item[1])
+        for item in selection
+    ]
+    preprocess = make_preprocessor(impute=impute, transform=transform, select=steps, keep=keep)
+    pipe: list[tuple[str, Any]] = [("preprocess", preprocess), ("model", model)]
+    if harmonise is not None:
+        pipe.insert(0, ("harmonise", harmonise.set_output(transform="pandas")))
+    return Pipeline(pipe)
 
 
 def build_feature_sets(
@@ -152,6 +248,7 @@ def build_feature_sets(
     *,
     clinical_columns: Sequence[str],
     target: str,
+    batch_column: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Align radiomics and clinical tables into the 'clinical', 'radiomics' and 'combined' sets.
 
@@ -170,6 +267,11 @@ def build_feature_sets(
         Clinical predictors (numbers or categories; categories are one-hot encoded in the model).
     target : str
         Outcome column of ``clinical``; it is never part of a feature set.
+    batch_column : str, optional
+        Column of ``clinical`` with the harmonisation batch (site, scanner); when given it is
+        added, last, to every set so that a :class:`~smartimaging.learn.combat.ComBat` step with
+        ``batch_col=batch_column`` can use (and drop) it inside cross-validation. Use it only with
+        such a step: otherwise the preprocessing would one-hot encode it as a predictor.
 
     Returns
     -------
@@ -194,7 +296,8 @@ def build_feature_sets(
                 "keep one row per patient (e.g. one ROI) before modelling."
             )
     clinical_columns = list(clinical_columns)
-    missing = [c for c in [*clinical_columns, target] if c not in clinical.columns]
+    extra = [batch_column] if batch_column is not None else []
+    missing = [c for c in [*clinical_columns, target, *extra] if c not in clinical.columns]
     if missing:
         raise LearningError(
             f"build_feature_sets: column(s) {missing} not in the clinical table; available: {list(clinical.columns)}."
@@ -251,6 +354,17 @@ def build_feature_sets(
         "radiomics": radiomics.copy(),
         "combined": pd.concat([clin, radiomics], axis=1),
     }
+    if batch_column is not None:
+        if batch_column in clinical_columns or batch_column in features.columns:
+            raise LearningError(
+                f"build_feature_sets: batch_column {batch_column!r} is also a predictor; it must not be both."
+            )
+        if clinical.loc[keep, batch_column].isna().any():
+            raise LearningError(
+                f"build_feature_sets: {int(clinical.loc[keep, batch_column].isna().sum())} patient(s) have no "
+                f"{batch_column!r}; fill it (e.g. 'unknown') before harmonising."
+            )
+        sets = {k: v.assign(**{batch_column: clinical.loc[keep, batch_column]}) for k, v in sets.items()}
     for table in sets.values():
         table.index.name = features.index.name or clinical.index.name or "patient_id"
         table.attrs["dropped_patients"] = {k: list(v) for k, v in dropped.items()}
