@@ -25,8 +25,12 @@ def _brute_force(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndar
             v01[r, j] = np.mean([1.0 if p > neg[j] else 0.5 if p == neg[j] else 0.0 for p in pos])
     aucs = v10.mean(axis=1)
     k = scores.shape[0]
-    s10 = np.array([[np.sum((v10[a] - aucs[a]) * (v10[b] - aucs[b])) / (n1 - 1) for b in range(k)] for a in range(k)])
-    s01 = np.array([[np.sum((v01[a] - aucs[a]) * (v01[b] - aucs[b])) / (n0 - 1) for b in range(k)] for a in range(k)])
+    s10 = np.array(
+        [[np.sum((v10[a] - aucs[a]) * (v10[b] - aucs[b])) / (n1 - 1) for b in range(k)] for a in range(k)]
+    )
+    s01 = np.array(
+        [[np.sum((v01[a] - aucs[a]) * (v01[b] - aucs[b])) / (n0 - 1) for b in range(k)] for a in range(k)]
+    )
     return aucs, s10 / n1 + s01 / n0
 
 
