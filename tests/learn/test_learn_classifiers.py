@@ -51,7 +51,9 @@ def test_default_grid_names_valid_parameters(kind: str) -> None:
 
 def test_grid_search_runs_on_a_cheap_kind() -> None:
     X, y = _table(40)
-    search = GridSearchCV(make_classifier("logistic_l1"), default_param_grid("logistic_l1"), cv=3, scoring="roc_auc")
+    search = GridSearchCV(
+        make_classifier("logistic_l1"), default_param_grid("logistic_l1"), cv=3, scoring="roc_auc"
+    )
     search.fit(X, y)
     assert search.best_params_["model__C"] in default_param_grid("logistic_l1")["model__C"]
 
