@@ -505,7 +505,9 @@ def cross_validate_survival(
     )
     t0 = _time.perf_counter()
     ids = np.asarray(X.index)
-    preds, rows, aucs = [], [], []
+    preds: list[pd.DataFrame] = []
+    rows: list[dict[str, Any]] = []
+    aucs: list[dict[str, Any]] = []
     cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
     for k, (tr, te) in enumerate(cv.split(np.zeros(y.size), y["event"])):
         repeat, fold = divmod(k, n_splits)
