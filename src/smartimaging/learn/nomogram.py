@@ -28,15 +28,17 @@ NomogramKind = Literal["logistic", "cox"]
 NOMOGRAM_KINDS: tuple[str, ...] = get_args(NomogramKind)
 
 
-def _nice_grid(lo: float, hi: float, n: int) -> NDArray[np.float64]:
-    """About ``n`` round tick values covering [lo, hi] (ends included)."""
+def _nice_grid(lo: float, hi: float, n: int, *, ends: bool = False) -> NDArray[np.float64]:
+    """About ``n`` round tick values inside [lo, hi] (plus the ends if ``ends``)."""
     if hi <= lo:
         return np.array([lo])
     raw = (hi - lo) / max(n - 1, 1)
     mag = 10.0 ** np.floor(np.log10(raw))
     step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
-    inner = np.arange(np.ceil(lo / step) * step, hi + 1e-12 * abs(hi), step)
-    return np.unique(np.round(np.r_[lo, inner, hi], 10))
+    inner = np.arange(np.ceil(lo / step) * step, hi + 1e-9 * step, step)
+    if ends or inner.size < 2:
+        inner = np.r_[lo, inner, hi]
+    return np.unique(np.round(inner, 10))
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Nomogram:
     _reference: pd.DataFrame = field(repr=False)
     _min_contribution: dict[str, float] = field(repr=False)
     _numeric: dict[str, bool] = field(repr=False, default_factory=dict)
+    _span_points: dict[str, float] = field(repr=False, default_factory=dict)
 
     def _contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         missing = [v for v in self.variables if v not in X.columns]
@@ -157,11 +160,25 @@ class Nomogram:
         top = sum(float(df["points"].max()) for df in self.scales.values())
         scale_total = 100.0 / top if top > 0 else 1.0  # total-points axis drawn on the same width
 
-        def ruler(y: float, xs: NDArray[np.float64], labels: list[str], name: str) -> None:
-            ax.plot([xs.min(), xs.max()], [y, y], color="black", lw=1)
-            for x, lab in zip(xs, labels, strict=True):
+        def ruler(
+            y: float,
+            xs: NDArray[np.float64],
+            labels: list[str],
+            name: str,
+            extent: tuple[float, float] | None = None,
+        ) -> None:
+            lo, hi = extent if extent is not None else (float(xs.min()), float(xs.max()))
+            ax.plot([lo, hi], [y, y], color="black", lw=1)
+            last_above, last_below = -np.inf, -np.inf
+            for x, lab in sorted(zip(xs, labels, strict=True), key=lambda t: t[0]):
                 ax.plot([x, x], [y, y + 0.15], color="black", lw=1)
-                ax.text(x, y + 0.2, lab, ha="center", va="bottom", fontsize=7)
+                gap = 2.0 + 1.2 * len(lab)  # rough label width in axis units
+                if x - last_above >= gap:
+                    ax.text(x, y + 0.2, lab, ha="center", va="bottom", fontsize=7)
+                    last_above = x
+                elif x - last_below >= gap:  # crowded: put this label under the line
+                    ax.text(x, y - 0.1, lab, ha="center", va="top", fontsize=7)
+                    last_below = x
             ax.text(-4, y, name, ha="right", va="center", fontsize=9)
 
         y = rows - 1.0
@@ -170,10 +187,16 @@ class Nomogram:
         for v in self.variables:
             y -= 1.0
             df = self.scales[v]
-            ruler(y, df["points"].to_numpy(dtype=float), [_fmt(x) for x in df["value"]], v)
+            ruler(
+                y,
+                df["points"].to_numpy(dtype=float),
+                [_fmt(x) for x in df["value"]],
+                v,
+                extent=(0.0, self._span_points[v]),
+            )
         y -= 1.0
-        tot = _nice_grid(0.0, top, 8)
-        ruler(y, tot * scale_total, [f"{t:g}" for t in tot], "Total points")
+        tot = _nice_grid(0.0, top, 8, ends=False)
+        ruler(y, tot * scale_total, [f"{t:g}" for t in tot], "Total points", extent=(0.0, 100.0))
         y -= 1.0
         probs = np.array([0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])
         lp = np.log(probs / (1 - probs))
@@ -313,9 +336,15 @@ def build_nomogram(
     n_max = max(len(s) for s in values.values())
     grid_frame = pd.DataFrame({v: s.reindex(range(n_max)).ffill() for v, s in values.items()})
     grid_contrib = proto._contributions(grid_frame)
+    # the extent of each scale is the observed range (numeric: min and max, which bound a
+    # linear contribution; categorical: all levels)
+    ends = pd.DataFrame(
+        {v: [X[v].min(), X[v].max()] if numeric[v] else values[v].iloc[[0, 0]].to_list() for v in variables}
+    )
+    end_contrib = proto._contributions(ends)
     mins, spans = {}, {}
     for v in variables:
-        c = grid_contrib[v].to_numpy()[: len(values[v])]
+        c = np.r_[grid_contrib[v].to_numpy()[: len(values[v])], end_contrib[v].to_numpy()]
         mins[v] = float(c.min())
         spans[v] = float(c.max() - c.min())
     widest = max(spans.values())
@@ -350,4 +379,5 @@ def build_nomogram(
     proto.lp_at_zero_points = lp_ref + sum(mins.values())
     proto.reference_survival = s_ref
     proto._min_contribution = mins
+    proto._span_points = {v: spans[v] * ppu for v in variables}
     return proto
