@@ -16,6 +16,8 @@ from smartimaging.learn.clinical_metrics import (
     choose_threshold,
     decision_curve,
     hosmer_lemeshow,
+    plot_calibration,
+    plot_decision_curve,
     threshold_metrics,
     wilson_interval,
 )
@@ -153,3 +155,12 @@ def test_input_validation() -> None:
         calibration_curve([0, 1], [0.1, 0.2], strategy="kmeans")  # type: ignore[arg-type]
     with pytest.raises(LearningError, match=r"separation|singular|converge"):
         calibration_slope_intercept([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])
+
+
+def test_plots_draw_the_tables() -> None:
+    y, p = _simulated(300, 4)
+    fig = plot_calibration(calibration_curve(y, p, n_bins=5), title="cal")
+    assert len(fig.axes[0].lines) >= 2
+    dc = decision_curve(y, p)
+    fig2 = plot_decision_curve(dc)
+    np.testing.assert_allclose(fig2.axes[0].lines[0].get_ydata(), dc["net_benefit_model"])

@@ -9,7 +9,7 @@ and decision-curve analysis need probabilities, not arbitrary scores.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,8 @@ __all__ = [
     "choose_threshold",
     "decision_curve",
     "hosmer_lemeshow",
+    "plot_calibration",
+    "plot_decision_curve",
     "threshold_metrics",
     "wilson_interval",
 ]
@@ -572,3 +574,70 @@ def decision_curve(
             "net_benefit_none": np.zeros_like(pt),
         }
     )
+
+
+def plot_calibration(curve: pd.DataFrame, *, title: str = "") -> Any:
+    """Calibration plot of a :func:`calibration_curve` table.
+
+    Parameters
+    ----------
+    curve : DataFrame
+        Output of :func:`calibration_curve`.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Observed rate (with Wilson 95 % bars) against mean predicted probability, and the
+        diagonal of perfect calibration.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="ideal")
+    err = np.vstack([curve["observed"] - curve["observed_lo"], curve["observed_hi"] - curve["observed"]])
+    ax.errorbar(curve["mean_predicted"], curve["observed"], yerr=err, fmt="o-", capsize=3, label="model")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed event rate")
+    ax.legend(loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_decision_curve(curve: pd.DataFrame, *, title: str = "") -> Any:
+    """Decision-curve plot of a :func:`decision_curve` table.
+
+    Parameters
+    ----------
+    curve : DataFrame
+        Output of :func:`decision_curve`.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Net benefit of the model, treat-all and treat-none against threshold probability.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    ax.plot(curve["threshold"], curve["net_benefit_model"], label="model")
+    ax.plot(curve["threshold"], curve["net_benefit_all"], color="grey", label="treat all")
+    ax.plot(curve["threshold"], curve["net_benefit_none"], color="black", ls="--", label="treat none")
+    top = float(max(curve["net_benefit_model"].max(), curve["net_benefit_all"].max(), 0.01))
+    ax.set_ylim(-0.05 * top - 0.01, top * 1.1)
+    ax.set_xlabel("threshold probability")
+    ax.set_ylabel("net benefit")
+    ax.legend(loc="upper right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
