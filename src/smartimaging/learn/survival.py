@@ -9,6 +9,7 @@ negative or missing times and cohorts without events.
 from __future__ import annotations
 
 import time as _time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -164,27 +165,41 @@ class LassoCox(BaseEstimator):  # type: ignore[misc]
         if splits >= 2:
             cv = StratifiedKFold(splits, shuffle=True, random_state=self.random_state)
             for tr, va in cv.split(Xa, y["event"]):
-                m = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas).fit(Xa[tr], y[tr])
+                with warnings.catch_warnings():
+                    warnings.filterwarnings(
+                        "ignore", message="all coefficients are zero", category=UserWarning
+                    )
+                    m = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas).fit(Xa[tr], y[tr])
                 for k, a in enumerate(alphas):
                     risk = m.predict(Xa[va], alpha=a)
                     scores[k] += concordance_index_censored(y["event"][va], y["time"][va], risk)[0] / splits
         ok = np.flatnonzero(scores >= scores.max() - 0.01)
+        best = int(ok.min())  # alphas decrease: smallest index = largest penalty
         self.alphas_ = alphas
         self.cv_scores_ = scores
-        self.alpha_ = float(alphas[ok.min()])  # alphas decrease: smallest index = largest penalty
-        self.model_ = CoxnetSurvivalAnalysis(
-            l1_ratio=self.l1_ratio, alphas=[self.alpha_], fit_baseline_model=True
-        ).fit(Xa, y)
-        self.coef_ = np.asarray(self.model_.coef_).ravel()
+        self.alpha_ = float(alphas[best])
+        # refit along the path down to the chosen penalty: coordinate descent is warm-started
+        # from the larger penalties (a single small penalty from zero may not converge)
+        with warnings.catch_warnings():
+            # an all-zero model at the largest penalties is a valid answer, not a problem
+            warnings.filterwarnings("ignore", message="all coefficients are zero", category=UserWarning)
+            self.model_ = CoxnetSurvivalAnalysis(
+                l1_ratio=self.l1_ratio, alphas=alphas[: best + 1], fit_baseline_model=True
+            ).fit(Xa, y)
+        self.coef_ = np.asarray(self.model_.coef_)[:, -1].ravel()
         return self
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         """Linear predictor (log relative hazard); higher means higher risk."""
-        return np.asarray(self.model_.predict(np.asarray(X, dtype=float)), dtype=float)
+        return np.asarray(self.model_.predict(np.asarray(X, dtype=float), alpha=self.alpha_), dtype=float)
 
     def predict_survival_function(self, X: ArrayLike, return_array: bool = False) -> Any:
         """Survival functions of the refitted model (Breslow baseline)."""
-        return self.model_.predict_survival_function(np.asarray(X, dtype=float), return_array=return_array)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="all coefficients are zero", category=UserWarning)
+            return self.model_.predict_survival_function(
+                np.asarray(X, dtype=float), alpha=self.alpha_, return_array=return_array
+            )
 
 
 def make_survival_model(
@@ -203,8 +218,10 @@ def make_survival_model(
         2, learning rate 0.05, 80 % subsampling.
     random_state : int, default 0
         Seed of the model.
-    penalizer : float, default 0.1
-        Ridge penalty of ``'cox'`` (stabilises the fit with many or correlated features).
+    penalizer : float, default 1.0
+        Ridge penalty of ``'cox'`` on the standardised features (stabilises the fit with
+        many or correlated features; with hundreds of radiomics features and few events,
+        select features first or use ``'lasso_cox'``).
 
     Returns
     -------
@@ -518,6 +535,12 @@ def cross_validate_survival(
             raise LearningError(f"{where}: fitting failed in repeat {repeat}, fold {fold}: {exc}") from exc
         risk_tr = np.asarray(model.predict(X.iloc[tr]), dtype=float)
         risk = np.asarray(model.predict(X.iloc[te]), dtype=float)
+        if not (np.isfinite(risk_tr).all() and np.isfinite(risk).all()):
+            raise LearningError(
+                f"{where}: the model's risk scores are not finite in repeat {repeat}, fold {fold} (the fit "
+                f"diverged: {X.shape[1]} predictors for {n_ev} events); use fewer features, a larger penalizer "
+                "or kind='lasso_cox'."
+            )
         cutoff = float(np.median(risk_tr))
         yte, ytr = y[te], y[tr]
         row: dict[str, Any] = {"repeat": repeat, "fold": fold}
@@ -537,6 +560,11 @@ def cross_validate_survival(
             )
             if ok.size >= 2:
                 surv = _survival_probabilities(model, X.iloc[te], ok)
+                if not np.isfinite(surv).all():
+                    raise LearningError(
+                        f"{where}: predicted survival is not finite in repeat {repeat}, fold {fold} (the fit "
+                        "diverged); use fewer features, a larger penalizer or kind='lasso_cox'."
+                    )
                 row["ibs"] = float(integrated_brier_score(ytr, yte, surv, ok))
             else:
                 row["ibs"] = None
