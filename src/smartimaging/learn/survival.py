@@ -100,6 +100,33 @@ def make_survival_target(time: ArrayLike, event: ArrayLike, *, where: str = "mak
     return out
 
 
+def _fit_coxnet_path(
+    X: NDArray[np.float64], y: Any, alphas: NDArray[np.float64], *, l1_ratio: float, baseline: bool = False
+) -> tuple[Any, int]:
+    """Coxnet fitted along ``alphas`` (decreasing); drops the smallest penalties if they overflow.
+
+    Returns the model and how many of the leading ``alphas`` it was fitted on.
+    """
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+    used = alphas.size
+    while used >= 1:
+        try:
+            with warnings.catch_warnings():
+                # an all-zero model at the largest penalties is a valid answer, not a problem
+                warnings.filterwarnings("ignore", message="all coefficients are zero", category=UserWarning)
+                model = CoxnetSurvivalAnalysis(
+                    l1_ratio=l1_ratio, alphas=alphas[:used], fit_baseline_model=baseline
+                ).fit(X, y)
+            return model, used
+        except ArithmeticError:
+            used = used * 3 // 4 if used > 1 else 0
+    raise LearningError(
+        "LassoCox: Coxnet fails numerically even at the largest penalty; check the predictors for constant or "
+        "extreme columns."
+    )
+
+
 class LassoCox(BaseEstimator):  # type: ignore[misc]
     """LASSO (or elastic-net) Cox model whose penalty is chosen by inner cross-validation.
 
@@ -155,9 +182,22 @@ class LassoCox(BaseEstimator):  # type: ignore[misc]
         from sksurv.metrics import concordance_index_censored
 
         Xa = np.asarray(X, dtype=float)
-        path = CoxnetSurvivalAnalysis(
-            l1_ratio=self.l1_ratio, n_alphas=self.n_alphas, alpha_min_ratio=self.alpha_min_ratio
-        ).fit(Xa, y)
+        path = None
+        for ratio in (self.alpha_min_ratio, 0.2, 0.5):
+            try:
+                path = CoxnetSurvivalAnalysis(
+                    l1_ratio=self.l1_ratio,
+                    n_alphas=self.n_alphas,
+                    alpha_min_ratio=max(ratio, self.alpha_min_ratio),
+                ).fit(Xa, y)
+                break
+            except ArithmeticError:  # weights too large at the small-penalty end: shorten the path
+                continue
+        if path is None:
+            raise LearningError(
+                "LassoCox: the Coxnet path fails numerically even with strong penalties; check the predictors "
+                "for constant or extreme columns."
+            )
         alphas = np.asarray(path.alphas_, dtype=float)
         n_events = int(y["event"].sum())
         splits = min(self.inner_splits, n_events, int((~y["event"]).sum()))
@@ -165,12 +205,9 @@ class LassoCox(BaseEstimator):  # type: ignore[misc]
         if splits >= 2:
             cv = StratifiedKFold(splits, shuffle=True, random_state=self.random_state)
             for tr, va in cv.split(Xa, y["event"]):
-                with warnings.catch_warnings():
-                    warnings.filterwarnings(
-                        "ignore", message="all coefficients are zero", category=UserWarning
-                    )
-                    m = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas).fit(Xa[tr], y[tr])
-                for k, a in enumerate(alphas):
+                m, used = _fit_coxnet_path(Xa[tr], y[tr], alphas, l1_ratio=self.l1_ratio)
+                scores[used:] = -np.inf  # penalties this fold could not fit are not eligible
+                for k, a in enumerate(alphas[:used]):
                     risk = m.predict(Xa[va], alpha=a)
                     scores[k] += concordance_index_censored(y["event"][va], y["time"][va], risk)[0] / splits
         ok = np.flatnonzero(scores >= scores.max() - 0.01)
@@ -180,12 +217,8 @@ class LassoCox(BaseEstimator):  # type: ignore[misc]
         self.alpha_ = float(alphas[best])
         # refit along the path down to the chosen penalty: coordinate descent is warm-started
         # from the larger penalties (a single small penalty from zero may not converge)
-        with warnings.catch_warnings():
-            # an all-zero model at the largest penalties is a valid answer, not a problem
-            warnings.filterwarnings("ignore", message="all coefficients are zero", category=UserWarning)
-            self.model_ = CoxnetSurvivalAnalysis(
-                l1_ratio=self.l1_ratio, alphas=alphas[: best + 1], fit_baseline_model=True
-            ).fit(Xa, y)
+        self.model_, used = _fit_coxnet_path(Xa, y, alphas[: best + 1], l1_ratio=self.l1_ratio, baseline=True)
+        self.alpha_ = float(alphas[used - 1])
         self.coef_ = np.asarray(self.model_.coef_)[:, -1].ravel()
         return self
 
@@ -531,7 +564,7 @@ def cross_validate_survival(
         model = clone(base)
         try:
             model.fit(X.iloc[tr], y[tr])
-        except (ValueError, TypeError, np.linalg.LinAlgError) as exc:
+        except (ValueError, TypeError, ArithmeticError, np.linalg.LinAlgError) as exc:
             raise LearningError(f"{where}: fitting failed in repeat {repeat}, fold {fold}: {exc}") from exc
         risk_tr = np.asarray(model.predict(X.iloc[tr]), dtype=float)
         risk = np.asarray(model.predict(X.iloc[te]), dtype=float)
