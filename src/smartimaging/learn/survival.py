@@ -236,7 +236,7 @@ class LassoCox(BaseEstimator):  # type: ignore[misc]
 
 
 def make_survival_model(
-    kind: SurvivalKind = "cox", *, random_state: int = 0, penalizer: float = 0.1
+    kind: SurvivalKind = "cox", *, random_state: int = 0, penalizer: float = 1.0
 ) -> Pipeline:
     """Unfitted preprocessing + survival model pipeline.
 
