@@ -8,13 +8,15 @@ matrix products instead of a Python loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from smartimaging.exceptions import LearningError
 
-__all__ = ["bootstrap_auc_ci", "roc_auc", "roc_curve_points"]
+__all__ = ["bootstrap_auc_ci", "bootstrap_ci", "roc_auc", "roc_curve_points"]
 
 # Above this many (positive, negative) pairs the pairwise matrix is built per resample chunk
 # of patients instead of once; keeps memory bounded for very large cohorts.
@@ -202,4 +204,65 @@ def bootstrap_auc_ci(
             acc += np.einsum("bi,ij,bj->b", c_pos[:, start : start + step], block, c_neg, optimize=True)
         aucs[:] = acc / (n1 * n0)
     lo, hi = np.quantile(aucs, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    y_true: ArrayLike,
+    statistic: Callable[[NDArray[np.intp]], float | None],
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    random_state: int = 0,
+) -> tuple[float, float] | None:
+    """Stratified percentile bootstrap interval of any statistic of a cohort.
+
+    Positives and negatives are resampled separately, as in :func:`bootstrap_auc_ci`; the
+    statistic is called with the resampled patient indices (into ``y_true``) and computes its
+    value on those patients, with predictions held fixed.
+
+    Parameters
+    ----------
+    y_true : array_like of shape (n,)
+        0/1 outcome (only used to stratify the resampling).
+    statistic : callable
+        ``statistic(idx) -> float or None``; ``None`` (undefined in that resample, e.g. a PPV
+        with nobody called positive) drops the resample.
+    n_boot : int, default 1000
+        Number of resamples.
+    alpha : float, default 0.05
+        Two-sided level.
+    random_state : int, default 0
+        Seed of the resampling.
+
+    Returns
+    -------
+    (lo, hi) or None
+        ``None`` if the statistic was undefined in more than half of the resamples.
+
+    Raises
+    ------
+    LearningError
+        On invalid labels, ``n_boot < 1`` or ``alpha`` outside (0, 1).
+
+    References
+    ----------
+    Efron B, Tibshirani RJ. An Introduction to the Bootstrap. Chapman & Hall, 1993, ch. 13.
+    """
+    if not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise LearningError(f"bootstrap_ci: n_boot must be a positive integer, got {n_boot!r}.")
+    if not 0.0 < alpha < 1.0:
+        raise LearningError(f"bootstrap_ci: alpha must lie in (0, 1), got {alpha!r}.")
+    y = _binary_labels(y_true, where="bootstrap_ci")
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    rng = np.random.default_rng(random_state)
+    values = []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        v = statistic(idx)
+        if v is not None and np.isfinite(v):
+            values.append(float(v))
+    if len(values) * 2 < n_boot:
+        return None
+    lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi)

@@ -36,13 +36,16 @@ __all__ = [
     "SELECTION_STEPS",
     "ClassifierKind",
     "build_feature_sets",
+    "default_param_grid",
     "make_classifier",
     "make_preprocessor",
 ]
 
 logger = logging.getLogger(__name__)
 
-ClassifierKind = Literal["logistic", "random_forest"]
+ClassifierKind = Literal[
+    "logistic", "logistic_l1", "elastic_net", "svm", "random_forest", "lightgbm", "xgboost"
+]
 CLASSIFIER_KINDS: tuple[str, ...] = get_args(ClassifierKind)
 
 #: Names of the feature sets returned by :func:`build_feature_sets`, in report order.
@@ -177,6 +180,77 @@ def make_preprocessor(
     )
 
 
+def _make_model(kind: str, random_state: int) -> Any:
+    """The unfitted estimator of ``kind`` (see :func:`make_classifier` for the settings)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import SVC
+
+    if kind == "logistic":
+        return LogisticRegression(
+            C=1.0, l1_ratio=0.0, solver="lbfgs", max_iter=10_000, random_state=random_state
+        )
+    if kind == "logistic_l1":
+        return LogisticRegression(
+            C=1.0, l1_ratio=1.0, solver="liblinear", max_iter=10_000, random_state=random_state
+        )
+    if kind == "elastic_net":
+        return LogisticRegression(
+            C=1.0, l1_ratio=0.5, solver="saga", max_iter=20_000, random_state=random_state
+        )
+    if kind == "svm":
+        # Platt scaling of the RBF decision function, fitted on held-out parts of the training
+        # data (3-fold, averaged) so the probabilities are not those of an over-fitted SVM.
+        svc = SVC(kernel="rbf", C=1.0, gamma="scale", random_state=random_state)
+        return CalibratedClassifierCV(
+            svc, method="sigmoid", cv=StratifiedKFold(3, shuffle=True, random_state=random_state)
+        )
+    if kind == "random_forest":
+        return RandomForestClassifier(n_estimators=500, random_state=random_state, n_jobs=1)
+    if kind == "lightgbm":
+        try:
+            from lightgbm import LGBMClassifier
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise LearningError(
+                "make_classifier: kind='lightgbm' needs the lightgbm package (pip install lightgbm)."
+            ) from exc
+        return LGBMClassifier(
+            n_estimators=200,
+            learning_rate=0.05,
+            num_leaves=7,
+            max_depth=3,
+            min_child_samples=5,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            reg_lambda=1.0,
+            random_state=random_state,
+            n_jobs=1,
+            verbose=-1,
+        )
+    if kind == "xgboost":
+        try:
+            from xgboost import XGBClassifier
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise LearningError(
+                "make_classifier: kind='xgboost' needs the xgboost package (pip install xgboost-cpu)."
+            ) from exc
+        return XGBClassifier(
+            n_estimators=200,
+            learning_rate=0.05,
+            max_depth=2,
+            min_child_weight=1.0,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            reg_lambda=1.0,
+            tree_method="hist",
+            eval_metric="logloss",
+            random_state=random_state,
+            n_jobs=1,
+        )
+    raise LearningError(f"make_classifier: unknown kind {kind!r}; valid values are {list(CLASSIFIER_KINDS)}.")
+
+
 def make_classifier(
     kind: ClassifierKind = "logistic",
     *,
@@ -191,13 +265,22 @@ def make_classifier(
 
     Parameters
     ----------
-    kind : {'logistic', 'random_forest'}, default 'logistic'
-        ``'logistic'``: L2-penalised logistic regression, C = 1, lbfgs, up to 10 000
-        iterations. ``'random_forest'``: 500 trees, otherwise scikit-learn defaults
-        (``max_features='sqrt'``), single-threaded for reproducible timing.
+    kind : {'logistic', 'logistic_l1', 'elastic_net', 'svm', 'random_forest', 'lightgbm', 'xgboost'}
+        ``'logistic'``: L2-penalised logistic regression, C = 1, lbfgs.
+        ``'logistic_l1'``: L1 (LASSO) logistic regression, C = 1, liblinear.
+        ``'elastic_net'``: elastic-net logistic regression, C = 1, ``l1_ratio`` = 0.5, saga.
+        ``'svm'``: RBF support-vector machine (C = 1, ``gamma='scale'``) whose decision
+        function is turned into probabilities by Platt (sigmoid) scaling fitted with 3-fold
+        internal cross-validation (:class:`~sklearn.calibration.CalibratedClassifierCV`).
+        ``'random_forest'``: 500 trees, ``max_features='sqrt'``.
+        ``'lightgbm'``: 200 shallow boosted trees (7 leaves, depth 3, learning rate 0.05,
+        at least 5 patients per leaf, 80 % row and column subsampling, L2 = 1).
+        ``'xgboost'``: 200 boosted stumps-to-depth-2 trees (learning rate 0.05, 80 % row and
+        column subsampling, L2 = 1, ``hist``).
+        All tree ensembles run single-threaded so that results and timings are reproducible.
+        Tune any of them with :func:`default_param_grid` and nested cross-validation.
     random_state : int, default 0
-        Seed of the model (used by the random forest; logistic regression with lbfgs is
-        deterministic).
+        Seed of the model's randomness.
     impute, transform
         Numeric preprocessing, see :func:`smartimaging.learn.preprocessing.make_numeric_branch`.
     selection : sequence of str or (name, selector), default ()
@@ -219,15 +302,10 @@ def make_classifier(
     Raises
     ------
     LearningError
-        If ``kind`` or a selection name is not one of the valid values.
+        If ``kind`` or a selection name is not one of the valid values, or the model's library is
+        not installed.
     """
-    if kind == "logistic":
-        model: LogisticRegression | RandomForestClassifier = LogisticRegression(
-            C=1.0, l1_ratio=0.0, solver="lbfgs", max_iter=10_000, random_state=random_state
-        )
-    elif kind == "random_forest":
-        model = RandomForestClassifier(n_estimators=500, random_state=random_state, n_jobs=1)
-    else:
+    if kind not in CLASSIFIER_KINDS:
         raise LearningError(
             f"make_classifier: unknown kind {kind!r}; valid values are {list(CLASSIFIER_KINDS)}."
         )
@@ -236,10 +314,46 @@ def make_classifier(
         for item in selection
     ]
     preprocess = make_preprocessor(impute=impute, transform=transform, select=steps, keep=keep)
-    pipe: list[tuple[str, Any]] = [("preprocess", preprocess), ("model", model)]
+    pipe: list[tuple[str, Any]] = [("preprocess", preprocess), ("model", _make_model(kind, random_state))]
     if harmonise is not None:
         pipe.insert(0, ("harmonise", harmonise.set_output(transform="pandas")))
     return Pipeline(pipe)
+
+
+def default_param_grid(kind: ClassifierKind) -> dict[str, list[Any]]:
+    """Small hyper-parameter grid of a :func:`make_classifier` pipeline for inner cross-validation.
+
+    Parameters
+    ----------
+    kind : str
+        One of the classifier kinds of :func:`make_classifier`.
+
+    Returns
+    -------
+    dict of str to list
+        Keys are pipeline parameter names (``model__...``), ready for
+        :class:`~sklearn.model_selection.GridSearchCV`; kept small (at most 9 combinations)
+        because cohorts are small and every combination is refitted in every inner fold.
+
+    Raises
+    ------
+    LearningError
+        If ``kind`` is not one of the valid values.
+    """
+    grids: dict[str, dict[str, list[Any]]] = {
+        "logistic": {"model__C": [0.01, 0.1, 1.0, 10.0]},
+        "logistic_l1": {"model__C": [0.05, 0.2, 1.0, 5.0]},
+        "elastic_net": {"model__C": [0.05, 0.5, 5.0], "model__l1_ratio": [0.2, 0.5, 0.8]},
+        "svm": {"model__estimator__C": [0.1, 1.0, 10.0], "model__estimator__gamma": ["scale", 0.01]},
+        "random_forest": {"model__max_features": ["sqrt", 0.33], "model__min_samples_leaf": [1, 5]},
+        "lightgbm": {"model__learning_rate": [0.02, 0.1], "model__num_leaves": [3, 7]},
+        "xgboost": {"model__learning_rate": [0.02, 0.1], "model__max_depth": [1, 2, 3]},
+    }
+    if kind not in grids:
+        raise LearningError(
+            f"default_param_grid: unknown kind {kind!r}; valid values are {list(CLASSIFIER_KINDS)}."
+        )
+    return {k: list(v) for k, v in grids[kind].items()}
 
 
 def build_feature_sets(

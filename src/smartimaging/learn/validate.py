@@ -11,19 +11,45 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.model_selection import (
+    GridSearchCV,
+    RepeatedStratifiedKFold,
+    StratifiedKFold,
+    cross_val_predict,
+    train_test_split,
+)
 
 from smartimaging.exceptions import LearningError
-from smartimaging.learn.metrics import bootstrap_auc_ci, roc_auc, roc_curve_points
-from smartimaging.learn.models import ClassifierKind, make_classifier
+from smartimaging.learn.clinical_metrics import (
+    ThresholdMethod,
+    brier_score,
+    calibration_slope_intercept,
+    choose_threshold,
+    hosmer_lemeshow,
+    threshold_metrics,
+)
+from smartimaging.learn.delong import delong_auc, delong_test
+from smartimaging.learn.metrics import bootstrap_auc_ci, bootstrap_ci, roc_auc, roc_curve_points
+from smartimaging.learn.models import ClassifierKind, default_param_grid, make_classifier
 
-__all__ = ["CI_METHOD", "CVResult", "compare_models", "cross_validate_binary", "permutation_check"]
+__all__ = [
+    "CI_METHOD",
+    "CVResult",
+    "ValidationResult",
+    "compare_models",
+    "compare_validated",
+    "cross_validate_binary",
+    "external_validate",
+    "holdout_validate",
+    "nested_cross_validate",
+    "permutation_check",
+]
 
 #: How :attr:`CVResult.auc_ci` is obtained (shown in reports).
 CI_METHOD = (
@@ -379,3 +405,578 @@ def permutation_check(
         )
         aucs.append(res.auc)
     return aucs
+
+
+# ---------------------------------------------------------------------------------------------
+# Nested cross-validation, held-out split and external validation
+# ---------------------------------------------------------------------------------------------
+
+Scheme = Literal["nested_cv", "holdout", "external"]
+
+
+@dataclass
+class ValidationResult:
+    """Out-of-sample predictions of one validation scheme, from which every metric follows.
+
+    Attributes
+    ----------
+    name : str
+        Label of the model / feature set.
+    scheme : {'nested_cv', 'holdout', 'external'}
+        How the predictions were obtained.
+    predictions : DataFrame
+        Columns ``patient_id, repeat, fold, y_true, y_score, threshold``: one row per evaluated
+        patient and repeat. ``y_score`` is the predicted probability from a model that never saw
+        the patient; ``threshold`` is the operating threshold chosen on that model's training
+        data (inner cross-validated scores) and applied unchanged.
+    best_params : list of dict
+        Hyper-parameters chosen by the inner search for each outer fit.
+    n_repeats : int
+        Number of repeats (1 for held-out and external validation).
+    threshold_method : str
+        How thresholds were chosen (``'youden'`` or ``'sensitivity'``).
+    seconds : float
+        Wall time.
+    """
+
+    name: str
+    scheme: Scheme
+    predictions: pd.DataFrame
+    best_params: list[dict[str, Any]]
+    n_repeats: int
+    threshold_method: str
+    seconds: float
+
+    @property
+    def n_patients(self) -> int:
+        """Number of evaluated patients."""
+        return int(self.predictions["patient_id"].nunique())
+
+    @property
+    def n_events(self) -> int:
+        """Number of evaluated positives."""
+        first = self.predictions[self.predictions["repeat"] == 0]
+        return int(first["y_true"].sum())
+
+    def matrices(
+        self,
+    ) -> tuple[pd.Index, NDArray[np.int_], NDArray[np.float64], NDArray[np.float64]]:
+        """Patients, labels, scores and thresholds as arrays of shape (n,), (n,), (n, r), (n, r)."""
+        wide = self.predictions.pivot(index="patient_id", columns="repeat", values=["y_score", "threshold"])
+        first = self.predictions[self.predictions["repeat"] == 0].set_index("patient_id")
+        ids = wide.index
+        y = first.loc[ids, "y_true"].to_numpy().astype(int)
+        return (
+            ids,
+            y,
+            wide["y_score"].to_numpy(dtype=float),
+            wide["threshold"].to_numpy(dtype=float),
+        )
+
+    def summary(self, *, n_boot: int = 1000, level: float = 0.95, random_state: int = 0) -> dict[str, Any]:
+        """All binary-outcome statistics of the predictions, with confidence intervals.
+
+        Every statistic is computed on the pooled out-of-sample predictions of each repeat and
+        averaged over repeats; intervals are stratified percentile bootstraps over patients of
+        that same mean (predictions held fixed). The AUC also gets a DeLong interval, computed
+        on the repeat-averaged scores (exact for held-out and external validation, where there
+        is one repeat).
+
+        Parameters
+        ----------
+        n_boot : int, default 1000
+            Bootstrap resamples.
+        level : float, default 0.95
+            Confidence level.
+        random_state : int, default 0
+            Seed of the bootstrap.
+
+        Returns
+        -------
+        dict
+            Keys ``name, scheme, n_patients, n_events, n_repeats, auc, auc_ci_bootstrap,
+            auc_ci_delong, auc_se_delong, threshold, sensitivity, specificity, ppv, npv`` (each
+            rate with ``*_ci``), ``brier, brier_ci, calibration_slope, calibration_intercept,
+            calibration_in_the_large, hosmer_lemeshow_p``. A rate that is undefined (zero
+            denominator) is ``None``, as is a calibration statistic that cannot be estimated.
+
+        Raises
+        ------
+        LearningError
+            If a class is absent among the evaluated patients.
+        """
+        _, y, scores, thresholds = self.matrices()
+        alpha = 1.0 - level
+        r = scores.shape[1]
+
+        def mean_rate(idx: NDArray[np.intp], attr: str) -> float | None:
+            vals = []
+            for k in range(r):
+                m = threshold_metrics(y[idx], scores[idx, k], threshold=thresholds[idx, k])
+                v = getattr(m, attr)
+                if v is None:
+                    return None
+                vals.append(v)
+            return float(np.mean(vals))
+
+        everyone = np.arange(y.size)
+        out: dict[str, Any] = {
+            "name": self.name,
+            "scheme": self.scheme,
+            "n_patients": int(y.size),
+            "n_events": int(y.sum()),
+            "n_repeats": int(r),
+            "auc": float(np.mean([roc_auc(y, scores[:, k]) for k in range(r)])),
+            "auc_ci_bootstrap": bootstrap_auc_ci(
+                y, scores, n_boot=n_boot, alpha=alpha, random_state=random_state
+            ),
+        }
+        dl = delong_auc(y, scores.mean(axis=1), level=level)
+        out["auc_ci_delong"] = dl.ci
+        out["auc_se_delong"] = dl.se
+        out["threshold"] = float(np.mean(thresholds))
+        for attr in ("sensitivity", "specificity", "ppv", "npv"):
+            out[attr] = mean_rate(everyone, attr)
+            out[f"{attr}_ci"] = bootstrap_ci(
+                y,
+                lambda idx, a=attr: mean_rate(idx, a),  # type: ignore[misc]
+                n_boot=n_boot,
+                alpha=alpha,
+                random_state=random_state,
+            )
+        probs = bool(((scores >= 0) & (scores <= 1)).all())
+        if probs:
+            out["brier"] = float(np.mean([brier_score(y, scores[:, k]) for k in range(r)]))
+            out["brier_ci"] = bootstrap_ci(
+                y,
+                lambda idx: float(np.mean((scores[idx] - y[idx, None]) ** 2)),
+                n_boot=n_boot,
+                alpha=alpha,
+                random_state=random_state,
+            )
+            cal = []
+            hl = []
+            for k in range(r):
+                try:
+                    cal.append(calibration_slope_intercept(y, scores[:, k]))
+                except LearningError:
+                    pass
+                try:
+                    hl.append(hosmer_lemeshow(y, scores[:, k], n_groups=min(10, max(3, y.size // 5))).p_value)
+                except LearningError:
+                    pass
+            out["calibration_slope"] = float(np.mean([c.slope for c in cal])) if cal else None
+            out["calibration_intercept"] = float(np.mean([c.intercept for c in cal])) if cal else None
+            out["calibration_in_the_large"] = float(np.mean([c.citl for c in cal])) if cal else None
+            out["hosmer_lemeshow_p"] = float(np.median(hl)) if hl else None
+        else:
+            for key in (
+                "brier",
+                "brier_ci",
+                "calibration_slope",
+                "calibration_intercept",
+                "calibration_in_the_large",
+                "hosmer_lemeshow_p",
+            ):
+                out[key] = None
+        return out
+
+
+def _inner_cv(y: NDArray[np.int_], inner_splits: int, seed: int, where: str) -> StratifiedKFold:
+    n_pos = int(y.sum())
+    n_neg = int(y.size - n_pos)
+    if min(n_pos, n_neg) < inner_splits:
+        raise LearningError(
+            f"{where}: a training set has {n_pos} positive and {n_neg} negative patients, too few for "
+            f"{inner_splits}-fold inner cross-validation; lower inner_splits (minimum 2) or n_splits."
+        )
+    return StratifiedKFold(inner_splits, shuffle=True, random_state=seed)
+
+
+def _fit_tuned(
+    base: BaseEstimator,
+    param_grid: Mapping[str, list[Any]] | None,
+    X: pd.DataFrame,
+    y: NDArray[np.int_],
+    *,
+    inner_splits: int,
+    seed: int,
+    threshold_method: ThresholdMethod,
+    target_sensitivity: float,
+    where: str,
+) -> tuple[Any, float, dict[str, Any]]:
+    """Tune on inner CV, refit on all of ``X``, and fix the threshold on inner out-of-fold scores."""
+    inner = _inner_cv(y, inner_splits, seed, where)
+    try:
+        if param_grid:
+            search = GridSearchCV(
+                clone(base), dict(param_grid), cv=inner, scoring="roc_auc", refit=True, n_jobs=1
+            )
+            search.fit(X, y)
+            best_params = dict(search.best_params_)
+            model = search.best_estimator_
+        else:
+            best_params = {}
+            model = clone(base).fit(X, y)
+        tuned = clone(base).set_params(**best_params)
+        inner_scores = cross_val_predict(tuned, X, y, cv=inner, method="predict_proba")[:, 1]
+    except (ValueError, TypeError) as exc:
+        raise LearningError(f"{where}: fitting failed: {exc}") from exc
+    thr = choose_threshold(y, inner_scores, method=threshold_method, target_sensitivity=target_sensitivity)
+    return model, thr, best_params
+
+
+def _base_and_grid(
+    kind: ClassifierKind,
+    estimator: BaseEstimator | None,
+    param_grid: Mapping[str, list[Any]] | None,
+    random_state: int,
+) -> tuple[BaseEstimator, Mapping[str, list[Any]] | None]:
+    if estimator is None:
+        base = make_classifier(kind, random_state=random_state)
+        grid = default_param_grid(kind) if param_grid is None else param_grid
+        return base, grid
+    return estimator, param_grid
+
+
+def _seed(random_state: int, *keys: int) -> int:
+    return int(np.random.default_rng([random_state, *keys]).integers(0, 2**31 - 1))
+
+
+def nested_cross_validate(
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    kind: ClassifierKind = "logistic",
+    estimator: BaseEstimator | None = None,
+    param_grid: Mapping[str, list[Any]] | None = None,
+    n_splits: int = 5,
+    n_repeats: int = 5,
+    inner_splits: int = 3,
+    threshold_method: ThresholdMethod = "youden",
+    target_sensitivity: float = 0.9,
+    random_state: int = 0,
+    name: str = "",
+) -> ValidationResult:
+    """Repeated stratified nested cross-validation.
+
+    For each outer split, hyper-parameters are chosen by a stratified ``inner_splits``-fold
+    grid search (AUC) on the outer training folds only; the best model is refitted on those
+    folds and scores the outer test fold. The operating threshold is chosen on inner
+    out-of-fold scores of the training folds (never on the test fold). All preprocessing lives
+    in the pipeline, so it is refitted inside every training set.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Predictors, index = patient id.
+    y : Series
+        0/1 outcome, index = patient id.
+    kind : str, default 'logistic'
+        Classifier of :func:`~smartimaging.learn.models.make_classifier`; ignored when
+        ``estimator`` is given.
+    estimator : scikit-learn classifier, optional
+        Any classifier with ``predict_proba`` (e.g. a pipeline with selection steps).
+    param_grid : mapping, optional
+        Grid for the inner search; default
+        :func:`~smartimaging.learn.models.default_param_grid` of ``kind`` (none for a custom
+        ``estimator``). An empty mapping disables tuning.
+    n_splits, n_repeats : int, default 5, 5
+        Outer scheme.
+    inner_splits : int, default 3
+        Inner folds.
+    threshold_method : {'youden', 'sensitivity'}, default 'youden'
+        See :func:`~smartimaging.learn.clinical_metrics.choose_threshold`.
+    target_sensitivity : float, default 0.9
+        For ``threshold_method='sensitivity'``.
+    random_state : int, default 0
+        Seed of outer and inner folds.
+    name : str, default ''
+        Label stored in the result.
+
+    Returns
+    -------
+    ValidationResult
+        ``scheme='nested_cv'``; call :meth:`ValidationResult.summary` for the statistics.
+
+    Raises
+    ------
+    LearningError
+        On misaligned inputs, non-binary labels, classes too small for the folds, or fitting
+        failures.
+
+    References
+    ----------
+    Varma S, Simon R. Bias in error estimation when using cross-validation for model
+    selection. BMC Bioinformatics 2006;7:91.
+    """
+    where = f"nested_cross_validate({name!r})" if name else "nested_cross_validate"
+    yi = _check_xy(X, y, n_splits=n_splits, n_repeats=n_repeats, where=where)
+    base, grid = _base_and_grid(kind, estimator, param_grid, random_state)
+    t0 = time.perf_counter()
+    y_arr = yi.to_numpy()
+    n = y_arr.size
+    ids = np.asarray(X.index)
+    frames = []
+    best: list[dict[str, Any]] = []
+    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
+    for k, (train, test) in enumerate(cv.split(np.zeros(n), y_arr)):
+        repeat, fold = divmod(k, n_splits)
+        model, thr, params = _fit_tuned(
+            base,
+            grid,
+            X.iloc[train],
+            y_arr[train],
+            inner_splits=inner_splits,
+            seed=_seed(random_state, repeat, fold),
+            threshold_method=threshold_method,
+            target_sensitivity=target_sensitivity,
+            where=f"{where}, repeat {repeat}, fold {fold}",
+        )
+        s = _positive_scores(model, X.iloc[test])
+        best.append(params)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "patient_id": ids[test],
+                    "repeat": repeat,
+                    "fold": fold,
+                    "y_true": y_arr[test],
+                    "y_score": s,
+                    "threshold": thr,
+                }
+            )
+        )
+    preds = pd.concat(frames, ignore_index=True).sort_values(["repeat", "fold"], kind="stable")
+    return ValidationResult(
+        name=name,
+        scheme="nested_cv",
+        predictions=preds.reset_index(drop=True),
+        best_params=best,
+        n_repeats=n_repeats,
+        threshold_method=threshold_method,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def external_validate(
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    *,
+    kind: ClassifierKind = "logistic",
+    estimator: BaseEstimator | None = None,
+    param_grid: Mapping[str, list[Any]] | None = None,
+    inner_splits: int = 5,
+    threshold_method: ThresholdMethod = "youden",
+    target_sensitivity: float = 0.9,
+    random_state: int = 0,
+    name: str = "",
+    scheme: Scheme = "external",
+) -> ValidationResult:
+    """Fit (with inner-CV tuning and threshold) on one cohort, evaluate once on another.
+
+    Parameters
+    ----------
+    X_train, y_train : DataFrame, Series
+        Development cohort (e.g. site A), index = patient id.
+    X_test, y_test : DataFrame, Series
+        Validation cohort (e.g. site B); must have every column of ``X_train``.
+    kind, estimator, param_grid, inner_splits, threshold_method, target_sensitivity, random_state, name
+        As :func:`nested_cross_validate`.
+    scheme : {'external', 'holdout'}, default 'external'
+        Label stored in the result.
+
+    Returns
+    -------
+    ValidationResult
+        One repeat, one fold (``fold = 0``); thresholds fixed on the development cohort.
+
+    Raises
+    ------
+    LearningError
+        On misaligned inputs, missing columns in ``X_test``, shared patient ids between the
+        cohorts, or as :func:`nested_cross_validate`.
+    """
+    where = f"external_validate({name!r})" if name else "external_validate"
+    ytr = _check_xy(X_train, y_train, n_splits=2, n_repeats=1, where=f"{where} (training cohort)")
+    if not isinstance(X_test, pd.DataFrame) or not isinstance(y_test, pd.Series):
+        raise LearningError(f"{where}: X_test must be a DataFrame and y_test a Series indexed by patient id.")
+    missing = [c for c in X_train.columns if c not in X_test.columns]
+    if missing:
+        raise LearningError(
+            f"{where}: the validation cohort lacks column(s) {missing[:10]} of the training cohort; "
+            "extract the same features with the same settings for both cohorts."
+        )
+    shared = X_train.index.intersection(X_test.index)
+    if len(shared):
+        raise LearningError(
+            f"{where}: {len(shared)} patient id(s) are in both cohorts (e.g. {list(shared[:3])}); "
+            "validation patients must not be used for training."
+        )
+    miss_y = X_test.index.difference(y_test.index)
+    if len(miss_y):
+        raise LearningError(
+            f"{where}: y_test lacks {len(miss_y)} patient(s) of X_test, e.g. {list(miss_y[:3])}."
+        )
+    yte = y_test.loc[X_test.index]
+    if yte.isna().any() or not set(pd.unique(yte).tolist()) <= {0, 1}:
+        raise LearningError(f"{where}: y_test must hold 0/1 labels without missing values.")
+    base, grid = _base_and_grid(kind, estimator, param_grid, random_state)
+    t0 = time.perf_counter()
+    model, thr, params = _fit_tuned(
+        base,
+        grid,
+        X_train,
+        ytr.to_numpy(),
+        inner_splits=inner_splits,
+        seed=_seed(random_state, 0, 0),
+        threshold_method=threshold_method,
+        target_sensitivity=target_sensitivity,
+        where=where,
+    )
+    s = _positive_scores(model, X_test[list(X_train.columns)])
+    preds = pd.DataFrame(
+        {
+            "patient_id": np.asarray(X_test.index),
+            "repeat": 0,
+            "fold": 0,
+            "y_true": yte.astype(int).to_numpy(),
+            "y_score": s,
+            "threshold": thr,
+        }
+    )
+    return ValidationResult(
+        name=name,
+        scheme=scheme,
+        predictions=preds,
+        best_params=[params],
+        n_repeats=1,
+        threshold_method=threshold_method,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def holdout_validate(
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    test_size: float = 0.3,
+    kind: ClassifierKind = "logistic",
+    estimator: BaseEstimator | None = None,
+    param_grid: Mapping[str, list[Any]] | None = None,
+    inner_splits: int = 5,
+    threshold_method: ThresholdMethod = "youden",
+    target_sensitivity: float = 0.9,
+    random_state: int = 0,
+    name: str = "",
+) -> ValidationResult:
+    """Stratified random split into development and held-out patients, then :func:`external_validate`.
+
+    Parameters
+    ----------
+    X, y : DataFrame, Series
+        Whole cohort, index = patient id.
+    test_size : float, default 0.3
+        Fraction held out, in (0, 1).
+    kind, estimator, param_grid, inner_splits, threshold_method, target_sensitivity, random_state, name
+        As :func:`nested_cross_validate`; ``random_state`` also seeds the split.
+
+    Returns
+    -------
+    ValidationResult
+        ``scheme='holdout'``, predictions for the held-out patients only.
+
+    Raises
+    ------
+    LearningError
+        As :func:`nested_cross_validate`, or if ``test_size`` is outside (0, 1).
+    """
+    where = f"holdout_validate({name!r})" if name else "holdout_validate"
+    if not 0.0 < test_size < 1.0:
+        raise LearningError(f"{where}: test_size must lie in (0, 1), got {test_size!r}.")
+    yi = _check_xy(X, y, n_splits=2, n_repeats=1, where=where)
+    train_ids, test_ids = train_test_split(
+        np.asarray(X.index), test_size=test_size, stratify=yi.to_numpy(), random_state=random_state
+    )
+    return external_validate(
+        X.loc[train_ids],
+        yi.loc[train_ids],
+        X.loc[test_ids],
+        yi.loc[test_ids],
+        kind=kind,
+        estimator=estimator,
+        param_grid=param_grid,
+        inner_splits=inner_splits,
+        threshold_method=threshold_method,
+        target_sensitivity=target_sensitivity,
+        random_state=random_state,
+        name=name,
+        scheme="holdout",
+    )
+
+
+def compare_validated(results: Mapping[str, ValidationResult], *, level: float = 0.95) -> pd.DataFrame:
+    """Pairwise DeLong tests between models validated on the same patients.
+
+    For cross-validated results the repeat-averaged out-of-fold scores are compared; the
+    DeLong test treats those scores as fixed, so its p-value ignores the variability from
+    refitting (an approximation that is usual in radiomics comparisons, and exact for two
+    fixed models on one external cohort).
+
+    Parameters
+    ----------
+    results : mapping of str to ValidationResult
+        At least two results over the same patients with the same labels.
+    level : float, default 0.95
+        Confidence level of the difference's interval.
+
+    Returns
+    -------
+    DataFrame
+        One row per pair: ``model_a, model_b, auc_a, auc_b, difference, ci_lo, ci_hi, z,
+        p_value``.
+
+    Raises
+    ------
+    LearningError
+        With fewer than two results, or results on different patients or labels.
+    """
+    names = list(results)
+    if len(names) < 2:
+        raise LearningError("compare_validated: give at least two validation results to compare.")
+    mats = {nm: results[nm].matrices() for nm in names}
+    ids0 = mats[names[0]][0]
+    for nm in names[1:]:
+        ids = mats[nm][0]
+        if not ids.sort_values().equals(ids0.sort_values()):
+            raise LearningError(
+                f"compare_validated: {names[0]!r} and {nm!r} were evaluated on different patients; compare models "
+                "only on the same patients (same folds or same external cohort)."
+            )
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ids_a, ya, sa, _ = mats[a]
+            ids_b, yb, sb, _ = mats[b]
+            pos_b = pd.Series(np.arange(ids_b.size), index=ids_b).loc[ids_a].to_numpy()
+            if not np.array_equal(ya, yb[pos_b]):
+                raise LearningError(
+                    f"compare_validated: {a!r} and {b!r} have different labels for the same patients."
+                )
+            t = delong_test(ya, sa.mean(axis=1), sb[pos_b].mean(axis=1), level=level)
+            rows.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "auc_a": t.auc_a,
+                    "auc_b": t.auc_b,
+                    "difference": t.difference,
+                    "ci_lo": t.ci_difference[0],
+                    "ci_hi": t.ci_difference[1],
+                    "z": t.z,
+                    "p_value": t.p_value,
+                }
+            )
+    return pd.DataFrame(rows)
