@@ -304,3 +304,26 @@ def test_to_wide_rejects_collisions_unless_modality_is_prefixed():
         ex.to_wide(both)
     wide = ex.to_wide(both, include_modality=True)
     assert "PT_PET_SUVmax" in wide.columns and "CT_stat_mean" in wide.columns and len(wide) == 1
+
+
+def test_exclude_features_drops_rows_and_skips_fully_excluded_families(monkeypatch):
+    img, m = _case()
+    full = ex.extract(img, m)
+    s = ExtractionSettings(exclude_features=["Moran's I index", "NPT7", "Joint maximum"])
+    table = ex.extract(img, m, settings=s)
+    dropped = {"morph.moran.i", "morph.geary.c", "cm.joint.max"}
+    assert set(full["key"]) - set(table["key"]) == dropped
+    assert len(full) - len(table) == 2 + 2  # Joint maximum in 3D_avg and 3D_vmrg
+    kept = full[~full["key"].isin(dropped)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table, kept)
+
+    called = []
+    spec = ex.FAMILY_TABLE["intensity statistics"]
+    monkeypatch.setitem(
+        ex.FAMILY_TABLE,
+        "intensity statistics",
+        ex.FamilySpec(spec.features, lambda r: called.append(1) or spec.compute(r), spec.modalities),
+    )
+    every_stat = [f.ibsi_id for f in statistics.FEATURES]
+    no_stats = ex.extract(img, m, settings=ExtractionSettings(exclude_features=every_stat))
+    assert called == [] and "intensity statistics" not in set(no_stats["family"])

@@ -356,13 +356,18 @@ def extract(
         base = intensity_mask
     data = RoiData(image, mask, _intensity_mask(image, base, settings, where), settings)
     rows: list[tuple[object, ...]] = []
+    excluded = settings.excluded_keys()
     for family in _families_to_run(settings, modality):
         spec = FAMILY_TABLE[family]
         defs = {f.key: f for f in spec.features}
+        if defs.keys() <= excluded:
+            continue
         for raw_key, value in spec.compute(data).items():
             key, aggregation = (raw_key, "") if isinstance(raw_key, str) else raw_key
             if key not in defs:
                 raise FeatureError(f"family {family!r} returned feature {key!r}, which it does not define")
+            if key in excluded:
+                continue
             d = defs[key]
             rows.append(
                 (
