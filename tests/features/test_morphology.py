@@ -8,16 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ibsi import ReferenceRow, load_digital_phantom, reference_by_key
 from scipy.special import eval_legendre
 
 from smartimaging.exceptions import EmptyMaskError, GeometryMismatchError
 from smartimaging.features import morphology
 from smartimaging.image import Image, Mask
-
-try:
-    from ._phantom_morph import ReferenceRow, load_phantom, reference_rows
-except ImportError:  # tests/ run as rootdir-relative modules (no __init__.py)
-    from _phantom_morph import ReferenceRow, load_phantom, reference_rows
 
 FAMILY = "morphology"
 KEYS = [f.key for f in morphology.FEATURES]
@@ -44,12 +40,12 @@ def _features(
 
 @pytest.fixture(scope="module")
 def rows(shared_dir: Path) -> dict[str, ReferenceRow]:
-    return reference_rows(shared_dir, FAMILY)
+    return reference_by_key(shared_dir, FAMILY)
 
 
 @pytest.fixture(scope="module")
 def phantom_values(shared_dir: Path) -> dict[str, float]:
-    image, mask = load_phantom(shared_dir)
+    image, mask = load_digital_phantom(shared_dir)
     return morphology.compute(image, mask)  # morphological mask = intensity mask for the phantom
 
 
@@ -182,7 +178,7 @@ def test_autocorrelation_kernels_equal_brute_force(seed: int, monkeypatch: pytes
 def test_autocorrelation_paths_agree_on_ibsi_phantom(
     shared_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    image, mask = load_phantom(shared_dir)
+    image, mask = load_digital_phantom(shared_dir)
     pts = np.argwhere(mask.array) * np.asarray(image.spacing_zyx)
     expected = _brute_force_moran_geary(pts, image.array[mask.array].astype(float))
     for factor in (0.0, np.inf):
