@@ -327,3 +327,27 @@ def test_exclude_features_drops_rows_and_skips_fully_excluded_families(monkeypat
     every_stat = [f.ibsi_id for f in statistics.FEATURES]
     no_stats = ex.extract(img, m, settings=ExtractionSettings(exclude_features=every_stat))
     assert called == [] and "intensity statistics" not in set(no_stats["family"])
+
+
+def test_mask_on_another_grid_is_an_error_even_with_processing_and_resample_to_fixes_it():
+    from smartimaging.features.pipeline import extract_with_processing
+    from smartimaging.image import resample_to
+    from smartimaging.preprocess.resample import ImageProcessingSettings
+
+    img, m = _case()
+    # the same ROI drawn on a grid shifted by half a voxel (another frame of reference grid)
+    shifted = Mask(m.array, spacing=SP, origin=(1.0, 0.0, 0.0))
+    processing = ImageProcessingSettings(spacing=(4.0, 4.0, 4.0))
+    with pytest.raises(GeometryMismatchError, match="origin.*resample_to"):
+        ex.extract(img, shifted, case="p1")
+    with pytest.raises(GeometryMismatchError, match="resample_to"):
+        extract_with_processing(img, shifted, processing=processing)
+    on_image_grid = resample_to(shifted, img)
+    assert isinstance(on_image_grid, Mask) and on_image_grid.n_voxels > 0
+    table = extract_with_processing(
+        img,
+        on_image_grid,
+        processing=processing,
+        settings=ExtractionSettings(families=["intensity statistics"]),
+    )
+    assert np.isfinite(table["value"]).all()
