@@ -338,7 +338,7 @@ def test_mask_on_another_grid_is_an_error_even_with_processing_and_resample_to_f
     # the same ROI drawn on a grid shifted by half a voxel (another frame of reference grid)
     shifted = Mask(m.array, spacing=SP, origin=(1.0, 0.0, 0.0))
     processing = ImageProcessingSettings(spacing=(4.0, 4.0, 4.0))
-    with pytest.raises(GeometryMismatchError, match="origin.*resample_to"):
+    with pytest.raises(GeometryMismatchError, match=r"origin.*resample_to"):
         ex.extract(img, shifted, case="p1")
     with pytest.raises(GeometryMismatchError, match="resample_to"):
         extract_with_processing(img, shifted, processing=processing)
@@ -351,3 +351,23 @@ def test_mask_on_another_grid_is_an_error_even_with_processing_and_resample_to_f
         settings=ExtractionSettings(families=["intensity statistics"]),
     )
     assert np.isfinite(table["value"]).all()
+
+
+def test_cropping_to_the_roi_changes_no_value(monkeypatch):
+    rng = np.random.default_rng(3)
+    arr = rng.uniform(0.5, 8.0, size=(30, 32, 34))
+    m = np.zeros(arr.shape, bool)
+    m[12:17, 10:16, 20:27] = rng.random((5, 6, 7)) < 0.8
+    img, mask = Image(arr, spacing=(2.0, 1.5, 3.0)), Mask(m, spacing=(2.0, 1.5, 3.0))
+    s = ExtractionSettings(aggregation=ALL_AGGREGATIONS)
+    # the crop keeps the 1 cm3 sphere around ROI voxels (SUVpeak reads voxels outside the ROI):
+    # margins floor(6.2 mm / spacing) + 1 = (3, 5, 4) voxels in (z, y, x)
+    c_img, c_mask, _ = ex._crop_to_roi(img, mask, mask)
+    lo = np.argwhere(m).min(axis=0) - np.array([3, 5, 4])
+    hi = np.argwhere(m).max(axis=0) + 1 + np.array([3, 5, 4])
+    assert c_img.shape == tuple(hi - lo) and c_mask.n_voxels == mask.n_voxels
+    assert np.allclose(c_img.origin, img.index_to_physical(lo[::-1]))
+    cropped = ex.extract(img, mask, settings=s, modality="PT")
+    monkeypatch.setattr(ex, "_crop_to_roi", lambda image, morph, inten: (image, morph, inten))
+    whole = ex.extract(img, mask, settings=s, modality="PT")
+    pd.testing.assert_frame_equal(cropped, whole, check_exact=False, rtol=1e-12, atol=1e-12)
