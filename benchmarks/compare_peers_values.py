@@ -20,7 +20,8 @@ features over the 13 directions: IBSI ``3D_avg``; GLSZM, GLDM (= NGLDM with alph
 are 3D). PyRadiomics reports the kurtosis, IBSI the excess kurtosis: its value minus 3 is
 compared. MIRP names are the IBSI short names. The script prints, per case, a Markdown table of
 every shared feature (ours, peer, relative difference) and a summary of how many agree within
-1e-6 and 1 % relative; ``docs/ibsi.md`` explains the differences.
+1e-6 and 1 % relative; ``docs/ibsi.md`` explains the differences. It takes about 2 minutes
+(PyRadiomics and MIRP on the 125k-voxel CT ROI).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -219,7 +221,9 @@ def run_ours(image: Image, mask: Mask, d: dict[str, float | None]) -> Values:
         ivh={"method": "discrete"},
     )
     table = extract(image, mask, settings=settings)
-    return {(k, a): float(v) for k, a, v in zip(table["key"], table["aggregation"], table["value"], strict=True)}
+    return {
+        (k, a): float(v) for k, a, v in zip(table["key"], table["aggregation"], table["value"], strict=True)
+    }
 
 
 def run_pyradiomics(image: Image, mask: Mask, d: dict[str, float | None]) -> Values | str:
@@ -248,6 +252,7 @@ def run_pyradiomics(image: Image, mask: Mask, d: dict[str, float | None]) -> Val
 
 
 def _mirp_key(column: str) -> tuple[str, str] | None:
+    column = re.sub(r"_(fbs_w[0-9.]+|fbn_n[0-9]+)$", "", column)  # discretisation suffix
     agg = ""
     for suffix, code in _MIRP_AGG:
         if column.endswith(suffix):
