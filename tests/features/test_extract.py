@@ -304,3 +304,70 @@ def test_to_wide_rejects_collisions_unless_modality_is_prefixed():
         ex.to_wide(both)
     wide = ex.to_wide(both, include_modality=True)
     assert "PT_PET_SUVmax" in wide.columns and "CT_stat_mean" in wide.columns and len(wide) == 1
+
+
+def test_exclude_features_drops_rows_and_skips_fully_excluded_families(monkeypatch):
+    img, m = _case()
+    full = ex.extract(img, m)
+    s = ExtractionSettings(exclude_features=["Moran's I index", "NPT7", "Joint maximum"])
+    table = ex.extract(img, m, settings=s)
+    dropped = {"morph.moran.i", "morph.geary.c", "cm.joint.max"}
+    assert set(full["key"]) - set(table["key"]) == dropped
+    assert len(full) - len(table) == 2 + 2  # Joint maximum in 3D_avg and 3D_vmrg
+    kept = full[~full["key"].isin(dropped)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table, kept)
+
+    called = []
+    spec = ex.FAMILY_TABLE["intensity statistics"]
+    monkeypatch.setitem(
+        ex.FAMILY_TABLE,
+        "intensity statistics",
+        ex.FamilySpec(spec.features, lambda r: called.append(1) or spec.compute(r), spec.modalities),
+    )
+    every_stat = [f.ibsi_id for f in statistics.FEATURES]
+    no_stats = ex.extract(img, m, settings=ExtractionSettings(exclude_features=every_stat))
+    assert called == [] and "intensity statistics" not in set(no_stats["family"])
+
+
+def test_mask_on_another_grid_is_an_error_even_with_processing_and_resample_to_fixes_it():
+    from smartimaging.features.pipeline import extract_with_processing
+    from smartimaging.image import resample_to
+    from smartimaging.preprocess.resample import ImageProcessingSettings
+
+    img, m = _case()
+    # the same ROI drawn on a grid shifted by half a voxel (another frame of reference grid)
+    shifted = Mask(m.array, spacing=SP, origin=(1.0, 0.0, 0.0))
+    processing = ImageProcessingSettings(spacing=(4.0, 4.0, 4.0))
+    with pytest.raises(GeometryMismatchError, match=r"origin.*resample_to"):
+        ex.extract(img, shifted, case="p1")
+    with pytest.raises(GeometryMismatchError, match="resample_to"):
+        extract_with_processing(img, shifted, processing=processing)
+    on_image_grid = resample_to(shifted, img)
+    assert isinstance(on_image_grid, Mask) and on_image_grid.n_voxels > 0
+    table = extract_with_processing(
+        img,
+        on_image_grid,
+        processing=processing,
+        settings=ExtractionSettings(families=["intensity statistics"]),
+    )
+    assert np.isfinite(table["value"]).all()
+
+
+def test_cropping_to_the_roi_changes_no_value(monkeypatch):
+    rng = np.random.default_rng(3)
+    arr = rng.uniform(0.5, 8.0, size=(30, 32, 34))
+    m = np.zeros(arr.shape, bool)
+    m[12:17, 10:16, 20:27] = rng.random((5, 6, 7)) < 0.8
+    img, mask = Image(arr, spacing=(2.0, 1.5, 3.0)), Mask(m, spacing=(2.0, 1.5, 3.0))
+    s = ExtractionSettings(aggregation=ALL_AGGREGATIONS)
+    # the crop keeps the 1 cm3 sphere around ROI voxels (SUVpeak reads voxels outside the ROI):
+    # margins floor(6.2 mm / spacing) + 1 = (3, 5, 4) voxels in (z, y, x)
+    c_img, c_mask, _ = ex._crop_to_roi(img, mask, mask)
+    lo = np.argwhere(m).min(axis=0) - np.array([3, 5, 4])
+    hi = np.argwhere(m).max(axis=0) + 1 + np.array([3, 5, 4])
+    assert c_img.shape == tuple(hi - lo) and c_mask.n_voxels == mask.n_voxels
+    assert np.allclose(c_img.origin, img.index_to_physical(lo[::-1]))
+    cropped = ex.extract(img, mask, settings=s, modality="PT")
+    monkeypatch.setattr(ex, "_crop_to_roi", lambda image, morph, inten: (image, morph, inten))
+    whole = ex.extract(img, mask, settings=s, modality="PT")
+    pd.testing.assert_frame_equal(cropped, whole, check_exact=False, rtol=1e-12, atol=1e-12)

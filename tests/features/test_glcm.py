@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _texture_phantom import allowed_deviation, matches, phantom_levels, reference_rows
+from _ibsi import matches, phantom_levels, reference_rows
 
 from smartimaging.exceptions import ConfigError, EmptyMaskError, FeatureError
 from smartimaging.features import glcm
@@ -137,7 +137,7 @@ def test_ibsi_phantom_row(key: str, aggregation: str, shared_dir: Path, phantom_
     assert len(rows) == 1, f"no reference row for {key}_{aggregation}"
     value = phantom_result[aggregation][key]
     assert matches(value, rows[0]), (
-        f"{key}_{aggregation}: {value} vs reference {rows[0].value} ± {allowed_deviation(rows[0])}"
+        f"{key}_{aggregation}: {value} vs reference {rows[0].value} ± {rows[0].allowed}"
     )
 
 

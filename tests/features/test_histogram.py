@@ -6,14 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ibsi import ReferenceRow, load_digital_phantom, reference_by_key
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError
 from smartimaging.features import histogram
-
-try:
-    from ._phantom_morph import ReferenceRow, load_phantom, reference_rows
-except ImportError:  # tests/ run as rootdir-relative modules (no __init__.py)
-    from _phantom_morph import ReferenceRow, load_phantom, reference_rows
 
 FAMILY = "intensity histogram"
 KEYS = [f.key for f in histogram.FEATURES]
@@ -21,12 +17,12 @@ KEYS = [f.key for f in histogram.FEATURES]
 
 @pytest.fixture(scope="module")
 def rows(shared_dir: Path) -> dict[str, ReferenceRow]:
-    return reference_rows(shared_dir, FAMILY)
+    return reference_by_key(shared_dir, FAMILY)
 
 
 @pytest.fixture(scope="module")
 def phantom_values(shared_dir: Path) -> dict[str, float]:
-    image, mask = load_phantom(shared_dir)
+    image, mask = load_digital_phantom(shared_dir)
     # no discretisation for the phantom: levels 1..6 are the grey levels (fixed bin number 6)
     return histogram.compute(image.array[mask.array], n_levels=6)
 

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ibsi import ReferenceRow, load_digital_phantom, reference_by_key
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError
 from smartimaging.features import ivh
-
-try:
-    from ._phantom_morph import ReferenceRow, load_phantom, reference_rows
-except ImportError:  # tests/ run as rootdir-relative modules (no __init__.py)
-    from _phantom_morph import ReferenceRow, load_phantom, reference_rows
 
 FAMILY = "intensity-volume histogram"
 # the area under the IVH has no reference value in the table (weak consensus): checked by hand below
@@ -22,12 +18,12 @@ KEYS = [f.key for f in ivh.FEATURES if f.key != "ivh.auc"]
 
 @pytest.fixture(scope="module")
 def rows(shared_dir: Path) -> dict[str, ReferenceRow]:
-    return reference_rows(shared_dir, FAMILY)
+    return reference_by_key(shared_dir, FAMILY)
 
 
 @pytest.fixture(scope="module")
 def phantom_levels(shared_dir: Path) -> np.ndarray:
-    image, mask = load_phantom(shared_dir)
+    image, mask = load_digital_phantom(shared_dir)
     return image.array[mask.array]
 
 

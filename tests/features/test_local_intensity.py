@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _ibsi import load_digital_phantom, matches, reference_rows
+from _ibsi import load_digital_phantom, reference_rows
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError, GeometryMismatchError
 from smartimaging.features import local_intensity
@@ -107,13 +107,11 @@ def test_digital_phantom_reference(shared_dir, capsys):
     rows = reference_rows(shared_dir, "local intensity")
     assert len(rows) == 2
     assert {(f.key, f.name, f.ibsi_id) for f in local_intensity.FEATURES} == {
-        (r.key, r.feature, r.ibsi_id) for r in rows.itertuples()
+        (r.key, r.feature, r.ibsi_id) for r in rows
     }
     ok = 0
-    for r in rows.itertuples():
-        assert matches(out[r.key], r.value, r.tolerance), (
-            f"{r.key}: {out[r.key]} vs {r.value} ± {r.tolerance}"
-        )
+    for r in rows:
+        assert r.matches(out[r.key]), r.describe(out[r.key])
         ok += 1
     with capsys.disabled():
         print(f"\nIBSI digital phantom, local intensity: {ok}/{len(rows)} match")

@@ -8,16 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ibsi import ReferenceRow, load_digital_phantom, reference_by_key
 from scipy.special import eval_legendre
 
 from smartimaging.exceptions import EmptyMaskError, GeometryMismatchError
 from smartimaging.features import morphology
 from smartimaging.image import Image, Mask
-
-try:
-    from ._phantom_morph import ReferenceRow, load_phantom, reference_rows
-except ImportError:  # tests/ run as rootdir-relative modules (no __init__.py)
-    from _phantom_morph import ReferenceRow, load_phantom, reference_rows
 
 FAMILY = "morphology"
 KEYS = [f.key for f in morphology.FEATURES]
@@ -44,12 +40,12 @@ def _features(
 
 @pytest.fixture(scope="module")
 def rows(shared_dir: Path) -> dict[str, ReferenceRow]:
-    return reference_rows(shared_dir, FAMILY)
+    return reference_by_key(shared_dir, FAMILY)
 
 
 @pytest.fixture(scope="module")
 def phantom_values(shared_dir: Path) -> dict[str, float]:
-    image, mask = load_phantom(shared_dir)
+    image, mask = load_digital_phantom(shared_dir)
     return morphology.compute(image, mask)  # morphological mask = intensity mask for the phantom
 
 
@@ -148,11 +144,8 @@ def test_moran_geary_checkerboard_vs_gradient() -> None:
     assert fc["morph.geary.c"] > 1 > fg["morph.geary.c"]
 
 
-def test_blocked_autocorrelation_equals_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(7)
-    pts = rng.integers(0, 6, size=(200, 3)).astype(float) * np.array([1.0, 0.8, 2.0])
-    pts = np.unique(pts, axis=0)
-    vals = rng.normal(size=pts.shape[0])
+def _brute_force_moran_geary(pts: np.ndarray, vals: np.ndarray) -> tuple[float, float]:
+    """Moran's I and Geary's C from the full n x n weight matrix (the textbook formulas)."""
     diff = pts[:, None, :] - pts[None, :, :]
     dist = np.sqrt((diff**2).sum(-1))
     np.fill_diagonal(dist, np.inf)
@@ -161,10 +154,51 @@ def test_blocked_autocorrelation_equals_brute_force(monkeypatch: pytest.MonkeyPa
     n = vals.size
     moran = n / w.sum() * (d @ w @ d) / (d @ d)
     geary = (n - 1) / (2 * w.sum()) * (w * (vals[:, None] - vals[None, :]) ** 2).sum() / (d @ d)
-    for block in (2**22, 97, 1):
-        monkeypatch.setattr(morphology, "_BLOCK_ELEMENTS", block)
-        got = morphology.spatial_autocorrelation(pts, vals)
-        assert got == pytest.approx((moran, geary), rel=1e-10)
+    return float(moran), float(geary)
+
+
+@pytest.mark.parametrize("seed", [3, 7, 11])
+def test_autocorrelation_kernels_equal_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(2, 7)), int(rng.integers(3, 9)), int(rng.integers(3, 9)))
+    mask = rng.random(shape) < 0.6
+    mask[0, 0, 0] = mask[-1, -1, -1] = True  # ROI touching the bounding box corners
+    spacing = (2.0, 0.8, 1.0)
+    values = rng.normal(size=shape) * 50.0 + 200.0 + 10.0 * np.indices(shape)[2]
+    pts = np.argwhere(mask) * np.asarray(spacing)
+    expected = _brute_force_moran_geary(pts, values[mask])
+    direct = morphology.spatial_autocorrelation(pts, values[mask])
+    assert direct == pytest.approx(expected, rel=1e-10, abs=1e-13)
+    for factor in (0.0, np.inf):  # force the FFT path, then the direct path
+        monkeypatch.setattr(morphology, "_FFT_COST_FACTOR", factor)
+        got = morphology.spatial_autocorrelation_grid(values, mask, spacing=spacing)
+        assert got == pytest.approx(expected, rel=1e-10, abs=1e-13)
+
+
+def test_autocorrelation_paths_agree_on_ibsi_phantom(
+    shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image, mask = load_digital_phantom(shared_dir)
+    pts = np.argwhere(mask.array) * np.asarray(image.spacing_zyx)
+    expected = _brute_force_moran_geary(pts, image.array[mask.array].astype(float))
+    for factor in (0.0, np.inf):
+        monkeypatch.setattr(morphology, "_FFT_COST_FACTOR", factor)
+        got = morphology.spatial_autocorrelation_grid(image.array, mask.array, spacing=image.spacing_zyx)
+        assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_autocorrelation_fft_path_on_a_larger_roi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FFT path against the exact pair loop on a 30-voxel-wide lumpy ROI (about 9k voxels)."""
+    rng = np.random.default_rng(5)
+    mask = _ellipsoid_mask((14.0, 11.0, 9.0), (1.0, 1.0, 1.5), (14, 24, 30)) & (
+        rng.random((14, 24, 30)) < 0.9
+    )
+    values = rng.normal(size=mask.shape) + np.indices(mask.shape)[1] * 0.2
+    spacing = (1.5, 1.0, 1.0)
+    exact = morphology.spatial_autocorrelation(np.argwhere(mask) * np.asarray(spacing), values[mask])
+    monkeypatch.setattr(morphology, "_FFT_COST_FACTOR", 0.0)
+    got = morphology.spatial_autocorrelation_grid(values, mask, spacing=spacing)
+    assert got == pytest.approx(exact, rel=1e-10)
 
 
 def test_intensity_mask_drives_intensity_features() -> None:

@@ -116,3 +116,21 @@ def test_ibsi_phantom_settings_file():
     }
     assert s.distance == 1 and s.ngldm_alpha == 0 and s.ivh.method == "discrete"
     assert s.resegmentation_range is None
+
+
+def test_exclude_features_by_name_id_or_key():
+    s = ExtractionSettings(exclude_features=["Moran's I index", "npt7", " cm.joint.max "])
+    assert s.excluded_keys() == {"morph.moran.i", "morph.geary.c", "cm.joint.max"}
+    # a shared IBSI id designates every feature carrying it (V10 and V90 share BC2M)
+    assert ExtractionSettings(exclude_features=["BC2M"]).excluded_keys() == {"ivh.V10", "ivh.V90"}
+    assert ExtractionSettings().excluded_keys() == frozenset()
+    assert s.settings_hash() != ExtractionSettings().settings_hash()
+
+
+def test_exclude_features_unknown_names_are_listed_with_hints(tmp_path):
+    with pytest.raises(ValueError, match=r"'Morans I' \(did you mean \"Moran's I index\"\?\).*'XXXX'"):
+        ExtractionSettings(exclude_features=["Morans I", "XXXX"])
+    path = tmp_path / "s.yaml"
+    path.write_text("exclude_features: [cm.joint.mx]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"exclude_features.*'cm.joint.max'"):
+        load_settings(path)

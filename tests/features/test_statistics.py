@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from _ibsi import load_digital_phantom, matches, reference_rows
+from _ibsi import load_digital_phantom, reference_by_key, reference_rows
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError, GeometryMismatchError
 from smartimaging.features import statistics
@@ -18,7 +18,7 @@ def test_features_match_the_ibsi_reference_table(shared_dir):
     names = {f.key: (f.name, f.ibsi_id) for f in statistics.FEATURES}
     rows = reference_rows(shared_dir, "intensity statistics")
     assert len(rows) == 18
-    assert {r.key: (r.feature, r.ibsi_id) for r in rows.itertuples()} == names
+    assert {r.key: (r.feature, r.ibsi_id) for r in rows} == names
 
 
 def test_hand_computed_values():
@@ -96,18 +96,14 @@ def phantom_values(shared_dir):
 @pytest.mark.shared
 @pytest.mark.parametrize("key", _phantom_cases())
 def test_digital_phantom_reference(shared_dir, phantom_values, key):
-    rows = reference_rows(shared_dir, "intensity statistics").set_index("key")
-    ref = rows.loc[key]
-    value = phantom_values[key]
-    assert matches(value, ref["value"], ref["tolerance"]), (
-        f"{key} ({ref['ibsi_id']}): {value} vs reference {ref['value']} ± {ref['tolerance']}"
-    )
+    ref = reference_by_key(shared_dir, "intensity statistics")[key]
+    assert ref.matches(phantom_values[key]), ref.describe(phantom_values[key])
 
 
 @pytest.mark.shared
 def test_digital_phantom_all_rows_match(shared_dir, phantom_values, capsys):
     rows = reference_rows(shared_dir, "intensity statistics")
-    ok = [matches(phantom_values[r.key], r.value, r.tolerance) for r in rows.itertuples()]
+    ok = [r.matches(phantom_values[r.key]) for r in rows]
     with capsys.disabled():
         print(f"\nIBSI digital phantom, intensity statistics: {sum(ok)}/{len(ok)} match")
     assert all(ok)

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,7 @@ from smartimaging.features.registry import TIDY_COLUMNS, FeatureDef
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.image import Image, Mask, check_same_geometry
 from smartimaging.preprocess.discretise import discretise
+from smartimaging.preprocess.sphere import RADIUS_MM
 
 __all__ = [
     "FAMILY_TABLE",
@@ -75,6 +77,8 @@ __all__ = [
     "to_wide",
     "wide_name",
 ]
+
+_ImageT = TypeVar("_ImageT", bound=Image)
 
 #: Extra column of the tidy table holding the machine key of each feature.
 KEY_COLUMN = "key"
@@ -263,6 +267,35 @@ def _intensity_mask(image: Image, mask: Mask, settings: ExtractionSettings, wher
     return Mask(keep, mask.spacing, mask.origin, mask.direction.copy(), dict(mask.meta))
 
 
+def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[Image, Mask, Mask]:
+    """Image and masks cropped to the ROI's bounding box plus the 1 cm³ sphere's half-width.
+
+    Every family only reads voxels of the masks, except the local intensity sphere means (and
+    SUVpeak), which read the image within :data:`~smartimaging.preprocess.sphere.RADIUS_MM` of
+    ROI voxels; the margin keeps those, so cropping changes no value but confines all work
+    (and every ``nonzero`` over the grid) to the ROI. Positions are shifted consistently
+    (the origin moves with the crop), and no feature depends on the absolute position.
+    """
+    margin = np.floor(RADIUS_MM / np.asarray(image.spacing_zyx) + 1e-9).astype(int) + 1
+    rows = [
+        np.flatnonzero(morph_mask.array.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)
+    ]
+    lo = np.maximum([int(r[0]) for r in rows] - margin, 0)
+    hi = np.minimum([int(r[-1]) + 1 for r in rows] + margin, image.shape)
+    if np.all(lo == 0) and np.all(hi == image.shape):
+        return image, morph_mask, intensity_mask
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    o = image.index_to_physical(lo[::-1])
+    origin = (float(o[0]), float(o[1]), float(o[2]))
+
+    def crop(img: _ImageT) -> _ImageT:
+        return type(img)(
+            np.ascontiguousarray(img.array[box]), img.spacing, origin, img.direction.copy(), dict(img.meta)
+        )
+
+    return crop(image), crop(morph_mask), crop(intensity_mask)
+
+
 def extract(
     image: Image,
     mask: Mask,
@@ -354,15 +387,22 @@ def extract(
                 "widen resegmentation_range or check the image units"
             )
         base = intensity_mask
-    data = RoiData(image, mask, _intensity_mask(image, base, settings, where), settings)
+    inten = _intensity_mask(image, base, settings, where)
+    image, mask, inten = _crop_to_roi(image, mask, inten)
+    data = RoiData(image, mask, inten, settings)
     rows: list[tuple[object, ...]] = []
+    excluded = settings.excluded_keys()
     for family in _families_to_run(settings, modality):
         spec = FAMILY_TABLE[family]
         defs = {f.key: f for f in spec.features}
+        if defs.keys() <= excluded:
+            continue
         for raw_key, value in spec.compute(data).items():
             key, aggregation = (raw_key, "") if isinstance(raw_key, str) else raw_key
             if key not in defs:
                 raise FeatureError(f"family {family!r} returned feature {key!r}, which it does not define")
+            if key in excluded:
+                continue
             d = defs[key]
             rows.append(
                 (

@@ -11,6 +11,7 @@ Example YAML file (every key optional; these are the defaults unless noted)::
     aggregation: [3D, 3D_avg, 3D_vmrg]  # texture aggregation codes (see below)
     distance: 1                         # Chebyshev distance of GLCM, NGTDM and NGLDM
     ngldm_alpha: 0                      # NGLDM coarseness parameter
+    exclude_features: []                # e.g. ["Moran's I index", NPT7, cm.joint.max]
     ivh:                                # intensity-volume histogram discretisation
       method: fixed_bin_number          # discrete | fixed_bin_size | fixed_bin_number
       n_bins: 1000                      # fixed_bin_number
@@ -25,6 +26,7 @@ defines; a list that leaves a requested texture family without any of its codes 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 from pathlib import Path
@@ -34,11 +36,30 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smartimaging.exceptions import ConfigError
-from smartimaging.features import glcm, gldzm, glrlm, glszm, ngldm, ngtdm
-from smartimaging.features.registry import AGGREGATIONS, FAMILIES
+from smartimaging.features import (
+    glcm,
+    gldzm,
+    glrlm,
+    glszm,
+    histogram,
+    ivh,
+    local_intensity,
+    morphology,
+    ngldm,
+    ngtdm,
+    pet,
+    statistics,
+)
+from smartimaging.features.registry import AGGREGATIONS, FAMILIES, FeatureDef
 from smartimaging.filters.settings import FilterSettings
 
-__all__ = ["TEXTURE_AGGREGATIONS", "ExtractionSettings", "IVHSettings", "load_settings"]
+__all__ = [
+    "TEXTURE_AGGREGATIONS",
+    "ExtractionSettings",
+    "IVHSettings",
+    "load_settings",
+    "resolve_feature_names",
+]
 
 _TEXTURE_AGGREGATIONS = tuple(a for a in AGGREGATIONS if a)
 
@@ -51,6 +72,88 @@ TEXTURE_AGGREGATIONS: dict[str, tuple[str, ...]] = {
     "NGTDM": ngtdm.AGGREGATIONS,
     "NGLDM": ngldm.AGGREGATIONS,
 }
+
+
+_ALL_FEATURES: tuple[FeatureDef, ...] = (
+    morphology.FEATURES
+    + local_intensity.FEATURES
+    + statistics.FEATURES
+    + histogram.FEATURES
+    + ivh.FEATURES
+    + glcm.FEATURES
+    + glrlm.FEATURES
+    + glszm.FEATURES
+    + gldzm.FEATURES
+    + ngtdm.FEATURES
+    + ngldm.FEATURES
+    + pet.LESION_FEATURES
+)
+
+
+def _feature_index() -> dict[str, frozenset[str]]:
+    """Lower-cased IBSI name, IBSI id or machine key -> the machine keys it designates."""
+    index: dict[str, set[str]] = {}
+    for f in _ALL_FEATURES:
+        for label in (f.name, f.ibsi_id, f.key):
+            if label:
+                index.setdefault(label.lower(), set()).add(f.key)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+_FEATURE_INDEX = _feature_index()
+
+
+def resolve_feature_names(names: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """Machine keys of features given by IBSI name, IBSI identifier or machine key.
+
+    Matching ignores case and surrounding spaces. An IBSI identifier shared by parameterised
+    features (``BC2M``: V10 and V90; ``GBPN``: I10 and I90) designates all of them.
+
+    Parameters
+    ----------
+    names : sequence of str
+        E.g. ``["Moran's I index", "NPT7", "cm.joint.max"]``.
+
+    Returns
+    -------
+    frozenset of str
+        Machine keys (``"morph.moran.i"``, ...).
+
+    Raises
+    ------
+    ValueError
+        If a name matches no feature; the message lists the unknown names with the closest
+        known spellings.
+    """
+    keys: set[str] = set()
+    unknown: list[str] = []
+    for name in names:
+        found = _FEATURE_INDEX.get(name.strip().lower())
+        if found is None:
+            unknown.append(name)
+        else:
+            keys |= found
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name.strip().lower(), _FEATURE_INDEX, n=3, cutoff=0.6)
+            spelled = sorted({_spelling(c) for c in close})
+            hints.append(f"{name!r}" + (f" (did you mean {', '.join(spelled)}?)" if spelled else ""))
+        raise ValueError(
+            f"unknown feature{'s' if len(unknown) > 1 else ''} in exclude_features: {'; '.join(hints)}. "
+            'Give IBSI feature names as in docs/features.md (e.g. "Moran\'s I index"), IBSI identifiers '
+            "(e.g. 'N365') or machine keys (e.g. 'morph.moran.i')"
+        )
+    return frozenset(keys)
+
+
+def _spelling(label: str) -> str:
+    """The original spelling of a lower-cased index label."""
+    for f in _ALL_FEATURES:
+        for original in (f.name, f.ibsi_id, f.key):
+            if original.lower() == label:
+                return repr(original)
+    return repr(label)
 
 
 class IVHSettings(BaseModel):
@@ -143,6 +246,10 @@ class ExtractionSettings(BaseModel):
         ``image_type`` (e.g. ``log_sigma1.5``); the unfiltered image's rows say ``original``.
     filter_families : tuple of str
         Families computed on the response maps (IBSI 2 phase 2: the intensity statistics).
+    exclude_features : tuple of str
+        Features to leave out of the output, by IBSI name (``"Moran's I index"``), IBSI
+        identifier (``"N365"``) or machine key (``"morph.moran.i"``), case-insensitive; see
+        :func:`resolve_feature_names`. A family whose features are all excluded is not computed.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -157,6 +264,7 @@ class ExtractionSettings(BaseModel):
     distance: int = Field(default=1, ge=1)
     ngldm_alpha: int = Field(default=0, ge=0)
     ivh: IVHSettings = Field(default_factory=IVHSettings)
+    exclude_features: tuple[str, ...] = ()
     filters: tuple[FilterSettings, ...] = ()
     filter_families: tuple[str, ...] = ("intensity statistics",)
 
@@ -196,6 +304,12 @@ class ExtractionSettings(BaseModel):
             raise ValueError(f"aggregation is empty; list at least one of {list(_TEXTURE_AGGREGATIONS)}")
         return tuple(dict.fromkeys(value))
 
+    @field_validator("exclude_features")
+    @classmethod
+    def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        resolve_feature_names(value)
+        return tuple(dict.fromkeys(value))
+
     @model_validator(mode="after")
     def _consistent(self) -> ExtractionSettings:
         if self.discretisation == "fixed_bin_size" and self.bin_width is None:
@@ -233,6 +347,10 @@ class ExtractionSettings(BaseModel):
         """The requested aggregation codes that ``family`` defines, in the settings' order."""
         codes = TEXTURE_AGGREGATIONS.get(family, ())
         return tuple(a for a in self.aggregation if a in codes)
+
+    def excluded_keys(self) -> frozenset[str]:
+        """Machine keys of the features named in ``exclude_features``."""
+        return resolve_feature_names(self.exclude_features)
 
     def settings_hash(self) -> str:
         """SHA-256 (hex) of the resolved settings, to store beside every output."""
