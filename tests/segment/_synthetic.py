@@ -29,7 +29,11 @@ def organ_masks(p: SyntheticPatient, suv: Image) -> dict[str, Mask]:
     zz, yy, xx = np.indices(suv.shape)
     pts = suv.index_to_physical(np.stack([xx, yy, zz], -1).reshape(-1, 3)).reshape(*suv.shape, 3)
     out = {}
-    for name, keys in {"heart": ["heart"], "bladder": ["bladder"], "kidneys": ["kidney_left", "kidney_right"]}.items():
+    for name, keys in {
+        "heart": ["heart"],
+        "bladder": ["bladder"],
+        "kidneys": ["kidney_left", "kidney_right"],
+    }.items():
         arr = np.zeros(suv.shape, bool)
         for k in keys:
             c, s = org[k]
@@ -43,7 +47,9 @@ def liver_point(p: SyntheticPatient) -> tuple[float, float, float]:
     assert p.body is not None
     c0, s0 = p.body.organs()["liver"]
     candidates = [
-        c0 + np.array([dx, 0.0, dz]) for dx in (-0.4 * s0[0], -0.2 * s0[0], 0.0) for dz in (0.0, 0.3 * s0[2], -0.3 * s0[2])
+        c0 + np.array([dx, 0.0, dz])
+        for dx in (-0.4 * s0[0], -0.2 * s0[0], 0.0)
+        for dz in (0.0, 0.3 * s0[2], -0.3 * s0[2])
     ]
     lesions = [np.array(t.centre_mm) for t in p.lesions]
     best = max(candidates, key=lambda c: min(float(np.linalg.norm(c - q)) for q in lesions))

@@ -99,7 +99,9 @@ def test_adaptive_threshold_formula() -> None:
 
     source = component_at(values >= 0.7 * top, (20, 20, 20))
     assert mask.meta["background_suv"] == pytest.approx(2.0, abs=0.15)  # uniform background in the shell
-    assert mask.meta["threshold_suv"] == pytest.approx(0.3 * values[source].mean() + mask.meta["background_suv"])
+    assert mask.meta["threshold_suv"] == pytest.approx(
+        0.3 * values[source].mean() + mask.meta["background_suv"]
+    )
     assert values[mask.array].min() >= mask.meta["threshold_suv"]
     given = adaptive_threshold(suv, beta=0.3, background=2.0, seed_voxel=(20, 20, 20))
     assert given.meta["threshold_suv"] == pytest.approx(0.3 * values[source].mean() + 2.0)
@@ -140,7 +142,9 @@ def test_gradient_watershed_keeps_a_necrotic_core() -> None:
     zyx = np.indices(arr.shape)
     core = sum(((zyx[a] - 20) * 2.0) ** 2 for a in range(3)) <= 6.0**2
     arr[core] = 1.0
-    lesion = gradient_watershed(suv.with_array(arr), seed_mm=centre_mm(suv, (20, 20, 27)), search_radius_mm=8.0)
+    lesion = gradient_watershed(
+        suv.with_array(arr), seed_mm=centre_mm(suv, (20, 20, 27)), search_radius_mm=8.0
+    )
     assert lesion.array[20, 20, 20]  # the cold core lies inside the lesion
     assert dice(lesion, truth) > 0.8
 

@@ -54,7 +54,7 @@ def gradient_watershed(
     suv: Image,
     *,
     sigma_mm: float = 2.0,
-    inner_fraction: float = 0.8,
+    inner_fraction: float = 0.6,
     outer_fraction: float = 0.25,
     box_radius_mm: float = 80.0,
     seed_voxel: Sequence[int] | None = None,
