@@ -76,7 +76,7 @@ def test_confidence_connected_on_a_noisy_sphere() -> None:
 
 
 def test_fixed_without_seed_keeps_every_hot_voxel() -> None:
-    suv, truth = sphere_phantom(radius_mm=8.0, background=0.5)
+    suv, _ = sphere_phantom(radius_mm=8.0, background=0.5)
     mask = segment_lesion(suv, method="fixed", threshold=4.0)
     assert mask.n_voxels == int((suv.array >= 4.0).sum())
 
