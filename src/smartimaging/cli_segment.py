@@ -279,7 +279,11 @@ def segment_command(
                 raise typer.BadParameter(f"--param expects KEY=VALUE, got {item!r}")
             key, value = item.split("=", 1)
             params[key.strip()] = _parse_value(value.strip())
-        named: tuple[tuple[str, Any], ...] = (("fraction", fraction), ("reference", reference), ("beta", beta))
+        named: tuple[tuple[str, Any], ...] = (
+            ("fraction", fraction),
+            ("reference", reference),
+            ("beta", beta),
+        )
         for key, value in named:
             if value is not None:
                 params[key] = value

@@ -131,7 +131,9 @@ def _method_kwargs(task: PatientTask, suv: Image, seg_cfg: SegmentationConfig) -
         try:
             livers = [m for m in getter(task, suv, liver_cfg).values() if m.n_voxels > 0]
         except SegmentationError as exc:
-            raise SegmentationError(f"PERCIST liver reference (segmentation.method.liver_roi): {exc}") from exc
+            raise SegmentationError(
+                f"PERCIST liver reference (segmentation.method.liver_roi): {exc}"
+            ) from exc
         if not livers:
             raise SegmentationError(
                 f"segmentation.method.liver_roi {liver_cfg.roi!r} matches no non-empty ROI for patient "
