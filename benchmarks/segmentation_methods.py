@@ -44,6 +44,9 @@ except ImportError:  # the robust helper's metrics are not merged yet
 
 HD95: Callable[[Mask, Mask], float] | None = _hd95
 
+Rows = dict[str, list[tuple[float, float, bool]]]
+"""method label -> (Dice, HD95, failed) per lesion"""
+
 #: (row label, method, parameters)
 METHODS: list[tuple[str, str, dict[str, Any]]] = [
     ("fixed SUV 2.5", "fixed", {"threshold": 2.5}),
@@ -97,19 +100,19 @@ def _organs(p: Any, suv: Image) -> dict[str, Mask]:
     return out
 
 
-def _score(rows: dict[str, list[tuple[float, float]]], label: str, mask: Mask | None, truth: Mask) -> None:
+def _score(rows: Rows, label: str, mask: Mask | None, truth: Mask) -> None:
     if mask is None:
-        rows.setdefault(label, []).append((0.0, float("nan")))
+        rows.setdefault(label, []).append((0.0, float("nan"), True))
         return
     d = dice(mask, truth)
     h = HD95(mask, truth) if HD95 is not None and mask.n_voxels else float("nan")
-    rows.setdefault(label, []).append((d, h))
+    rows.setdefault(label, []).append((d, h, False))
 
 
 def _run_methods(
     suv: Image,
     truth: Mask,
-    rows: dict[str, list[tuple[float, float]]],
+    rows: Rows,
     seed: dict[str, Any],
     extra: dict[str, Any],
 ) -> None:
@@ -120,13 +123,12 @@ def _run_methods(
         try:
             mask = segment_lesion(suv, method=method, **seed, **kw)
         except Exception as exc:  # a failure counts as Dice 0 and is reported
-            rows.setdefault(f"_fail {label}", []).append((0.0, 0.0))
             print(f"    {label}: {type(exc).__name__}: {str(exc)[:120]}", file=sys.stderr)
             mask = None
         _score(rows, label, mask, truth)
 
 
-def _table(title: str, rows: dict[str, list[tuple[float, float]]]) -> None:
+def _table(title: str, rows: Rows) -> None:
     print(f"\n{title}")
     head = f"{'method':32s} {'n':>4s} {'Dice median':>11s} {'IQR':>13s} {'mean':>6s} {'fail':>4s}"
     if HD95 is not None:
@@ -137,7 +139,7 @@ def _table(title: str, rows: dict[str, list[tuple[float, float]]]) -> None:
             continue
         d = np.array([r[0] for r in rows[label]])
         q1, q3 = np.percentile(d, [25, 75])
-        fails = len(rows.get(f"_fail {label}", []))
+        fails = sum(r[2] for r in rows[label])
         line = f"{label:32s} {d.size:4d} {np.median(d):11.3f} {q1:6.3f}-{q3:6.3f} {d.mean():6.3f} {fails:4d}"
         if HD95 is not None:
             h = np.array([r[1] for r in rows[label]])
@@ -148,8 +150,8 @@ def _table(title: str, rows: dict[str, list[tuple[float, float]]]) -> None:
 def synthetic(n_patients: int, n_slices: int, seed_kind: str) -> None:
     from smartimaging.synthetic import make_patient
 
-    rows: dict[str, list[tuple[float, float]]] = {}
-    primaries: dict[str, list[tuple[float, float]]] = {}
+    rows: Rows = {}
+    primaries: Rows = {}
     wb: dict[str, list[int]] = {}
     t0 = time.perf_counter()
     for i in range(n_patients):
@@ -207,7 +209,7 @@ def sts(shared: Path) -> None:
     if not root.is_dir():
         print(f"\nSTS: {root} not found (set SMARTIMAGING_SHARED); skipped")
         return
-    rows: dict[str, list[tuple[float, float]]] = {}
+    rows: Rows = {}
     t0 = time.perf_counter()
     cases = sorted(root.iterdir())
     for case in cases:

@@ -269,8 +269,8 @@ class GradientMethod(_Method):
 
     name: Literal["gradient"]
     sigma_mm: float = Field(default=2.0, ge=0.0)
-    inner_fraction: float = Field(default=0.6, gt=0.0, le=1.0)
-    outer_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    inner_fraction: float = Field(default=0.4, gt=0.0, le=1.0)
+    outer_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     box_radius_mm: float = Field(default=80.0, gt=0.0)
 
     @model_validator(mode="after")
