@@ -15,6 +15,9 @@ from smartimaging.cli_deid import deid_command
 from smartimaging.cli_extract import extract_command
 from smartimaging.cli_pacs import pacs_app
 from smartimaging.cli_robustness import robustness_command
+from smartimaging.cli_segeval import register as register_segeval
+from smartimaging.cli_segment import segment_app
+from smartimaging.cli_segnet import register as register_segnet
 from smartimaging.cli_suv import suv_command
 from smartimaging.exceptions import SmartImagingError
 
@@ -117,6 +120,9 @@ def demo(
 
 register_bundle(app)
 app.command("robustness")(robustness_command)
+register_segnet(segment_app)
+register_segeval(segment_app)
+app.add_typer(segment_app, name="segment")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

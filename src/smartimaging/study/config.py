@@ -35,7 +35,9 @@ __all__ = [
     "PacsInput",
     "SUVConfig",
     "SegmentationConfig",
+    "SegmentationMethod",
     "StudyConfig",
+    "WholeBodyConfig",
     "config_hash",
     "load_study",
 ]
@@ -249,7 +251,103 @@ class SUVConfig(_Strict):
         return {k: v for k, v in named.items() if v}
 
 
-MaskSource = Literal["rtstruct", "seg", "threshold"]
+MaskSource = Literal["rtstruct", "seg", "threshold", "whole_body"]
+
+
+class _Method(_Strict):
+    min_volume_ml: float = Field(default=0.0, ge=0.0, description="Drop smaller connected components (ml).")
+
+
+class FixedMethod(_Method):
+    """SUV >= ``threshold``, connected to the lesion maximum."""
+
+    name: Literal["fixed"]
+    threshold: float = Field(default=2.5, gt=0.0, description="SUV threshold.")
+
+
+class RelativeMethod(_Method):
+    """>= ``fraction`` of the lesion SUVmax (``reference: max``) or SUVpeak (``peak``)."""
+
+    name: Literal["relative"]
+    fraction: float = Field(default=0.4, gt=0.0, le=1.0)
+    reference: Literal["max", "peak"] = "max"
+
+
+class AdaptiveMethod(_Method):
+    """Nestle et al. 2005: beta x mean(>70 % max) + background (shell, or a fixed SUV)."""
+
+    name: Literal["adaptive"]
+    beta: float = Field(default=0.15, gt=0.0)
+    background: float | None = Field(default=None, description="Background SUV; default: the shell mean.")
+    shell_inner_mm: float = Field(default=10.0, ge=0.0)
+    shell_outer_mm: float = Field(default=20.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _shell(self) -> AdaptiveMethod:
+        if self.shell_inner_mm >= self.shell_outer_mm:
+            raise ValueError(
+                f"shell_inner_mm ({self.shell_inner_mm}) must be below shell_outer_mm ({self.shell_outer_mm})"
+            )
+        return self
+
+
+class PercistMethod(_Method):
+    """1.5 x liver SUVmean + 2 SD; the liver reference is the ROI ``liver_roi`` of the contour source."""
+
+    name: Literal["percist"]
+    liver_roi: str = Field(description="Name (regular expression) of the liver reference ROI / segment.")
+
+
+class GradientMethod(_Method):
+    """Watershed of the SUV gradient magnitude seeded at the lesion maximum."""
+
+    name: Literal["gradient"]
+    sigma_mm: float = Field(default=2.0, ge=0.0)
+    inner_fraction: float = Field(default=0.4, gt=0.0, le=1.0)
+    outer_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    box_radius_mm: float = Field(default=80.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> GradientMethod:
+        if self.outer_fraction >= self.inner_fraction:
+            raise ValueError(
+                f"outer_fraction ({self.outer_fraction}) must be below inner_fraction ({self.inner_fraction})"
+            )
+        return self
+
+
+class RegionGrowingMethod(_Method):
+    """Connected voxels from the lesion maximum whose SUV lies in an interval."""
+
+    name: Literal["region_growing"]
+    criterion: Literal["range", "confidence"] = "range"
+    lower: float | None = None
+    fraction: float | None = Field(default=0.5, gt=0.0, le=1.0)
+    upper: float | None = None
+    connectivity: Literal[6, 26] = 6
+    multiplier: float = Field(default=2.5, gt=0.0)
+    iterations: int = Field(default=3, ge=0)
+
+
+SegmentationMethod = Annotated[
+    FixedMethod | RelativeMethod | AdaptiveMethod | PercistMethod | GradientMethod | RegionGrowingMethod,
+    Field(discriminator="name"),
+]
+
+
+Organ = Literal["brain", "heart", "bladder", "kidneys"]
+
+
+def _all_organs() -> list[Organ]:
+    return ["brain", "heart", "bladder", "kidneys"]
+
+
+class WholeBodyConfig(_Strict):
+    """Whole-body lesion detection (mask source ``whole_body``)."""
+
+    threshold: float = Field(default=2.5, gt=0.0, description="Candidate SUV threshold.")
+    exclude: list[Organ] = Field(default_factory=_all_organs)
+    min_volume_ml: float = Field(default=0.5, ge=0.0)
 
 
 def _default_sources() -> list[MaskSource]:
@@ -260,9 +358,10 @@ class SegmentationConfig(_Strict):
     """Where the lesion masks come from.
 
     ``source`` lists the mask sources in order of preference; the first one available for a
-    patient is used. ``threshold`` delineates each lesion at ``threshold_fraction`` of its
-    SUVmax inside a box around the lesion given by the contour (RTSTRUCT or SEG) enlarged by
-    ``threshold_margin_mm``: a rough manual ROI refined by the method.
+    patient is used. ``threshold`` delineates each lesion with ``method`` (default: relative at
+    ``threshold_fraction`` of its SUVmax) inside a box around the lesion given by the contour
+    (RTSTRUCT or SEG) enlarged by ``threshold_margin_mm``: a rough manual ROI refined by the
+    method. ``whole_body`` detects every lesion without contours (see ``whole_body``).
     """
 
     source: list[MaskSource] = Field(default_factory=_default_sources)
@@ -276,12 +375,21 @@ class SegmentationConfig(_Strict):
     threshold_fraction: float = Field(default=0.4, gt=0.0, lt=1.0)
     threshold_margin_mm: float = Field(default=10.0, ge=0.0)
     threshold_contour_source: Literal["rtstruct", "seg"] = "seg"
+    method: SegmentationMethod | None = Field(
+        default=None,
+        description=(
+            "Method used by the 'threshold' source to refine each contour (name: fixed, relative, "
+            "adaptive, percist, gradient or region_growing, plus its parameters); default: relative "
+            "at threshold_fraction of SUVmax."
+        ),
+    )
+    whole_body: WholeBodyConfig = WholeBodyConfig()
 
     @field_validator("source")
     @classmethod
     def _non_empty(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("segmentation.source needs at least one of rtstruct, seg, threshold")
+            raise ValueError("segmentation.source needs at least one of rtstruct, seg, threshold, whole_body")
         if len(set(value)) != len(value):
             raise ValueError(f"segmentation.source lists a source twice: {value}")
         return value

@@ -38,7 +38,9 @@ from smartimaging.io.nifti import ImageFileError, read_image
 from smartimaging.io.rtstruct import read_rtstruct
 from smartimaging.io.seg import read_seg
 from smartimaging.io.suv import factor_from_values, to_suv
+from smartimaging.segment.methods import segment_lesion
 from smartimaging.segment.threshold import refine_contour
+from smartimaging.segment.wholebody import detect_lesions
 from smartimaging.study.config import SegmentationConfig, StudyConfig
 
 __all__ = ["PatientResult", "PatientTask", "process_patient", "tasks_from_nifti", "tasks_from_series"]
@@ -118,20 +120,66 @@ def _masks_from_seg(task: PatientTask, pet: Image, seg_cfg: SegmentationConfig) 
     return {name: (m if m.same_geometry(pet) else resample_to(m, pet)) for name, m in masks.items()}
 
 
+def _method_kwargs(task: PatientTask, suv: Image, seg_cfg: SegmentationConfig) -> tuple[str, dict[str, Any]]:
+    """Method name and keyword arguments of :func:`segment_lesion` from the study file."""
+    method = seg_cfg.method
+    if method is None:
+        return "relative", {"fraction": seg_cfg.threshold_fraction}
+    params = method.model_dump(exclude={"name"})
+    if method.name == "percist":
+        liver_cfg = seg_cfg.model_copy(update={"roi": params.pop("liver_roi")})
+        getter = _masks_from_seg if seg_cfg.threshold_contour_source == "seg" else _masks_from_rtstruct
+        try:
+            livers = [m for m in getter(task, suv, liver_cfg).values() if m.n_voxels > 0]
+        except SegmentationError as exc:
+            raise SegmentationError(
+                f"PERCIST liver reference (segmentation.method.liver_roi): {exc}"
+            ) from exc
+        if not livers:
+            raise SegmentationError(
+                f"segmentation.method.liver_roi {liver_cfg.roi!r} matches no non-empty ROI for patient "
+                f"{task.patient_id}: the PERCIST method needs the liver reference region"
+            )
+        params["liver"] = livers[0]
+    return method.name, params
+
+
 def _masks_by_threshold(task: PatientTask, suv: Image, seg_cfg: SegmentationConfig) -> dict[str, Mask]:
     getter = _masks_from_seg if seg_cfg.threshold_contour_source == "seg" else _masks_from_rtstruct
     contours = getter(task, suv, seg_cfg)
+    name, params = _method_kwargs(task, suv, seg_cfg)
+    liver = params.get("liver")
     out: dict[str, Mask] = {}
-    for name, contour in contours.items():
-        if contour.n_voxels == 0:
+    for roi, contour in contours.items():
+        if contour.n_voxels == 0 or (liver is not None and contour is liver):
             continue
-        out[name] = refine_contour(
-            suv, contour, fraction=seg_cfg.threshold_fraction, margin_mm=seg_cfg.threshold_margin_mm
+        if seg_cfg.method is None:  # the original behaviour, unchanged
+            out[roi] = refine_contour(
+                suv, contour, fraction=seg_cfg.threshold_fraction, margin_mm=seg_cfg.threshold_margin_mm
+            )
+            continue
+        out[roi] = segment_lesion(
+            suv, method=name, contour=contour, margin_mm=seg_cfg.threshold_margin_mm, **params
         )
     return out
 
 
-_MASK_SOURCES = {"rtstruct": _masks_from_rtstruct, "seg": _masks_from_seg, "threshold": _masks_by_threshold}
+def _masks_whole_body(task: PatientTask, suv: Image, seg_cfg: SegmentationConfig) -> dict[str, Mask]:
+    wb = seg_cfg.whole_body
+    found = detect_lesions(suv, threshold=wb.threshold, exclude=wb.exclude, min_volume_ml=wb.min_volume_ml)
+    if found.table.empty:
+        raise SegmentationError(
+            f"whole-body detection found no lesion at SUV {wb.threshold:g} for patient {task.patient_id}"
+        )
+    return found.lesion_masks()
+
+
+_MASK_SOURCES = {
+    "rtstruct": _masks_from_rtstruct,
+    "seg": _masks_from_seg,
+    "threshold": _masks_by_threshold,
+    "whole_body": _masks_whole_body,
+}
 
 
 def lesion_masks(task: PatientTask, suv: Image) -> tuple[str, dict[str, Mask]]:
