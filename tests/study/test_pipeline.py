@@ -99,7 +99,8 @@ def test_default_cohort_radiomics_beats_chance_and_shuffled_labels_do_not(
     assert "Reporting checklist" in html and "events per feature" in html and "clustered" in html
     seen = chromium_render(out / "report.html", tmp_path / "report.png")
     assert seen.console_errors == [] and seen.failed_requests == [] and seen.broken_images == []
-    assert seen.n_images >= 1 and seen.height > 1500
+    assert seen.n_images >= 60 + 3 and seen.height > 1500  # a segmentation overlay per patient + figures
+    assert 'alt="segmentation of SYN001"' in html and 'alt="segmentation of SYN060"' in html
     tidy = pd.read_parquet(out / "features.parquet")
     assert set(tidy["case"]) == {f"SYN{i:03d}" for i in range(1, 61)}
     assert {"PET.SUVmax", "PET.SUVpeak", "PET.MTV", "PET.TLG", "stat.mean"} <= set(tidy["key"])

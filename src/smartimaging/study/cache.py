@@ -21,7 +21,7 @@ __all__ = ["ResultCache", "files_digest"]
 
 _CHUNK = 1 << 20
 #: Bumped whenever the stored tables change shape (2: tidy tables gained the ``key`` column).
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 def files_digest(paths: Iterable[Path]) -> str:

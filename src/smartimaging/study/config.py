@@ -27,6 +27,7 @@ from pydantic import (
 from smartimaging.exceptions import ConfigError
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.io.pacs import DicomNode, DicomWebNode
+from smartimaging.learn.models import ClassifierKind
 
 __all__ = [
     "InputConfig",
@@ -400,7 +401,7 @@ class ModelConfig(_Strict):
 
     target: str = Field(default="label", description="Binary column of the clinical table.")
     clinical_columns: list[str] = Field(default_factory=list)
-    kind: Literal["logistic", "random_forest"] = "logistic"
+    kind: ClassifierKind = "logistic"
     n_splits: int = Field(default=5, ge=2, le=20)
     n_repeats: int = Field(default=5, ge=1, le=100)
     n_permutations: int = Field(default=20, ge=0, le=1000, description="Label shuffles for the chance check.")
@@ -414,6 +415,11 @@ class StudyConfig(_Strict):
     input: InputConfig
     output_dir: Path = Path("smartimaging_output")
     jobs: int = Field(default=1, ge=1, le=256)
+    report_overlays: bool = Field(
+        default=True,
+        description="Draw a segmentation overlay (PET MIP + fused PET/CT slice with contours) per patient "
+        "for the report.",
+    )
     executor: Literal["processes", "dask"] = Field(
         default="processes",
         description="Where the per-patient work runs: local processes, or a Dask distributed cluster.",

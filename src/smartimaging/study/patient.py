@@ -321,6 +321,31 @@ def _dicom_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Imag
     return suv, source, masks
 
 
+def _thumbnail(task: PatientTask, suv: Image, masks: Mapping[str, Mask], primary: str) -> str | None:
+    """Base64 PNG of the segmentation overlay (PET MIP + fused slice) for the report; None if it cannot be drawn.
+
+    The overlay is for review only: a CT that cannot be read or drawn is left out (PET alone), and a
+    failure to draw is logged, never a reason to fail the patient.
+    """
+    import base64
+
+    from smartimaging.report.overlays import patient_thumbnail_png
+
+    ct_on_pet = None
+    cts = _pick_series(task, "CT")
+    if cts:
+        try:
+            ct_on_pet = resample_to(read_series(cts[0]), suv, interpolator="linear", default_value=-1000.0)
+        except SmartImagingError as exc:
+            log.warning("patient %s: CT left out of the overlay (%s)", task.patient_id, exc)
+    try:
+        png = patient_thumbnail_png(suv, masks, primary=primary, ct=ct_on_pet, title=task.patient_id)
+    except SmartImagingError as exc:
+        log.warning("patient %s: no segmentation overlay (%s)", task.patient_id, exc)
+        return None
+    return base64.b64encode(png).decode("ascii")
+
+
 def _run(task: PatientTask, result: PatientResult) -> None:
     cfg = task.config
     reader = _nifti_suv_and_masks if task.nifti is not None else _dicom_suv_and_masks
@@ -354,6 +379,9 @@ def _run(task: PatientTask, result: PatientResult) -> None:
     )
     result.features = pd.concat([tidy, patient_rows], ignore_index=True)
     result.info["primary_volume_ml"] = masks[primary].volume_ml
+    if cfg.report_overlays:
+        result.stage = "overlay"
+        result.info["thumbnail_png_b64"] = _thumbnail(task, suv, masks, primary)
     n_cc = ndimage.label(masks[primary].array)[1]
     result.info["primary_components"] = int(n_cc)
 

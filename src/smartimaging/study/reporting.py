@@ -107,6 +107,11 @@ def build_report(
         notes=_notes(summary, patient_info),
         qc=qc,
         qc_summary=qc_summary,
+        segmentations={
+            pid: "data:image/png;base64," + info["thumbnail_png_b64"]
+            for pid, info in sorted(patient_info.items())
+            if info and info.get("thumbnail_png_b64")
+        },
         checklist=run_checklist(config, summary, wide=wide, patient_info=patient_info, qc=qc),
     )
     return render_report(data)

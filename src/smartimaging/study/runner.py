@@ -163,6 +163,7 @@ def _patient_settings(config: StudyConfig) -> dict[str, Any]:
         "suv": config.suv.model_dump(mode="json"),
         "segmentation": config.segmentation.model_dump(mode="json"),
         "features": config.features,
+        "report_overlays": config.report_overlays,
     }
 
 
