@@ -97,3 +97,26 @@ def test_one_voxel_and_flat_roi_are_finite() -> None:
 def test_invalid_input_raises(levels: np.ndarray, n_levels: int, error: type[Exception]) -> None:
     with pytest.raises(error):
         histogram.compute(levels, n_levels=n_levels)
+
+
+def test_robust_mad_of_a_two_voxel_roi_is_undefined_without_warnings() -> None:
+    """Two voxels of different grey levels: no grey level lies between the histogram's P10 and P90, so
+    its robust mean absolute deviation (WRZB) is undefined (NaN) and no numpy warning escapes (warnings
+    are errors in the tests)."""
+    import math
+
+    from smartimaging.features.extract import extract
+    from smartimaging.features.settings import ExtractionSettings
+    from smartimaging.image import Image, Mask
+
+    array = np.zeros((3, 3, 3), dtype=np.float32)
+    array[1, 1, 1], array[1, 1, 2] = 1.0, 5.0
+    mask = np.zeros(array.shape, dtype=bool)
+    mask[1, 1, 1:3] = True
+    settings = ExtractionSettings(families=("intensity statistics", "intensity histogram"))
+    image = Image(array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    table = extract(image, Mask(mask, spacing=image.spacing, origin=image.origin), settings=settings)
+    values = dict(zip(table["key"], table["value"], strict=True))
+    assert math.isnan(values["ih.rmad"])
+    # the intensity statistics' percentiles keep both voxels: defined there
+    assert values["stat.rmad"] == 2.0 and values["stat.mad"] == 2.0

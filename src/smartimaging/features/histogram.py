@@ -154,7 +154,9 @@ def compute(levels: npt.ArrayLike, *, n_levels: int) -> dict[str, float]:
     mode = float(modes[np.argmin(np.abs(modes - mu))])
 
     robust = xf[(xf >= p10) & (xf <= p90)]
-    rmad = float(np.mean(np.abs(robust - robust.mean())))
+    # no value between P10 and P90 (a ROI of two or three voxels): the robust set is empty and the
+    # feature undefined, reported as NaN (not a numpy empty-mean warning)
+    rmad = float(np.mean(np.abs(robust - robust.mean()))) if robust.size else float("nan")
 
     nz = p[p > 0]
     grad = _histogram_gradient(counts)

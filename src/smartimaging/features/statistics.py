@@ -137,7 +137,8 @@ def compute(values: npt.ArrayLike) -> dict[str, float]:
         "stat.iqr": p75 - p25,
         "stat.range": x_max - x_min,
         "stat.mad": float(np.mean(np.abs(dev))),
-        "stat.rmad": float(np.mean(np.abs(robust - robust.mean()))),
+        # undefined (NaN) when no value lies between P10 and P90, e.g. a two-voxel ROI
+        "stat.rmad": float(np.mean(np.abs(robust - robust.mean()))) if robust.size else float("nan"),
         "stat.medad": float(np.mean(np.abs(x - median))),
         "stat.cov": _ratio(float(np.sqrt(m2)), mean),
         "stat.qcod": _ratio(p75 - p25, p75 + p25),
