@@ -328,7 +328,7 @@ def correlation_heatmap_png(
         distinct = numeric.nunique(dropna=True)
         keep = distinct.sort_values(ascending=False, kind="stable").index[:max_features]
         numeric = numeric[[c for c in numeric.columns if c in set(keep)]]
-    rho = numeric.corr(method=method).abs().fillna(0.0).to_numpy()
+    rho = numeric.corr(method=method).abs().fillna(0.0).to_numpy(copy=True)  # writable under pandas 3
     np.fill_diagonal(rho, 1.0)
     distance = np.clip(1.0 - rho, 0.0, None)
     distance = (distance + distance.T) / 2.0
