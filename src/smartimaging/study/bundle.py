@@ -551,7 +551,8 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
     assert clinical is not None
     wide = pd.read_csv(out / "features_wide.csv", index_col=0)
     wide.index = wide.index.astype(str)
-    table = wide.join(clinical, how="inner", rsuffix="_clinical")
+    # image features win over a clinical column of the same name (no suffixes: deprecated in pandas 3)
+    table = wide.join(clinical.drop(columns=[c for c in clinical.columns if c in wide.columns]), how="inner")
     table = table[pd.to_numeric(table[target], errors="coerce").notna()]
     if table.empty:
         raise LearningError(f"no patient has both features and {target!r}")
