@@ -49,12 +49,12 @@ def export(
     """Run (or reuse the cache of) a study, fit the final model on all its patients and write the bundle."""
     from smartimaging.study.bundle import fit_bundle, save_bundle
     from smartimaging.study.config import load_study
-    from smartimaging.study.runner import _read_clinical, run_study
+    from smartimaging.study.runner import read_clinical, run_study
 
     try:
         config = load_study(study)
         summary = run_study(config, quiet=quiet)
-        clinical = _read_clinical(config)
+        clinical = read_clinical(config)
         import pandas as pd
 
         wide = pd.read_csv(config.output_dir / "features_wide.csv", index_col=0)

@@ -92,10 +92,10 @@ def study_cases(path: Path) -> tuple[list[CaseSource], ExtractionSettings, int, 
     from smartimaging.io.dicom import discover
     from smartimaging.study.config import load_study
     from smartimaging.study.patient import tasks_from_nifti, tasks_from_series
-    from smartimaging.study.runner import _overrides, _read_clinical
+    from smartimaging.study.runner import _overrides, read_clinical
 
     config = load_study(path)
-    clinical = _read_clinical(config)
+    clinical = read_clinical(config)
     if config.input.nifti is not None:
         tasks = tasks_from_nifti(config, None if clinical is None else list(clinical.index))
     else:

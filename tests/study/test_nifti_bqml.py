@@ -16,7 +16,7 @@ from smartimaging.io.nifti import read_image
 from smartimaging.io.suv import suv_factor, to_suv, uptake_time
 from smartimaging.study.config import load_study
 from smartimaging.study.patient import PatientResult, _nifti_suv_and_masks, tasks_from_nifti
-from smartimaging.study.runner import _overrides, _read_clinical
+from smartimaging.study.runner import _overrides, read_clinical
 from smartimaging.synthetic import generate_cohort
 
 COLUMNS = {
@@ -63,7 +63,7 @@ def _study(root: Path, name: str, suv: dict[str, Any], units: str = "BQML", **cl
 
 def _suv_images(study: Path) -> dict[str, tuple[np.ndarray, PatientResult]]:
     cfg = load_study(study)
-    clinical = _read_clinical(cfg)
+    clinical = read_clinical(cfg)
     out = {}
     for task in tasks_from_nifti(cfg, list(clinical.index), _overrides(cfg, clinical)):
         result = PatientResult(task.patient_id, "ok")
@@ -156,7 +156,7 @@ def test_dicom_overrides_from_the_clinical_columns(tmp_path: Path) -> None:
     inp = {"dicom_dir": "dicom", "clinical": "c.csv", "id_column": "pid"}
     path.write_text(yaml.safe_dump({"input": inp, "suv": suv, "model": None}), encoding="utf-8")
     cfg = load_study(path)
-    got = _overrides(cfg, _read_clinical(cfg))
+    got = _overrides(cfg, read_clinical(cfg))
     assert got["P1"] == {
         "weight_kg": 72.5,
         "height_m": 1.8,

@@ -40,6 +40,7 @@ from smartimaging import __version__, versions
 from smartimaging.atomic import atomic_path, write_text
 from smartimaging.exceptions import ConfigError, LearningError, SmartImagingError
 from smartimaging.features.settings import ExtractionSettings
+from smartimaging.learn.clinical_metrics import choose_threshold
 from smartimaging.learn.metrics import bootstrap_auc_ci, roc_auc, roc_curve_points
 from smartimaging.learn.models import build_feature_sets, make_classifier
 from smartimaging.learn.validate import CVResult
@@ -172,17 +173,6 @@ class Prediction:
         }
 
 
-def _youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
-    order = np.unique(score)
-    best, best_j = 0.5, -np.inf
-    pos, neg = y == 1, y == 0
-    for t in order:
-        j = np.mean(score[pos] >= t) - np.mean(score[neg] >= t)
-        if j > best_j:
-            best, best_j = float(t), float(j)
-    return best
-
-
 def _training_summary(numeric: pd.DataFrame) -> dict[str, Any]:
     values = numeric.to_numpy(dtype=float)
     mean = np.nanmean(values, axis=0)
@@ -261,11 +251,11 @@ def fit_bundle(
     matching = [r for r in cv if r.name == name]
     if matching:
         oof = matching[0].oof.groupby("patient_id")[["y_true", "y_score"]].mean()
-        threshold = _youden_threshold(oof["y_true"].to_numpy(int), oof["y_score"].to_numpy(float))
+        threshold = choose_threshold(oof["y_true"].to_numpy(int), oof["y_score"].to_numpy(float))
         performance: dict[str, Any] = matching[0].to_dict()
     else:
         score = pipeline.predict_proba(X)[:, 1]
-        threshold = _youden_threshold(y.to_numpy(), score)
+        threshold = choose_threshold(y.to_numpy(), score)
         performance = {"note": "no cross-validation result given; threshold from apparent (training) scores"}
     numeric = X.select_dtypes(include=[np.number])
     categorical = {c: sorted(map(str, X[c].dropna().unique())) for c in X.columns if c not in numeric.columns}
@@ -526,7 +516,7 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
         If the study's feature settings differ from the bundle's (each difference is named), or the
         study has no clinical table or target.
     """
-    from smartimaging.study.runner import _read_clinical, run_study
+    from smartimaging.study.runner import read_clinical, run_study
 
     differences = _differences(bundle.manifest["settings"], feature_settings(config))
     if differences:
@@ -547,7 +537,7 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
     extraction = config.model_copy(update={"model": None})
     summary = run_study(extraction, quiet=quiet)
     out = config.output_dir
-    clinical = _read_clinical(config)
+    clinical = read_clinical(config)
     assert clinical is not None
     wide = pd.read_csv(out / "features_wide.csv", index_col=0)
     wide.index = wide.index.astype(str)

@@ -53,7 +53,7 @@ from smartimaging.study.patient import (
 from smartimaging.study.provenance import now_iso, write_provenance
 from smartimaging.study.reporting import build_report
 
-__all__ = ["RunSummary", "run_study", "wide_table"]
+__all__ = ["RunSummary", "read_clinical", "run_study", "wide_table"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,14 @@ def _run_log(path: Path) -> Iterator[None]:
         handler.close()
 
 
-def _read_clinical(config: StudyConfig) -> pd.DataFrame | None:
+def read_clinical(config: StudyConfig) -> pd.DataFrame | None:
+    """The study's clinical table indexed by patient ID (string), or None when the study has none.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, lacks ``input.id_column`` or repeats a patient ID.
+    """
     path = config.input.clinical
     if path is None:
         return None
@@ -220,7 +227,7 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
     jobs = config.jobs if jobs is None else jobs
     with _run_log(out / "run.log"):
         log.info("smartimaging %s: study %r, config %s", __version__, config.name, config_hash(config)[:12])
-        clinical = _read_clinical(config)
+        clinical = read_clinical(config)
         pacs_failures: list[dict[str, str]] = []
         if config.input.pacs is not None and config.input.dicom_dir is not None:
             pacs_failures = fetch_from_pacs(config.input.pacs, config.input.dicom_dir, out / "pacs").failures
