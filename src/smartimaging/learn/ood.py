@@ -214,8 +214,8 @@ class OODDetector:
                 if d2[i] > self.threshold_:
                     out[i].append(
                         "the combination of feature values is atypical of the training patients "
-                        f"(squared Mahalanobis distance {d2[i]:.1f} > {self.threshold_:.1f}, the training "
-                        f"{self.quantile:.0%} percentile)"
+                        f"(squared Mahalanobis distance {d2[i]:.1f} > {self.threshold_:.1f}, the "
+                        f"{self.quantile * 100:g}th percentile of the training patients)"
                     )
         if self.batch_column is not None:
             if self.batch_column in X.columns:
