@@ -17,6 +17,7 @@ from smartimaging.features.extract import feature_definitions, wide_name
 from smartimaging.learn.explain import (
     describe_feature,
     explain_patient,
+    kmeans_background,
     permutation_importance_table,
     shap_summary,
     shap_values,
@@ -136,6 +137,26 @@ def test_weighted_background_equals_repeated_rows(data) -> None:
     weighted = shap_values(pipe, X.iloc[5:7], background=bg, background_weights=[1, 2, 3])
     repeated = shap_values(pipe, X.iloc[5:7], background=bg.iloc[[0, 1, 1, 2, 2, 2]])
     np.testing.assert_allclose(weighted.to_numpy(), repeated.to_numpy(), atol=1e-12)
+
+
+def test_kmeans_background_summarises_groups_of_patients(data) -> None:
+    X, y = data
+    frame, weights = kmeans_background(X, max_clusters=6, min_cluster_size=10, random_state=0)
+    assert list(frame.columns) == list(X.columns) and 2 <= len(frame) <= 6
+    assert weights.sum() == len(X) and weights.min() >= 10
+    assert frame["morph_vol"].notna().all() and set(frame["sex"]) <= {"F", "M"}
+    # the weighted centres keep the cohort mean of every numeric column
+    np.testing.assert_allclose(
+        (frame["stat_mean"] * weights).sum() / weights.sum(), X["stat_mean"].mean(), atol=1e-12
+    )
+    pipe = make_classifier("logistic").fit(X, y)
+    values = shap_values(pipe, X.iloc[:4], background=frame, background_weights=weights)
+    np.testing.assert_allclose(
+        values.sum(axis=1) + values.attrs["base_value"], _output(pipe, X.iloc[:4]), atol=1e-9
+    )
+    single, w = kmeans_background(X.iloc[:8], min_cluster_size=5)
+    assert len(single) == 1 and w.tolist() == [8.0]
+    assert single["age"].iloc[0] == pytest.approx(X["age"].iloc[:8].mean())
 
 
 def test_explain_patient_orders_by_magnitude_and_summary(data) -> None:

@@ -55,7 +55,7 @@ from smartimaging.exceptions import ConfigError, LearningError, SmartImagingErro
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.learn.clinical_metrics import choose_threshold
 from smartimaging.learn.conformal import ConformalClassifier
-from smartimaging.learn.explain import describe_feature, shap_values
+from smartimaging.learn.explain import describe_feature, kmeans_background, shap_values
 from smartimaging.learn.metrics import bootstrap_auc_ci, roc_auc, roc_curve_points
 from smartimaging.learn.models import build_feature_sets, make_classifier
 from smartimaging.learn.ood import OODDetector
@@ -228,52 +228,12 @@ def _plain(value: Any) -> Any:
 
 
 def _background_summary(X: pd.DataFrame, *, random_state: int) -> dict[str, Any]:
-    """K-means summary of the training inputs for SHAP: centres of >= _MIN_CLUSTER patients each.
-
-    Numbers are clustered after median imputation and standardisation; each centre holds the
-    cluster's mean of every numeric column (missing values left out) and the most frequent value of
-    every other column; the weights are the cluster sizes. With fewer than 2 * _MIN_CLUSTER
-    patients the summary is a single centre (the cohort mean).
-    """
-    from sklearn.cluster import KMeans
-
-    numeric = [
-        c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
-    ]
-    values = X[numeric].to_numpy(dtype=float, na_value=np.nan)
-    with np.errstate(all="ignore"):
-        median = np.where(
-            np.isnan(values).all(axis=0),
-            0.0,
-            np.nanmedian(np.where(np.isnan(values), np.inf, values), axis=0),
-        )
-    filled = np.where(np.isnan(values), median, values)
-    sd = filled.std(axis=0)
-    z = (filled - filled.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    labels = np.zeros(len(X), dtype=int)
-    for k in range(min(_BACKGROUND_CLUSTERS, len(X) // _MIN_CLUSTER), 1, -1):
-        fitted = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit(z)
-        if np.bincount(fitted.labels_, minlength=k).min() >= _MIN_CLUSTER:
-            labels = fitted.labels_
-            break
-    rows, weights = [], []
-    for cluster in range(labels.max() + 1):
-        members = X[labels == cluster]
-        row: list[Any] = []
-        for c in X.columns:
-            column = members[c]
-            if c in numeric:
-                present = column.dropna()
-                centre = (
-                    float(present.astype(float).mean()) if len(present) else float(median[numeric.index(c)])
-                )
-                row.append(centre)
-            else:
-                mode = column.dropna().mode()
-                row.append(mode.iloc[0] if len(mode) else None)
-        rows.append([_plain(v) for v in row])
-        weights.append(len(members))
-    return {"columns": list(X.columns), "rows": rows, "weights": weights}
+    """The SHAP background of the bundle: k-means centres of >= 5 training patients each, as JSON."""
+    frame, weights = kmeans_background(
+        X, max_clusters=_BACKGROUND_CLUSTERS, min_cluster_size=_MIN_CLUSTER, random_state=random_state
+    )
+    rows = [[_plain(v) for v in row] for row in frame.astype(object).itertuples(index=False)]
+    return {"columns": list(X.columns), "rows": rows, "weights": [int(w) for w in weights]}
 
 
 def _background_frame(bundle: ModelBundle) -> tuple[pd.DataFrame, list[float]] | None:
