@@ -162,8 +162,14 @@ def test_saved_bundle_predicts_the_same_and_damage_is_refused(trained, tmp_path:
     with zipfile.ZipFile(tmp_path / "damaged.zip", "w") as zf:
         for name, data in parts.items():
             zf.writestr(name, bytes(damaged) if name == "conformal.pkl" else data)
-    with pytest.raises(BundleError, match="conformal calibration does not match"):
+    with pytest.raises(BundleError, match=r"conformal calibration .* is missing or does not match"):
         load_bundle(tmp_path / "damaged.zip")
+    with zipfile.ZipFile(tmp_path / "lacking.zip", "w") as zf:
+        for name, data in parts.items():
+            if name != "conformal.pkl":
+                zf.writestr(name, data)
+    with pytest.raises(BundleError, match="damaged or altered"):
+        load_bundle(tmp_path / "lacking.zip")
 
 
 def test_bundles_without_calibration_or_background_still_predict(trained) -> None:

@@ -403,7 +403,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         with zipfile.ZipFile(path) as zf:
             manifest = json.loads(zf.read("manifest.json"))
             payload = zf.read("pipeline.pkl")
-            conformal = zf.read("conformal.pkl") if "conformal_sha256" in manifest else None
+            conformal = zf.read("conformal.pkl") if "conformal.pkl" in zf.namelist() else None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
         raise BundleError(
             f"{path} is not a smartimaging model bundle ({exc}); export one with `smartimaging export`"
@@ -418,9 +418,12 @@ def load_bundle(path: str | Path) -> ModelBundle:
         raise BundleError(
             f"{path}: the pipeline does not match the manifest's SHA-256: the file is damaged or altered"
         )
-    if conformal is not None and hashlib.sha256(conformal).hexdigest() != manifest["conformal_sha256"]:
+    if "conformal_sha256" not in manifest:
+        conformal = None  # never unpickle a part the manifest does not vouch for
+    elif conformal is None or hashlib.sha256(conformal).hexdigest() != manifest["conformal_sha256"]:
         raise BundleError(
-            f"{path}: the conformal calibration does not match the manifest's SHA-256: the file is damaged or altered"
+            f"{path}: the conformal calibration (conformal.pkl) is missing or does not match the manifest's "
+            "SHA-256: the file is damaged or altered"
         )
     pipeline = pickle.loads(payload)  # integrity checked above; load only bundles from a trusted source
     calibration = pickle.loads(conformal) if conformal is not None else None
