@@ -76,7 +76,10 @@ def test_predict_from_dicom_equals_prediction_from_the_feature_table(
     assert from_dicom.patient_id == "SYN007"
     assert from_dicom.probability == pytest.approx(from_table.probability, rel=1e-9)
     assert len(from_dicom.contributions) == 5
-    assert from_dicom.explanation == from_table.explanation and len(from_dicom.explanation) == 5
+    assert len(from_dicom.explanation) == 5
+    for a, b in zip(from_dicom.explanation, from_table.explanation, strict=True):
+        assert a["feature"] == b["feature"] and a["meaning"] == b["meaning"]
+        assert a["contribution"] == pytest.approx(b["contribution"], rel=1e-6, abs=1e-12)
     assert from_dicom.decision == from_table.decision in {"positive", "negative", "abstain"}
     assert from_dicom.coverage == pytest.approx(0.9) and set(from_dicom.prediction_set) <= {0, 1}
     # training patients are in distribution; a patient whose features are 50x larger is not, and the bundle abstains
