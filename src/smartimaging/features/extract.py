@@ -135,6 +135,25 @@ class RoiData:
         )
 
     @cached_property
+    def texture_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Grey levels, intensity mask and morphological mask cut to the ROI's bounding box.
+
+        The box is that of the morphological mask, which holds the intensity mask. Texture
+        families only read voxels of the masks (and GLDZM the morphological mask's border,
+        where everything beyond the box is outside anyway), so cutting changes no value; it
+        spares each family its own pass over the margin kept for the local intensity spheres.
+        """
+        morph = self.morph_mask.array
+        box = tuple(
+            slice(int(r[0]), int(r[-1]) + 1)
+            for r in (
+                np.flatnonzero(morph.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)
+            )
+        )
+        levels, _ = self.levels
+        return levels[box], self.intensity_mask.array[box], morph[box]
+
+    @cached_property
     def local_peaks(self) -> dict[str, float]:
         """Local and global intensity peaks (shared by the local intensity family and SUVpeak)."""
         return local_intensity.compute_image(self.image, self.intensity_mask)
@@ -146,10 +165,11 @@ def _texture(
     """Adapter: run a texture family once for all its requested aggregations."""
 
     def compute(roi: RoiData) -> FamilyResult:
-        levels, n_levels = roi.levels
+        _, n_levels = roi.levels
+        levels, inten, _ = roi.texture_arrays
         by_agg = module_compute(
             levels,
-            roi.intensity_mask.array,
+            inten,
             n_levels=n_levels,
             spacing_zyx=roi.image.spacing_zyx,
             aggregations=roi.settings.aggregations_for(family),
@@ -210,7 +230,7 @@ FAMILY_TABLE: dict[str, FamilySpec] = {
     "GLRLM": FamilySpec(glrlm.FEATURES, _texture(glrlm.compute, "GLRLM")),
     "GLSZM": FamilySpec(glszm.FEATURES, _texture(glszm.compute, "GLSZM")),
     "GLDZM": FamilySpec(
-        gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.morph_mask.array)
+        gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.texture_arrays[2])
     ),
     "NGTDM": FamilySpec(
         ngtdm.FEATURES, _texture(ngtdm.compute, "NGTDM", distance=lambda r: r.settings.distance)
