@@ -141,28 +141,98 @@ def _mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, floa
 
 
 @numba.njit(cache=True)
-def _line_extremes_kernel(q: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """Mask of the points that are the first or last on each of their three axis-parallel lines."""
+def _cross2(o0: int, o1: int, a0: int, a1: int, b0: int, b1: int) -> int:  # pragma: no cover
+    return (a0 - o0) * (b1 - o1) - (a1 - o1) * (b0 - o0)
+
+
+@numba.njit(cache=True)
+def _plane_hull_kernel(q: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Mask of the points that are corners of the 2D convex hull of their plane, on every axis.
+
+    ``q`` holds non-negative integer coordinates. For each axis, the points sharing a
+    coordinate on that axis form a plane; a point that is not a corner of its plane's convex
+    hull is a convex combination of other points and cannot be a corner of the 3D hull. Per
+    plane, only the first and last point of each row can be corners; the rows come in order
+    of their coordinate, so Andrew's monotone chain (collinear points dropped) runs on them
+    without sorting.
+    """
     n = q.shape[0]
     keep = np.ones(n, dtype=np.bool_)
-    dims = np.zeros(3, dtype=np.int64)
+    span = np.zeros(3, dtype=np.int64)
     for i in range(n):
         for ax in range(3):
-            dims[ax] = max(dims[ax], q[i, ax] + 1)
+            span[ax] = max(span[ax], q[i, ax] + 1)
+    big = np.iinfo(np.int64).max
     for ax in range(3):
         a = 1 if ax == 0 else 0
         b = 1 if ax == 2 else 2
-        lo = np.full((dims[a], dims[b]), np.iinfo(np.int64).max, dtype=np.int64)
-        hi = np.full((dims[a], dims[b]), -1, dtype=np.int64)
+        lo = np.full((span[ax], span[a]), big, dtype=np.int64)
+        hi = np.full((span[ax], span[a]), -1, dtype=np.int64)
         for i in range(n):
-            v = q[i, ax]
-            if v < lo[q[i, a], q[i, b]]:
-                lo[q[i, a], q[i, b]] = v
-            if v > hi[q[i, a], q[i, b]]:
-                hi[q[i, a], q[i, b]] = v
+            pl, r, v = q[i, ax], q[i, a], q[i, b]
+            if v < lo[pl, r]:
+                lo[pl, r] = v
+            if v > hi[pl, r]:
+                hi[pl, r] = v
+        corner_lo = np.zeros((span[ax], span[a]), dtype=np.bool_)
+        corner_hi = np.zeros((span[ax], span[a]), dtype=np.bool_)
+        # candidate points of one plane in (row, value) order, flagged low (0) or high (1)
+        ca = np.empty(2 * span[a], dtype=np.int64)
+        cb = np.empty(2 * span[a], dtype=np.int64)
+        cf = np.empty(2 * span[a], dtype=np.int64)
+        stack = np.empty(4 * span[a] + 2, dtype=np.int64)
+        for pl in range(span[ax]):
+            m = 0
+            for r in range(span[a]):
+                if hi[pl, r] < 0:
+                    continue
+                ca[m] = r
+                cb[m] = lo[pl, r]
+                cf[m] = 0
+                m += 1
+                if hi[pl, r] != lo[pl, r]:
+                    ca[m] = r
+                    cb[m] = hi[pl, r]
+                    cf[m] = 1
+                    m += 1
+            if m == 0:
+                continue
+            if m <= 2:
+                for t in range(m):
+                    if cf[t] == 0:
+                        corner_lo[pl, ca[t]] = True
+                    else:
+                        corner_hi[pl, ca[t]] = True
+                continue
+            k = 0
+            for t in range(m):  # lower chain
+                while k >= 2:
+                    o, e = stack[k - 2], stack[k - 1]
+                    if (ca[e] - ca[o]) * (cb[t] - cb[o]) - (cb[e] - cb[o]) * (ca[t] - ca[o]) <= 0:
+                        k -= 1
+                    else:
+                        break
+                stack[k] = t
+                k += 1
+            lower = k + 1
+            for t in range(m - 2, -1, -1):  # upper chain
+                while k >= lower:
+                    o, e = stack[k - 2], stack[k - 1]
+                    if (ca[e] - ca[o]) * (cb[t] - cb[o]) - (cb[e] - cb[o]) * (ca[t] - ca[o]) <= 0:
+                        k -= 1
+                    else:
+                        break
+                stack[k] = t
+                k += 1
+            for u in range(k):
+                t = stack[u]
+                if cf[t] == 0:
+                    corner_lo[pl, ca[t]] = True
+                else:
+                    corner_hi[pl, ca[t]] = True
         for i in range(n):
-            v = q[i, ax]
-            if v != lo[q[i, a], q[i, b]] and v != hi[q[i, a], q[i, b]]:
+            pl, r, v = q[i, ax], q[i, a], q[i, b]
+            if not ((v == lo[pl, r] and corner_lo[pl, r]) or (v == hi[pl, r] and corner_hi[pl, r])):
                 keep[i] = False
     return keep
 
@@ -171,19 +241,22 @@ def _hull_candidates(verts: np.ndarray, spacing_zyx: tuple[float, float, float])
     """The mesh vertices that can be corners of the convex hull.
 
     Marching cubes on a binary mask puts every vertex half-way along a voxel edge, so the
-    vertices lie on a half-voxel grid. A vertex with other vertices on both sides along an
-    axis-parallel line lies strictly inside the segment between them, so it is no corner of
-    the hull: dropping those leaves the hull (its volume, area, corners, diameter and extent)
-    unchanged and gives Qhull about a tenth of the points. Vertices off the half-voxel grid
-    (not expected) make this return all vertices.
+    vertices lie on a half-voxel grid and fall into axis-aligned planes. A vertex that is not
+    a corner of the 2D convex hull of its plane (for any of the three axes) is a convex
+    combination of other vertices, so it is no corner of the 3D hull: dropping those leaves
+    the hull (its volume, area, corners, diameter and extent) unchanged and gives Qhull a
+    fraction of the points. Vertices off the half-voxel grid (not expected) make this return
+    all vertices.
     """
-    sp = np.asarray(spacing_zyx, dtype=np.float64)
-    half = verts / sp * 2.0
-    q = np.rint(half)
-    if q.size == 0 or not np.allclose(half, q, rtol=0.0, atol=1e-6):
+    if verts.shape[0] < 4:
         return verts
-    q -= q.min(axis=0)
-    keep = _line_extremes_kernel(q.astype(np.int64))
+    half = verts * (2.0 / np.asarray(spacing_zyx, dtype=np.float64))
+    q = np.rint(half)
+    if float(np.max(np.abs(half - q))) > 1e-6:
+        return verts
+    qi = q.astype(np.int64)
+    qi -= qi.min(axis=0)
+    keep = _plane_hull_kernel(qi)
     return verts[keep] if int(keep.sum()) >= 4 else verts
 
 
