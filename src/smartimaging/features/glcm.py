@@ -80,20 +80,23 @@ FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLCM", i) for k, n, i
 
 @numba.njit(cache=True)
 def _cooccurrence_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int) -> np.ndarray:
-    nz, ny, nx = levels.shape
+    ny, nx = levels.shape[1], levels.shape[2]
     nd = offsets.shape[0]
     out = np.zeros((nd, n_levels, n_levels), dtype=np.int64)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                a = levels[z, y, x]
-                if a == 0:
-                    continue
-                for k in range(nd):
-                    b = levels[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
-                    if b > 0:
-                        out[k, a - 1, b - 1] += 1
-                        out[k, b - 1, a - 1] += 1
+    flat = levels.ravel()
+    flat_off = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        flat_off[k] = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+    # flat indices: the background frame keeps every neighbour of a ROI voxel inside the array
+    for p in range(flat.size):
+        a = flat[p]
+        if a == 0:
+            continue
+        for k in range(nd):
+            b = flat[p + flat_off[k]]
+            if b > 0:
+                out[k, a - 1, b - 1] += 1
+                out[k, b - 1, a - 1] += 1
     return out
 
 

@@ -61,25 +61,23 @@ FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLRLM", i) for k, n, 
 
 @numba.njit(cache=True)
 def _run_length_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int, max_len: int) -> np.ndarray:
-    nz, ny, nx = levels.shape
+    ny, nx = levels.shape[1], levels.shape[2]
     nd = offsets.shape[0]
     out = np.zeros((nd, n_levels, max_len), dtype=np.int64)
+    flat = levels.ravel()
+    # flat indices: the background frame ends every run inside the array
     for k in range(nd):
-        dz, dy, dx = offsets[k, 0], offsets[k, 1], offsets[k, 2]
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    a = levels[z, y, x]
-                    if a == 0 or levels[z - dz, y - dy, x - dx] == a:
-                        continue  # not in the ROI, or not the start of a run
-                    length = 1
-                    zz, yy, xx = z + dz, y + dy, x + dx
-                    while levels[zz, yy, xx] == a:
-                        length += 1
-                        zz += dz
-                        yy += dy
-                        xx += dx
-                    out[k, a - 1, length - 1] += 1
+        step = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+        for p in range(flat.size):
+            a = flat[p]
+            if a == 0 or flat[p - step] == a:
+                continue  # not in the ROI, or not the start of a run
+            length = 1
+            q = p + step
+            while flat[q] == a:
+                length += 1
+                q += step
+            out[k, a - 1, length - 1] += 1
     return out
 
 

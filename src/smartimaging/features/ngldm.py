@@ -65,15 +65,22 @@ FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "NGLDM", i) for k, n, 
 def _dependence_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int, alpha: int) -> np.ndarray:
     nz, ny, nx = levels.shape
     out = np.zeros((nz, n_levels, offsets.shape[0] + 1), dtype=np.int64)
+    flat = levels.ravel()
+    flat_off = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        flat_off[k] = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+    # flat indices: the background frame keeps every neighbour of a ROI voxel inside the array
     for z in range(nz):
         for y in range(ny):
+            row = (z * ny + y) * nx
             for x in range(nx):
-                a = levels[z, y, x]
+                p = row + x
+                a = flat[p]
                 if a == 0:
                     continue
                 count = 1
-                for k in range(offsets.shape[0]):
-                    b = levels[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
+                for k in range(flat_off.shape[0]):
+                    b = flat[p + flat_off[k]]
                     if b > 0 and abs(b - a) <= alpha:
                         count += 1
                 out[z, a - 1, count - 1] += 1
