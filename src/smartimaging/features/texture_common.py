@@ -153,8 +153,13 @@ def prepare_levels(
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     """Slices of the smallest box holding every voxel of a non-empty boolean ``mask``."""
-    idx = np.nonzero(mask)
-    return tuple(slice(int(a.min()), int(a.max()) + 1) for a in idx)
+    m = np.asarray(mask, dtype=bool)
+    out = []
+    for ax in range(m.ndim):
+        # projections onto each axis: a few boolean passes instead of a full nonzero()
+        hits = np.flatnonzero(m.any(axis=tuple(a for a in range(m.ndim) if a != ax)))
+        out.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(out)
 
 
 def resolve_aggregations(
