@@ -309,8 +309,17 @@ def main() -> None:
         for t, vals in times.items():
             ok = [v for v in vals if v is not None]
             print(f"  {t:<14}{sum(ok):8.2f} s over {len(ok)} cases")
+        ours_times = times["ours"]
+        for t in (t for t in times if not t.startswith("ours")):
+            ratios = [p / o for p, o in zip(times[t], ours_times, strict=True) if p is not None and o]
+            if ratios:
+                print(
+                    f"  {t}/ours per case: median {statistics.median(ratios):.1f}, "
+                    f"range {min(ratios):.1f}-{max(ratios):.1f}, "
+                    f">= 10x in {sum(r >= 10 for r in ratios)}, >= 1x in {sum(r >= 1 for r in ratios)} "
+                    f"of {len(ratios)} cases"
+                )
         batch_cases = [Case(label, image, mask, roi="GTV", modality="PT") for label, image, mask in cases]
-        # without morphology first: the full set spends minutes in Moran's I on the large ROIs
         for name, settings in (
             ("ours-nomorph", our_settings(args.bin_width, morphology=False)),
             ("ours", ours_full),

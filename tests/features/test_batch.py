@@ -229,3 +229,24 @@ def test_pet_dicom_folder_is_read_as_suv(tmp_path):
     assert set(table["modality"]) == {"PT"}
     v = table.set_index("key")["value"]
     assert v["PET.SUVmax"] == pytest.approx(float(suv.array[lesion].max()), rel=1e-6)
+
+
+def test_workers_receive_in_memory_cases_cut_to_the_roi(volume_files):
+    from smartimaging.features.batch import _for_worker
+
+    ipath, lpath, img, labels = volume_files
+    big = Image(np.pad(img.array, 20, constant_values=1.0), img.spacing, img.origin)
+    lesion = Mask(np.pad(labels.array == 1, 20), img.spacing, img.origin)
+    sent = _for_worker(Case("p", big, lesion, "gtv", "PT"))
+    assert isinstance(sent.image, Image) and isinstance(sent.mask, Mask)
+    assert sent.image.array.size < big.array.size / 10 and sent.mask.n_voxels == lesion.n_voxels
+    full = extract(big, lesion, settings=ExtractionSettings(), modality="PT")
+    cut = extract(sent.image, sent.mask, settings=ExtractionSettings(), modality="PT")
+    pd.testing.assert_frame_equal(full, cut)  # the cut changes no value
+    # paths, other grids and empty masks go as they are (the worker reports the problem)
+    for case in (
+        Case("f", ipath, lpath, "gtv"),
+        Case("g", big, Mask(labels.array == 1, img.spacing, img.origin), "gtv"),
+        Case("e", big, Mask(np.zeros(big.shape, bool), img.spacing, img.origin), "gtv"),
+    ):
+        assert _for_worker(case) is case

@@ -34,7 +34,7 @@ import SimpleITK as sitk
 from rich.progress import Progress
 
 from smartimaging.exceptions import DicomError, SmartImagingError
-from smartimaging.features.extract import OUTPUT_COLUMNS, extract
+from smartimaging.features.extract import OUTPUT_COLUMNS, _crop_to_roi, extract
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.image import Image, Mask
 from smartimaging.io.dicom import discover, read_series
@@ -260,6 +260,24 @@ def _run_one(case: Case, settings: ExtractionSettings | None) -> tuple[pd.DataFr
         return None, f"unexpected {type(exc).__name__}: {exc}"
 
 
+def _for_worker(case: Case) -> Case:
+    """The case as sent to a worker process: an in-memory image and mask cut to the ROI.
+
+    :func:`~smartimaging.features.extract.extract` cuts every image to the ROI's bounding box
+    plus the local-intensity sphere margin before any family runs, so doing it here changes
+    no value; it spares pickling whole scans (about 100 MB for a whole-body PET) to the
+    workers. Paths, and images whose grid differs from the mask's or whose mask is empty, are
+    sent as they are, so the worker reports the problem exactly as a serial run would.
+    """
+    image, mask = case.image, case.mask
+    if not (isinstance(image, Image) and isinstance(mask, Mask)):
+        return case
+    if not image.same_geometry(mask) or mask.n_voxels == 0:
+        return case
+    small_image, small_mask, _ = _crop_to_roi(image, mask, mask)
+    return case._replace(image=small_image, mask=small_mask)
+
+
 def extract_batch(
     cases: Sequence[Case],
     *,
@@ -303,7 +321,9 @@ def extract_batch(
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo))) as pool:
-                futures = {pool.submit(_run_one, case, settings): i for i, case in enumerate(todo)}
+                futures = {
+                    pool.submit(_run_one, _for_worker(case), settings): i for i, case in enumerate(todo)
+                }
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
                     bar.advance(task)

@@ -134,6 +134,30 @@ class RoiData:
             lower_bound=lower,
         )
 
+    @cached_property
+    def texture_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Grey levels, intensity mask and morphological mask cut to the ROI's bounding box.
+
+        The box is that of the morphological mask, which holds the intensity mask. Texture
+        families only read voxels of the masks (and GLDZM the morphological mask's border,
+        where everything beyond the box is outside anyway), so cutting changes no value; it
+        spares each family its own pass over the margin kept for the local intensity spheres.
+        """
+        morph = self.morph_mask.array
+        box = tuple(
+            slice(int(r[0]), int(r[-1]) + 1)
+            for r in (
+                np.flatnonzero(morph.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)
+            )
+        )
+        levels, _ = self.levels
+        return levels[box], self.intensity_mask.array[box], morph[box]
+
+    @cached_property
+    def local_peaks(self) -> dict[str, float]:
+        """Local and global intensity peaks (shared by the local intensity family and SUVpeak)."""
+        return local_intensity.compute_image(self.image, self.intensity_mask)
+
 
 def _texture(
     module_compute: Callable[..., dict[str, dict[str, float]]], family: str, **options: object
@@ -141,10 +165,11 @@ def _texture(
     """Adapter: run a texture family once for all its requested aggregations."""
 
     def compute(roi: RoiData) -> FamilyResult:
-        levels, n_levels = roi.levels
+        _, n_levels = roi.levels
+        levels, inten, _ = roi.texture_arrays
         by_agg = module_compute(
             levels,
-            roi.intensity_mask.array,
+            inten,
             n_levels=n_levels,
             spacing_zyx=roi.image.spacing_zyx,
             aggregations=roi.settings.aggregations_for(family),
@@ -197,9 +222,7 @@ FAMILY_TABLE: dict[str, FamilySpec] = {
     "morphology": FamilySpec(
         morphology.FEATURES, lambda r: morphology.compute(r.image, r.morph_mask, r.intensity_mask)
     ),
-    local_intensity.FAMILY: FamilySpec(
-        local_intensity.FEATURES, lambda r: local_intensity.compute_image(r.image, r.intensity_mask)
-    ),
+    local_intensity.FAMILY: FamilySpec(local_intensity.FEATURES, lambda r: dict(r.local_peaks)),
     statistics.FAMILY: FamilySpec(statistics.FEATURES, lambda r: statistics.compute(r.values)),
     "intensity histogram": FamilySpec(histogram.FEATURES, _histogram),
     "intensity-volume histogram": FamilySpec(ivh.FEATURES, _ivh),
@@ -207,7 +230,7 @@ FAMILY_TABLE: dict[str, FamilySpec] = {
     "GLRLM": FamilySpec(glrlm.FEATURES, _texture(glrlm.compute, "GLRLM")),
     "GLSZM": FamilySpec(glszm.FEATURES, _texture(glszm.compute, "GLSZM")),
     "GLDZM": FamilySpec(
-        gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.morph_mask.array)
+        gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.texture_arrays[2])
     ),
     "NGTDM": FamilySpec(
         ngtdm.FEATURES, _texture(ngtdm.compute, "NGTDM", distance=lambda r: r.settings.distance)
@@ -222,7 +245,9 @@ FAMILY_TABLE: dict[str, FamilySpec] = {
         ),
     ),
     pet.FAMILY: FamilySpec(
-        pet.LESION_FEATURES, lambda r: pet.lesion_metrics(r.image, r.intensity_mask), modalities=("PT",)
+        pet.LESION_FEATURES,
+        lambda r: pet.lesion_metrics(r.image, r.intensity_mask, local_peak=r.local_peaks["loc.peak.local"]),
+        modalities=("PT",),
     ),
 }
 
@@ -390,7 +415,9 @@ def extract(
     inten = _intensity_mask(image, base, settings, where)
     image, mask, inten = _crop_to_roi(image, mask, inten)
     data = RoiData(image, mask, inten, settings)
-    rows: list[tuple[object, ...]] = []
+    defs_out: list[FeatureDef] = []
+    aggs_out: list[str] = []
+    values_out: list[float] = []
     excluded = settings.excluded_keys()
     for family in _families_to_run(settings, modality):
         spec = FAMILY_TABLE[family]
@@ -399,27 +426,29 @@ def extract(
             continue
         for raw_key, value in spec.compute(data).items():
             key, aggregation = (raw_key, "") if isinstance(raw_key, str) else raw_key
-            if key not in defs:
+            d = defs.get(key)
+            if d is None:
                 raise FeatureError(f"family {family!r} returned feature {key!r}, which it does not define")
             if key in excluded:
                 continue
-            d = defs[key]
-            rows.append(
-                (
-                    case,
-                    roi,
-                    modality,
-                    image_type,
-                    d.family,
-                    d.name,
-                    d.ibsi_id,
-                    aggregation,
-                    float(value),
-                    d.key,
-                )
-            )
-    table = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
-    return table.astype({"value": "float64"})
+            defs_out.append(d)
+            aggs_out.append(aggregation)
+            values_out.append(value)
+    # the tidy table is built once, column by column (no per-row objects, no dtype conversion)
+    n = len(defs_out)
+    columns: dict[str, object] = {
+        "case": [case] * n,
+        "roi": [roi] * n,
+        "modality": [modality] * n,
+        "image_type": [image_type] * n,
+        "family": [d.family for d in defs_out],
+        "feature": [d.name for d in defs_out],
+        "ibsi_id": [d.ibsi_id for d in defs_out],
+        "aggregation": aggs_out,
+        "value": np.array(values_out, dtype=np.float64),
+        KEY_COLUMN: [d.key for d in defs_out],
+    }
+    return pd.DataFrame({c: columns[c] for c in OUTPUT_COLUMNS})
 
 
 def wide_name(feature: str, aggregation: str = "", image_type: str = "original", modality: str = "") -> str:

@@ -31,12 +31,18 @@ from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
     check_distance,
     directions,
-    mean_features,
     prepare_levels,
     resolve_aggregations,
 )
 
-__all__ = ["AGGREGATIONS", "FEATURES", "compute", "cooccurrence_matrices", "features_from_matrix"]
+__all__ = [
+    "AGGREGATIONS",
+    "FEATURES",
+    "compute",
+    "cooccurrence_matrices",
+    "features_from_matrix",
+    "features_of_matrices",
+]
 
 AGGREGATIONS: tuple[str, ...] = ("2D_avg", "2D_smrg", "2.5D_dmrg", "2.5D_vmrg", "3D_avg", "3D_vmrg")
 
@@ -74,20 +80,23 @@ FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLCM", i) for k, n, i
 
 @numba.njit(cache=True)
 def _cooccurrence_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int) -> np.ndarray:
-    nz, ny, nx = levels.shape
+    ny, nx = levels.shape[1], levels.shape[2]
     nd = offsets.shape[0]
     out = np.zeros((nd, n_levels, n_levels), dtype=np.int64)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                a = levels[z, y, x]
-                if a == 0:
-                    continue
-                for k in range(nd):
-                    b = levels[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
-                    if b > 0:
-                        out[k, a - 1, b - 1] += 1
-                        out[k, b - 1, a - 1] += 1
+    flat = levels.ravel()
+    flat_off = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        flat_off[k] = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+    # flat indices: the background frame keeps every neighbour of a ROI voxel inside the array
+    for p in range(flat.size):
+        a = flat[p]
+        if a == 0:
+            continue
+        for k in range(nd):
+            b = flat[p + flat_off[k]]
+            if b > 0:
+                out[k, a - 1, b - 1] += 1
+                out[k, b - 1, a - 1] += 1
     return out
 
 
@@ -102,6 +111,193 @@ def cooccurrence_matrices(
     """
     offs = directions(three_d=three_d, distance=distance)
     return _cooccurrence_kernel(np.ascontiguousarray(padded, dtype=np.int32), offs, int(n_levels))
+
+
+_KEYS: tuple[str, ...] = tuple(k for k, _, _ in _SPEC)
+
+
+@numba.njit(cache=True)
+def _features_kernel(mats: np.ndarray, n_levels: int) -> np.ndarray:  # pragma: no cover - compiled
+    """The 25 features (columns in :data:`_SPEC` order) of each non-empty matrix of a stack.
+
+    One compiled pass per matrix over its non-zero cells accumulates every marginal and
+    moment, a second pass the moments about the means; zero cells contribute nothing to any
+    sum, so skipping them changes no value.
+    """
+    n_mats, ng = mats.shape[0], mats.shape[1]
+    out = np.empty((n_mats, 25))
+    pi = np.empty(ng)
+    pj = np.empty(ng)
+    p_diff = np.empty(ng)
+    p_sum = np.empty(2 * ng + 1)
+    fng = float(n_levels)
+    for k in range(n_mats):
+        m = mats[k]
+        total = 0.0
+        for i in range(ng):
+            for j in range(ng):
+                total += m[i, j]
+        pi[:] = 0.0
+        pj[:] = 0.0
+        p_diff[:] = 0.0
+        p_sum[:] = 0.0
+        mu = 0.0
+        auto = 0.0
+        hxy = 0.0
+        pmax = 0.0
+        energy = 0.0
+        contrast = 0.0
+        dissim = 0.0
+        inv_diff = 0.0
+        inv_diff_norm = 0.0
+        inv_diff_mom = 0.0
+        inv_diff_mom_norm = 0.0
+        nnz = 0
+        for i in range(ng):
+            fi = i + 1.0
+            for j in range(ng):
+                c = m[i, j]
+                if c == 0:
+                    continue
+                p = c / total
+                fj = j + 1.0
+                nnz += 1
+                pi[i] += p
+                pj[j] += p
+                d = abs(i - j)
+                fd = float(d)
+                p_diff[d] += p
+                p_sum[i + j + 2] += p
+                mu += fi * p
+                auto += fi * fj * p
+                hxy -= p * np.log2(p)
+                if p > pmax:
+                    pmax = p
+                energy += p * p
+                contrast += fd * fd * p
+                dissim += fd * p
+                inv_diff += p / (1.0 + fd)
+                inv_diff_norm += p / (1.0 + fd / fng)
+                inv_diff_mom += p / (1.0 + fd * fd)
+                inv_diff_mom_norm += p / (1.0 + fd * fd / (fng * fng))
+        mu_i = 0.0
+        mu_j = 0.0
+        hx = 0.0
+        hy = 0.0
+        for i in range(ng):
+            mu_i += (i + 1.0) * pi[i]
+            mu_j += (i + 1.0) * pj[i]
+            if pi[i] > 0:
+                hx -= pi[i] * np.log2(pi[i])
+            if pj[i] > 0:
+                hy -= pj[i] * np.log2(pj[i])
+        var_i = 0.0
+        var_j = 0.0
+        for i in range(ng):
+            var_i += (i + 1.0 - mu_i) ** 2 * pi[i]
+            var_j += (i + 1.0 - mu_j) ** 2 * pj[i]
+        diff_avg = 0.0
+        diff_entr = 0.0
+        inv_var = 0.0
+        for d in range(ng):
+            q = p_diff[d]
+            diff_avg += d * q
+            if q > 0:
+                diff_entr -= q * np.log2(q)
+                if d > 0:
+                    inv_var += q / float(d) ** 2
+        diff_var = 0.0
+        for d in range(ng):
+            diff_var += (d - diff_avg) ** 2 * p_diff[d]
+        sum_avg = 0.0
+        sum_entr = 0.0
+        for s in range(2 * ng + 1):
+            q = p_sum[s]
+            sum_avg += s * q
+            if q > 0:
+                sum_entr -= q * np.log2(q)
+        sum_var = 0.0
+        for s in range(2 * ng + 1):
+            sum_var += (s - sum_avg) ** 2 * p_sum[s]
+        joint_var = 0.0
+        tend = 0.0
+        shade = 0.0
+        prom = 0.0
+        for i in range(ng):
+            fi = i + 1.0
+            for j in range(ng):
+                c = m[i, j]
+                if c == 0:
+                    continue
+                p = c / total
+                joint_var += (fi - mu) ** 2 * p
+                cl = fi + (j + 1.0) - mu_i - mu_j
+                cl2 = cl * cl
+                tend += cl2 * p
+                shade += cl2 * cl * p
+                prom += cl2 * cl2 * p
+        mutual = max(hx + hy - hxy, 0.0)
+        hmax = max(hx, hy)
+        if var_i > 0 and var_j > 0:
+            corr = (auto - mu_i * mu_j) / np.sqrt(var_i * var_j)
+        else:
+            corr = 1.0
+        info1 = 1.0 if (hmax == 0.0 or nnz == 1) else -mutual / hmax
+        row = out[k]
+        row[0] = pmax
+        row[1] = mu
+        row[2] = joint_var
+        row[3] = hxy
+        row[4] = diff_avg
+        row[5] = diff_var
+        row[6] = diff_entr
+        row[7] = sum_avg
+        row[8] = sum_var
+        row[9] = sum_entr
+        row[10] = energy
+        row[11] = contrast
+        row[12] = dissim
+        row[13] = inv_diff
+        row[14] = inv_diff_norm
+        row[15] = inv_diff_mom
+        row[16] = inv_diff_mom_norm
+        row[17] = inv_var
+        row[18] = corr
+        row[19] = auto
+        row[20] = tend
+        row[21] = shade
+        row[22] = prom
+        row[23] = info1
+        row[24] = np.sqrt(1.0 - np.exp(-2.0 * mutual))
+    return out
+
+
+def features_of_matrices(counts: np.ndarray, *, n_levels: int) -> np.ndarray:
+    """The 25 GLCM features of each matrix of a stack, in one compiled pass.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        Co-occurrence counts ``(n_matrices, Ng, Ng)``, each matrix non-empty; each is
+        normalised to joint probabilities.
+    n_levels : int
+        ``Ng``, used by the normalised inverse difference (moment).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_matrices, 25)`` float64, columns in the order of :data:`FEATURES`.
+
+    References
+    ----------
+    IBSI 1 ids in :data:`FEATURES`.
+    """
+    stack = np.ascontiguousarray(counts, dtype=np.int64)
+    if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
+        raise ValueError(f"counts must be a (n, Ng, Ng) stack, got shape {stack.shape}")
+    if stack.shape[0] and not np.all(stack.sum(axis=(1, 2)) > 0):
+        raise ValueError("every co-occurrence matrix of the stack must hold at least one pair")
+    return np.asarray(_features_kernel(stack, int(n_levels)))
 
 
 def features_from_matrix(counts: np.ndarray, *, n_levels: int) -> dict[str, float]:
@@ -123,76 +319,17 @@ def features_from_matrix(counts: np.ndarray, *, n_levels: int) -> dict[str, floa
     ----------
     IBSI 1 ids in :data:`FEATURES`.
     """
-    p = counts.astype(np.float64)
-    p /= p.sum()
-    ng = p.shape[0]
-    lv = np.arange(1, ng + 1, dtype=np.float64)
-    ii, jj = lv[:, None], lv[None, :]
-    pi = p.sum(axis=1)
-    pj = p.sum(axis=0)
-    nz = p > 0
-    pnz = p[nz]
-    # diagonal (k = |i - j|) and cross-diagonal (k = i + j) marginals
-    kd = np.abs(ii - jj).astype(np.int64)
-    ks = (ii + jj).astype(np.int64)
-    p_diff = np.bincount(kd.ravel(), weights=p.ravel(), minlength=ng)
-    p_sum = np.bincount(ks.ravel(), weights=p.ravel(), minlength=2 * ng + 1)
-    k_diff = np.arange(p_diff.size, dtype=np.float64)
-    k_sum = np.arange(p_sum.size, dtype=np.float64)
+    row = features_of_matrices(np.asarray(counts)[None], n_levels=n_levels)[0]
+    return dict(zip(_KEYS, (float(v) for v in row), strict=True))
 
-    def entropy(q: np.ndarray) -> float:
-        q = q[q > 0]
-        return float(-np.sum(q * np.log2(q)))
 
-    mu = float(np.sum(ii * p))
-    mu_i = float(np.sum(lv * pi))
-    mu_j = float(np.sum(lv * pj))
-    var_i = float(np.sum((lv - mu_i) ** 2 * pi))
-    var_j = float(np.sum((lv - mu_j) ** 2 * pj))
-    diff_avg = float(np.sum(k_diff * p_diff))
-    sum_avg = float(np.sum(k_sum * p_sum))
-    dij = np.abs(ii - jj)
-    auto = float(np.sum(ii * jj * p))
-    hxy = entropy(pnz)
-    hx, hy = entropy(pi), entropy(pj)
-    # HXY1 = HXY2 = HX + HY for a joint distribution with marginals pi, pj
-    mutual = max(hx + hy - hxy, 0.0)
-    hmax = max(hx, hy)
-    if var_i > 0 and var_j > 0:
-        corr = (auto - mu_i * mu_j) / np.sqrt(var_i * var_j)
-    else:
-        corr = 1.0
-    info1 = 1.0 if (hmax == 0.0 or pnz.size == 1) else -mutual / hmax
-    info2 = float(np.sqrt(1.0 - np.exp(-2.0 * mutual)))
-    off = k_diff > 0
-    clust = ii + jj - mu_i - mu_j
-    return {
-        "cm.joint.max": float(pnz.max()),
-        "cm.joint.avg": mu,
-        "cm.joint.var": float(np.sum((ii - mu) ** 2 * p)),
-        "cm.joint.entr": hxy,
-        "cm.diff.avg": diff_avg,
-        "cm.diff.var": float(np.sum((k_diff - diff_avg) ** 2 * p_diff)),
-        "cm.diff.entr": entropy(p_diff),
-        "cm.sum.avg": sum_avg,
-        "cm.sum.var": float(np.sum((k_sum - sum_avg) ** 2 * p_sum)),
-        "cm.sum.entr": entropy(p_sum),
-        "cm.energy": float(np.sum(pnz**2)),
-        "cm.contrast": float(np.sum(dij**2 * p)),
-        "cm.dissimilarity": float(np.sum(dij * p)),
-        "cm.inv.diff": float(np.sum(p / (1.0 + dij))),
-        "cm.inv.diff.norm": float(np.sum(p / (1.0 + dij / n_levels))),
-        "cm.inv.diff.mom": float(np.sum(p / (1.0 + dij**2))),
-        "cm.inv.diff.mom.norm": float(np.sum(p / (1.0 + dij**2 / float(n_levels) ** 2))),
-        "cm.inv.var": float(np.sum(p_diff[off] / k_diff[off] ** 2)),
-        "cm.corr": float(corr),
-        "cm.auto.corr": auto,
-        "cm.clust.tend": float(np.sum(clust**2 * p)),
-        "cm.clust.shade": float(np.sum(clust**3 * p)),
-        "cm.clust.prom": float(np.sum(clust**4 * p)),
-        "cm.info.corr.1": float(info1),
-        "cm.info.corr.2": info2,
-    }
+def _as_dict(row: np.ndarray) -> dict[str, float]:
+    return dict(zip(_KEYS, (float(v) for v in row), strict=True))
+
+
+def _mean_rows(rows: np.ndarray) -> dict[str, float]:
+    """Column means of feature rows (each column reduced contiguously, as ``np.mean`` of a list)."""
+    return _as_dict(np.ascontiguousarray(rows.T).mean(axis=1))
 
 
 def compute(
@@ -246,41 +383,47 @@ def compute(
 
     def fallback() -> np.ndarray:
         hist = np.bincount(padded[padded > 0], minlength=ng + 1)[1:]
-        return np.diag(hist).astype(np.int64)
+        return np.diag(hist).astype(np.int64)[None]
 
-    def feats(m: np.ndarray) -> dict[str, float]:
-        return features_from_matrix(m, n_levels=ng)
+    empty = np.zeros((0, ng, ng), dtype=np.int64)
 
-    def averaged(mats: list[np.ndarray]) -> dict[str, float]:
-        mats = [m for m in mats if m.sum() > 0]
-        if not mats:
-            return feats(fallback())
-        return mean_features(feats(m) for m in mats)
+    def rows_of(mats: np.ndarray) -> np.ndarray:
+        """Feature rows of the non-empty matrices of a stack."""
+        keep = mats[mats.sum(axis=(1, 2)) > 0]
+        return features_of_matrices(keep, n_levels=ng)
+
+    def averaged(mats: np.ndarray) -> dict[str, float]:
+        """IBSI averaging: the mean feature row of the non-empty matrices (fallback if none)."""
+        rows = rows_of(mats)
+        if rows.shape[0] == 0:
+            rows = features_of_matrices(fallback(), n_levels=ng)
+        return _mean_rows(rows)
 
     if any(a.startswith("2") for a in aggs):
         # slice by slice, so memory stays at a few Ng x Ng matrices whatever the slice count
-        rows_avg: list[dict[str, float]] = []
-        rows_smrg: list[dict[str, float]] = []
+        rows_avg: list[np.ndarray] = []
+        merged: list[np.ndarray] = []
         dir_sum = np.zeros((4, ng, ng), dtype=np.int64)
         for z in range(d, padded.shape[0] - d):
             mats = cooccurrence_matrices(padded[z : z + 1], n_levels=ng, three_d=False, distance=d)
             dir_sum += mats
             if "2D_avg" in aggs:
-                rows_avg += [feats(m) for m in mats if m.sum() > 0]
-            if "2D_smrg" in aggs and mats.sum() > 0:
-                rows_smrg.append(feats(mats.sum(axis=0)))
+                rows_avg.append(rows_of(mats))
+            if "2D_smrg" in aggs:
+                merged.append(mats.sum(axis=0))
         if "2D_avg" in aggs:
-            out["2D_avg"] = mean_features(rows_avg) if rows_avg else feats(fallback())
+            avg = np.concatenate(rows_avg) if rows_avg else np.zeros((0, 25))
+            out["2D_avg"] = _mean_rows(avg) if avg.shape[0] else averaged(empty)
         if "2D_smrg" in aggs:
-            out["2D_smrg"] = mean_features(rows_smrg) if rows_smrg else feats(fallback())
+            out["2D_smrg"] = averaged(np.stack(merged) if merged else empty)
         if "2.5D_dmrg" in aggs:
-            out["2.5D_dmrg"] = averaged(list(dir_sum))
+            out["2.5D_dmrg"] = averaged(dir_sum)
         if "2.5D_vmrg" in aggs:
-            out["2.5D_vmrg"] = averaged([dir_sum.sum(axis=0)])
+            out["2.5D_vmrg"] = averaged(dir_sum.sum(axis=0)[None])
     if any(a.startswith("3") for a in aggs):
         mats3 = cooccurrence_matrices(padded, n_levels=ng, three_d=True, distance=d)
         if "3D_avg" in aggs:
-            out["3D_avg"] = averaged(list(mats3))
+            out["3D_avg"] = averaged(mats3)
         if "3D_vmrg" in aggs:
-            out["3D_vmrg"] = averaged([mats3.sum(axis=0)])
+            out["3D_vmrg"] = averaged(mats3.sum(axis=0)[None])
     return {a: out[a] for a in aggs}

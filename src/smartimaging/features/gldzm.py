@@ -24,14 +24,14 @@ from scipy import ndimage
 from smartimaging.exceptions import GeometryMismatchError
 from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
+    MatrixFeatureNames,
     bounding_box,
     check_distance,
     label_zones,
-    mean_features,
+    mean_rows,
     prepare_levels,
     resolve_aggregations,
-    size_matrix_features,
-    triples_from_pairs,
+    size_features_pairs,
 )
 
 __all__ = ["AGGREGATIONS", "FEATURES", "border_distance", "compute", "features_from_zones"]
@@ -78,13 +78,18 @@ def border_distance(mask: np.ndarray, *, three_d: bool) -> np.ndarray:
     return np.asarray(dist[1:-1, 1:-1, 1:-1], dtype=np.int64)
 
 
+_COLUMN = {name: c for c, name in enumerate(MatrixFeatureNames)}
+
+
+def _as_dict(generic: np.ndarray) -> dict[str, float]:
+    return {key: float(generic[_COLUMN[g]]) for key, _, _, g in _SPEC}
+
+
 def features_from_zones(
     zone_level: np.ndarray, zone_distance: np.ndarray, n_voxels: float
 ) -> dict[str, float]:
     """The 16 GLDZM features of a non-empty set of zones (grey level and border distance)."""
-    i, j, c = triples_from_pairs(zone_level, zone_distance)
-    generic = size_matrix_features(i, j, c, float(n_voxels))
-    return {key: generic[g] for key, _, _, g in _SPEC}
+    return _as_dict(size_features_pairs(zone_level, zone_distance, float(n_voxels)))
 
 
 def _zone_distances(labels: np.ndarray, dist: np.ndarray, n_zones: int) -> np.ndarray:
@@ -170,10 +175,10 @@ def compute(
             order = np.argsort(z_slice, kind="stable")
             bounds = np.flatnonzero(np.diff(z_slice[order])) + 1
             rows = [
-                features_from_zones(z_level[sel], z_dist[sel], float(per_slice_nv[z_slice[sel[0]]]))
+                size_features_pairs(z_level[sel], z_dist[sel], float(per_slice_nv[z_slice[sel[0]]]))
                 for sel in np.split(order, bounds)
             ]
-            out["2D"] = mean_features(rows)
+            out["2D"] = _as_dict(mean_rows(np.stack(rows)))
         if "2.5D" in wanted or "3D" in wanted:
             key = "3D" if three_d else "2.5D"
             out[key] = features_from_zones(z_level, z_dist, float(np.count_nonzero(padded)))

@@ -22,13 +22,13 @@ import numpy as np
 
 from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
+    MatrixFeatureNames,
     check_distance,
-    dense_to_triples,
     directions,
-    mean_features,
+    mean_rows,
     prepare_levels,
     resolve_aggregations,
-    size_matrix_features,
+    size_features_dense,
 )
 
 __all__ = ["AGGREGATIONS", "FEATURES", "compute", "features_from_matrix", "run_length_matrices"]
@@ -61,25 +61,23 @@ FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLRLM", i) for k, n, 
 
 @numba.njit(cache=True)
 def _run_length_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int, max_len: int) -> np.ndarray:
-    nz, ny, nx = levels.shape
+    ny, nx = levels.shape[1], levels.shape[2]
     nd = offsets.shape[0]
     out = np.zeros((nd, n_levels, max_len), dtype=np.int64)
+    flat = levels.ravel()
+    # flat indices: the background frame ends every run inside the array
     for k in range(nd):
-        dz, dy, dx = offsets[k, 0], offsets[k, 1], offsets[k, 2]
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    a = levels[z, y, x]
-                    if a == 0 or levels[z - dz, y - dy, x - dx] == a:
-                        continue  # not in the ROI, or not the start of a run
-                    length = 1
-                    zz, yy, xx = z + dz, y + dy, x + dx
-                    while levels[zz, yy, xx] == a:
-                        length += 1
-                        zz += dz
-                        yy += dy
-                        xx += dx
-                    out[k, a - 1, length - 1] += 1
+        step = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+        for p in range(flat.size):
+            a = flat[p]
+            if a == 0 or flat[p - step] == a:
+                continue  # not in the ROI, or not the start of a run
+            length = 1
+            q = p + step
+            while flat[q] == a:
+                length += 1
+                q += step
+            out[k, a - 1, length - 1] += 1
     return out
 
 
@@ -93,15 +91,29 @@ def run_length_matrices(padded: np.ndarray, *, n_levels: int, three_d: bool) -> 
     return _run_length_kernel(np.ascontiguousarray(padded, dtype=np.int32), offs, int(n_levels), max_len)
 
 
+def _rows(mats: np.ndarray) -> np.ndarray:
+    """Generic size-matrix feature rows of a stack of run length matrices ``(n, Ng, max_run)``.
+
+    ``Nv`` of each matrix is the number of voxels its runs cover (sum of ``j * r_ij``).
+    """
+    lengths = np.arange(1, mats.shape[-1] + 1, dtype=np.int64)
+    n_voxels = (mats * lengths).sum(axis=(1, 2)).astype(np.float64)
+    return size_features_dense(mats, n_voxels)
+
+
+def _as_dict(generic: np.ndarray) -> dict[str, float]:
+    return {key: float(generic[_COLUMN[g]]) for key, _, _, g in _SPEC}
+
+
+_COLUMN = {name: c for c, name in enumerate(MatrixFeatureNames)}
+
+
 def features_from_matrix(counts: np.ndarray) -> dict[str, float]:
     """The 16 GLRLM features of one non-empty run length matrix ``(Ng, max_run)``.
 
     ``Nv`` is the number of voxels covered by the runs (sum of ``j * r_ij``).
     """
-    i, j, c = dense_to_triples(counts)
-    n_voxels = float(np.sum(j * c))
-    generic = size_matrix_features(i, j, c, n_voxels)
-    return {key: generic[g] for key, _, _, g in _SPEC}
+    return _as_dict(_rows(np.asarray(counts)[None])[0])
 
 
 def compute(
@@ -153,8 +165,8 @@ def compute(
     out: dict[str, dict[str, float]] = {}
 
     if any(a.startswith("2") for a in aggs):
-        rows_avg: list[dict[str, float]] = []
-        rows_smrg: list[dict[str, float]] = []
+        rows_avg: list[np.ndarray] = []
+        merged: list[np.ndarray] = []
         max_len = max(padded.shape[1:])
         dir_sum = np.zeros((4, ng, max_len), dtype=np.int64)
         for z in range(1, padded.shape[0] - 1):
@@ -164,21 +176,21 @@ def compute(
             mats = run_length_matrices(sl, n_levels=ng, three_d=False)[:, :, :max_len]
             dir_sum += mats
             if "2D_avg" in aggs:
-                rows_avg += [features_from_matrix(m) for m in mats]
+                rows_avg.append(_rows(mats))
             if "2D_smrg" in aggs:
-                rows_smrg.append(features_from_matrix(mats.sum(axis=0)))
+                merged.append(_rows(mats.sum(axis=0)[None]))
         if "2D_avg" in aggs:
-            out["2D_avg"] = mean_features(rows_avg)
+            out["2D_avg"] = _as_dict(mean_rows(np.concatenate(rows_avg)))
         if "2D_smrg" in aggs:
-            out["2D_smrg"] = mean_features(rows_smrg)
+            out["2D_smrg"] = _as_dict(mean_rows(np.concatenate(merged)))
         if "2.5D_dmrg" in aggs:
-            out["2.5D_dmrg"] = mean_features(features_from_matrix(m) for m in dir_sum)
+            out["2.5D_dmrg"] = _as_dict(mean_rows(_rows(dir_sum)))
         if "2.5D_vmrg" in aggs:
-            out["2.5D_vmrg"] = features_from_matrix(dir_sum.sum(axis=0))
+            out["2.5D_vmrg"] = _as_dict(_rows(dir_sum.sum(axis=0)[None])[0])
     if any(a.startswith("3") for a in aggs):
         mats3 = run_length_matrices(padded, n_levels=ng, three_d=True)
         if "3D_avg" in aggs:
-            out["3D_avg"] = mean_features(features_from_matrix(m) for m in mats3)
+            out["3D_avg"] = _as_dict(mean_rows(_rows(mats3)))
         if "3D_vmrg" in aggs:
-            out["3D_vmrg"] = features_from_matrix(mats3.sum(axis=0))
+            out["3D_vmrg"] = _as_dict(_rows(mats3.sum(axis=0)[None])[0])
     return {a: out[a] for a in aggs}

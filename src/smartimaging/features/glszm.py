@@ -21,13 +21,13 @@ import numpy as np
 
 from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
+    MatrixFeatureNames,
     check_distance,
     label_zones,
-    mean_features,
+    mean_rows,
     prepare_levels,
     resolve_aggregations,
-    size_matrix_features,
-    triples_from_pairs,
+    size_features_pairs,
 )
 
 __all__ = ["AGGREGATIONS", "FEATURES", "compute", "features_from_zones"]
@@ -59,11 +59,20 @@ _SPEC = (
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLSZM", i) for k, n, i, _ in _SPEC)
 
 
+_COLUMN = {name: c for c, name in enumerate(MatrixFeatureNames)}
+
+
+def _row(zone_level: np.ndarray, zone_size: np.ndarray) -> np.ndarray:
+    return size_features_pairs(zone_level, zone_size, float(np.sum(zone_size)))
+
+
+def _as_dict(generic: np.ndarray) -> dict[str, float]:
+    return {key: float(generic[_COLUMN[g]]) for key, _, _, g in _SPEC}
+
+
 def features_from_zones(zone_level: np.ndarray, zone_size: np.ndarray) -> dict[str, float]:
     """The 16 GLSZM features of a non-empty set of zones (grey level and size of each)."""
-    i, j, c = triples_from_pairs(zone_level, zone_size)
-    generic = size_matrix_features(i, j, c, float(np.sum(zone_size)))
-    return {key: generic[g] for key, _, _, g in _SPEC}
+    return _as_dict(_row(zone_level, zone_size))
 
 
 def compute(
@@ -117,8 +126,8 @@ def compute(
         if "2D" in aggs:
             order = np.argsort(z_slice, kind="stable")
             bounds = np.flatnonzero(np.diff(z_slice[order])) + 1
-            rows = [features_from_zones(z_level[sel], z_size[sel]) for sel in np.split(order, bounds)]
-            out["2D"] = mean_features(rows)
+            rows = [_row(z_level[sel], z_size[sel]) for sel in np.split(order, bounds)]
+            out["2D"] = _as_dict(mean_rows(np.stack(rows)))
         if "2.5D" in aggs:
             out["2.5D"] = features_from_zones(z_level, z_size)
     if "3D" in aggs:

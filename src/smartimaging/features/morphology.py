@@ -98,11 +98,166 @@ def _mesh(mask: np.ndarray, spacing_zyx: tuple[float, float, float]) -> tuple[np
     return verts.astype(float), faces
 
 
+@numba.njit(cache=True)
+def _mesh_volume_area_kernel(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float]:  # pragma: no cover
+    """Signed volume sum (six times the volume) and twice the area of a triangle mesh.
+
+    Per-face terms are added in blocks of 128 and the block sums added up, which keeps the
+    rounding close to NumPy's pairwise sums.
+    """
+    vol = 0.0
+    area = 0.0
+    vol_blk = 0.0
+    area_blk = 0.0
+    for f in range(faces.shape[0]):
+        a = verts[faces[f, 0]]
+        b = verts[faces[f, 1]]
+        c = verts[faces[f, 2]]
+        # a . (b x c)
+        vol_blk += (
+            a[0] * (b[1] * c[2] - b[2] * c[1])
+            + a[1] * (b[2] * c[0] - b[0] * c[2])
+            + a[2] * (b[0] * c[1] - b[1] * c[0])
+        )
+        u0, u1, u2 = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+        v0, v1, v2 = c[0] - a[0], c[1] - a[1], c[2] - a[2]
+        x0 = u1 * v2 - u2 * v1
+        x1 = u2 * v0 - u0 * v2
+        x2 = u0 * v1 - u1 * v0
+        area_blk += np.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+        if f % 128 == 127:
+            vol += vol_blk
+            area += area_blk
+            vol_blk = 0.0
+            area_blk = 0.0
+    return vol + vol_blk, area + area_blk
+
+
 def _mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float]:
-    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    volume = abs(float(np.sum(np.einsum("ij,ij->i", a, np.cross(b, c)))) / 6.0)
-    area = float(np.sum(np.linalg.norm(np.cross(b - a, c - a), axis=1)) / 2.0)
-    return volume, area
+    vol6, area2 = _mesh_volume_area_kernel(
+        np.ascontiguousarray(verts, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64)
+    )
+    return abs(float(vol6)) / 6.0, float(area2) / 2.0
+
+
+@numba.njit(cache=True)
+def _cross2(o0: int, o1: int, a0: int, a1: int, b0: int, b1: int) -> int:  # pragma: no cover
+    return (a0 - o0) * (b1 - o1) - (a1 - o1) * (b0 - o0)
+
+
+@numba.njit(cache=True)
+def _plane_hull_kernel(q: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Mask of the points that are corners of the 2D convex hull of their plane, on every axis.
+
+    ``q`` holds non-negative integer coordinates. For each axis, the points sharing a
+    coordinate on that axis form a plane; a point that is not a corner of its plane's convex
+    hull is a convex combination of other points and cannot be a corner of the 3D hull. Per
+    plane, only the first and last point of each row can be corners; the rows come in order
+    of their coordinate, so Andrew's monotone chain (collinear points dropped) runs on them
+    without sorting.
+    """
+    n = q.shape[0]
+    keep = np.ones(n, dtype=np.bool_)
+    span = np.zeros(3, dtype=np.int64)
+    for i in range(n):
+        for ax in range(3):
+            span[ax] = max(span[ax], q[i, ax] + 1)
+    big = np.iinfo(np.int64).max
+    for ax in range(3):
+        a = 1 if ax == 0 else 0
+        b = 1 if ax == 2 else 2
+        lo = np.full((span[ax], span[a]), big, dtype=np.int64)
+        hi = np.full((span[ax], span[a]), -1, dtype=np.int64)
+        for i in range(n):
+            pl, r, v = q[i, ax], q[i, a], q[i, b]
+            if v < lo[pl, r]:
+                lo[pl, r] = v
+            if v > hi[pl, r]:
+                hi[pl, r] = v
+        corner_lo = np.zeros((span[ax], span[a]), dtype=np.bool_)
+        corner_hi = np.zeros((span[ax], span[a]), dtype=np.bool_)
+        # candidate points of one plane in (row, value) order, flagged low (0) or high (1)
+        ca = np.empty(2 * span[a], dtype=np.int64)
+        cb = np.empty(2 * span[a], dtype=np.int64)
+        cf = np.empty(2 * span[a], dtype=np.int64)
+        stack = np.empty(4 * span[a] + 2, dtype=np.int64)
+        for pl in range(span[ax]):
+            m = 0
+            for r in range(span[a]):
+                if hi[pl, r] < 0:
+                    continue
+                ca[m] = r
+                cb[m] = lo[pl, r]
+                cf[m] = 0
+                m += 1
+                if hi[pl, r] != lo[pl, r]:
+                    ca[m] = r
+                    cb[m] = hi[pl, r]
+                    cf[m] = 1
+                    m += 1
+            if m == 0:
+                continue
+            if m <= 2:
+                for t in range(m):
+                    if cf[t] == 0:
+                        corner_lo[pl, ca[t]] = True
+                    else:
+                        corner_hi[pl, ca[t]] = True
+                continue
+            k = 0
+            for t in range(m):  # lower chain
+                while k >= 2:
+                    o, e = stack[k - 2], stack[k - 1]
+                    if (ca[e] - ca[o]) * (cb[t] - cb[o]) - (cb[e] - cb[o]) * (ca[t] - ca[o]) <= 0:
+                        k -= 1
+                    else:
+                        break
+                stack[k] = t
+                k += 1
+            lower = k + 1
+            for t in range(m - 2, -1, -1):  # upper chain
+                while k >= lower:
+                    o, e = stack[k - 2], stack[k - 1]
+                    if (ca[e] - ca[o]) * (cb[t] - cb[o]) - (cb[e] - cb[o]) * (ca[t] - ca[o]) <= 0:
+                        k -= 1
+                    else:
+                        break
+                stack[k] = t
+                k += 1
+            for u in range(k):
+                t = stack[u]
+                if cf[t] == 0:
+                    corner_lo[pl, ca[t]] = True
+                else:
+                    corner_hi[pl, ca[t]] = True
+        for i in range(n):
+            pl, r, v = q[i, ax], q[i, a], q[i, b]
+            if not ((v == lo[pl, r] and corner_lo[pl, r]) or (v == hi[pl, r] and corner_hi[pl, r])):
+                keep[i] = False
+    return keep
+
+
+def _hull_candidates(verts: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
+    """The mesh vertices that can be corners of the convex hull.
+
+    Marching cubes on a binary mask puts every vertex half-way along a voxel edge, so the
+    vertices lie on a half-voxel grid and fall into axis-aligned planes. A vertex that is not
+    a corner of the 2D convex hull of its plane (for any of the three axes) is a convex
+    combination of other vertices, so it is no corner of the 3D hull: dropping those leaves
+    the hull (its volume, area, corners, diameter and extent) unchanged and gives Qhull a
+    fraction of the points. Vertices off the half-voxel grid (not expected) make this return
+    all vertices.
+    """
+    if verts.shape[0] < 4:
+        return verts
+    half = verts * (2.0 / np.asarray(spacing_zyx, dtype=np.float64))
+    q = np.rint(half)
+    if float(np.max(np.abs(half - q))) > 1e-6:
+        return verts
+    qi = q.astype(np.int64)
+    qi -= qi.min(axis=0)
+    keep = _plane_hull_kernel(qi)
+    return verts[keep] if int(keep.sum()) >= 4 else verts
 
 
 def _max_pairwise_distance(points: np.ndarray) -> float:
@@ -145,26 +300,79 @@ def _ellipsoid_area(a: float, b: float, c: float) -> float:
     return float(4.0 * np.pi * a * b * total)
 
 
-def _weight_spectrum(padded: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:
-    """Real spectrum of the inverse-distance weights on the circular offset grid, scaled for sums.
+def _even_fast_len(n: int) -> int:
+    """The smallest even FFT-friendly length ``>= n`` (even, so the weights fold onto a DCT-I)."""
+    m = sp_fft.next_fast_len(n, real=True)
+    while m % 2:
+        m = sp_fft.next_fast_len(m + 1, real=True)
+    return int(m)
 
-    Index ``k`` along an axis of length ``P`` stands for the offset ``k`` (``k < P / 2``) or
-    ``k - P``; the weight of offset 0 (a voxel with itself) is 0. The spectrum is divided by the
-    number of grid points and multiplied by each half-spectrum bin's multiplicity (2 for the
-    interior bins of the last axis), so that a plain sum over the half spectrum gives the sum
-    over all offsets.
+
+def _weight_spectrum_octant(padded: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:
+    """Spectrum of the inverse-distance weights on the circular offset grid, one octant.
+
+    Index ``k`` along an axis of (even) length ``P`` stands for the offset ``k`` (``k <= P / 2``)
+    or ``k - P``; the weight of offset 0 (a voxel with itself) is 0. The weights are even
+    along every axis (``w[k] = w[P - k]``), so their discrete Fourier transform is real, even,
+    and equal to the type-I DCT of the octant ``0 <= k <= P / 2``: one transform of an eighth
+    of the grid instead of a real FFT of all of it. ``W[k] = octant[min(k, P - k)]`` per axis.
+    The result is divided by the number of grid points, so that Parseval sums need no further
+    scaling.
     """
-    offs = [np.fft.fftfreq(p, 1.0 / p) * s for p, s in zip(padded, spacing, strict=True)]
+    offs = [np.arange(p // 2 + 1, dtype=np.float64) * s for p, s in zip(padded, spacing, strict=True)]
     r2 = offs[0][:, None, None] ** 2 + offs[1][None, :, None] ** 2 + offs[2][None, None, :] ** 2
     r2[0, 0, 0] = np.inf
-    spectrum = sp_fft.rfftn(1.0 / np.sqrt(r2), axes=(0, 1, 2)).real
-    last = padded[-1]
-    mult = np.full(spectrum.shape[-1], 2.0)
+    octant = sp_fft.dctn(1.0 / np.sqrt(r2), type=1, axes=(0, 1, 2))
+    octant /= float(np.prod(padded))
+    return np.ascontiguousarray(octant)
+
+
+@numba.njit(cache=True)
+def _parseval_sums(
+    spectra: np.ndarray, octant: np.ndarray
+) -> tuple[float, float, float]:  # pragma: no cover - compiled
+    """Weighted sums over the half spectrum of the mask (0), centred (1) and squared (2) fields.
+
+    Returns ``sum W |M|^2``, ``sum W |D|^2`` and ``sum W Re(conj(M) G)`` over the full
+    spectrum: the real FFTs hold half of the last axis, the other half mirrors it
+    (Hermitian), so interior bins of the last axis count twice. Sums are accumulated per row,
+    then per plane, then over planes (rounding like a pairwise sum, not a running one).
+    """
+    p0, p1, nh = spectra.shape[1], spectra.shape[2], spectra.shape[3]
+    h0, h1 = p0 // 2, p1 // 2
+    p_last = 2 * (octant.shape[2] - 1)
+    mult = np.full(nh, 2.0)
     mult[0] = 1.0
-    if last % 2 == 0:
-        mult[-1] = 1.0
-    spectrum *= mult / float(np.prod(padded))
-    return spectrum
+    if p_last % 2 == 0:
+        mult[nh - 1] = 1.0
+    tot_w = 0.0
+    tot_c = 0.0
+    tot_g = 0.0
+    for a in range(p0):
+        ia = a if a <= h0 else p0 - a
+        pl_w = 0.0
+        pl_c = 0.0
+        pl_g = 0.0
+        for b in range(p1):
+            ib = b if b <= h1 else p1 - b
+            r_w = 0.0
+            r_c = 0.0
+            r_g = 0.0
+            for c in range(nh):
+                w = octant[ia, ib, c] * mult[c]
+                m = spectra[0, a, b, c]
+                d = spectra[1, a, b, c]
+                g = spectra[2, a, b, c]
+                r_w += w * (m.real * m.real + m.imag * m.imag)
+                r_c += w * (d.real * d.real + d.imag * d.imag)
+                r_g += w * (g.real * m.real + g.imag * m.imag)
+            pl_w += r_w
+            pl_c += r_c
+            pl_g += r_g
+        tot_w += pl_w
+        tot_c += pl_c
+        tot_g += pl_g
+    return tot_w, tot_c, tot_g
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -260,8 +468,10 @@ def spatial_autocorrelation_grid(
     (mask, centred intensity, squared centred intensity) over the ROI's bounding box. The
     correlations are evaluated in the Fourier domain (zero-padded to twice the box, so not
     circular; Parseval's theorem turns each weighted sum of a correlation into one sum over the
-    spectra): four real FFTs, time ``O(B log B)`` for a bounding box of ``B`` voxels instead of
-    ``O(n^2)``, memory a few arrays of ``8 B`` elements. Small ROIs, and ROIs that fill little of their bounding box, use the
+    spectra): three real FFTs of the fields, padded axis by axis so that all-zero rows are not
+    transformed, one type-I DCT of an eighth of the grid for the (even) weights, and one
+    compiled pass for the three weighted sums; time ``O(B log B)`` for a bounding box of ``B``
+    voxels instead of ``O(n^2)``, memory three complex arrays of about ``4 B`` elements. Small ROIs, and ROIs that fill little of their bounding box, use the
     direct pair loop of :func:`spatial_autocorrelation` instead, whichever is cheaper. Both give
     the same sums up to floating-point rounding (about ``1e-13`` relative).
 
@@ -293,27 +503,26 @@ def spatial_autocorrelation_grid(
         return 0.0, 1.0
     lo = idx.min(axis=0)
     box = idx.max(axis=0) - lo + 1
-    padded = [sp_fft.next_fast_len(int(2 * b - 1), real=True) for b in box]
+    padded = [_even_fast_len(int(2 * b - 1)) for b in box]
     n_fft = float(np.prod(padded))
-    # rough costs in the same unit: one pair of the direct loop vs 6 FFTs + weighting
+    # rough costs in the same unit: one pair of the direct loop vs the FFTs + weighting
     if 0.5 * n * n <= _FFT_COST_FACTOR * n_fft * np.log2(max(n_fft, 2.0)):
         return spatial_autocorrelation(idx * np.asarray(spacing, dtype=float), vals)
     local = idx - lo
-    m = np.zeros(tuple(box), dtype=float)
-    f = np.zeros(tuple(box), dtype=float)
-    m[tuple(local.T)] = 1.0
-    f[tuple(local.T)] = d
-    axes = (0, 1, 2)
-    fm = sp_fft.rfftn(m, s=padded, axes=axes)
-    fd = sp_fft.rfftn(f, s=padded, axes=axes)
-    fg = sp_fft.rfftn(f * f, s=padded, axes=axes)
+    # the mask, the centred intensities and their squares, stacked: one transform call each
+    # axis; the zero padding is added axis by axis (last axis first), so the transforms of the
+    # later axes skip the rows that are still all zero
+    fields = np.zeros((3, *(int(b) for b in box)), dtype=float)
+    where = tuple(local.T)
+    fields[(0, *where)] = 1.0
+    fields[(1, *where)] = d
+    fields[(2, *where)] = d * d
+    spectra = sp_fft.rfft(fields, n=padded[2], axis=3)
+    spectra = sp_fft.fft(spectra, n=padded[1], axis=2, overwrite_x=True)
+    spectra = sp_fft.fft(spectra, n=padded[0], axis=1, overwrite_x=True)
     # Parseval: sum_o w(o) corr_ab(o) = (1/N) sum_k W(k) conj(A(k)) B(k), W real (w is even).
-    # The real FFTs hold half of the last axis; the other half mirrors it (Hermitian), so
-    # interior bins count twice.
-    spectrum_w = _weight_spectrum(tuple(padded), tuple(float(v) for v in spacing))
-    total_w = float(np.sum(spectrum_w * (fm.real**2 + fm.imag**2)))
-    cross = float(np.sum(spectrum_w * (fd.real**2 + fd.imag**2)))
-    gm = float(np.sum(spectrum_w * (fg.real * fm.real + fg.imag * fm.imag)))
+    octant = _weight_spectrum_octant(tuple(padded), tuple(float(v) for v in spacing))
+    total_w, cross, gm = _parseval_sums(spectra, octant)
     sq = 2.0 * gm - 2.0 * cross
     return _moran_geary(n, ss, total_w, cross, sq)
 
@@ -386,8 +595,9 @@ def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) 
         raise EmptyMaskError("the ROI mesh has no volume: the morphological mask is empty or degenerate")
     approx_volume = morph_mask.n_voxels * image.voxel_volume
 
-    hull = ConvexHull(verts)
-    hull_points = verts[hull.vertices]
+    hull_input = _hull_candidates(verts, spacing)
+    hull = ConvexHull(hull_input)
+    hull_points = hull_input[hull.vertices]
     diameter = _max_pairwise_distance(hull_points)
     extent = np.ptp(hull_points, axis=0)
     aabb_volume = float(np.prod(extent))

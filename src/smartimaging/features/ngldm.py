@@ -23,13 +23,13 @@ import numpy as np
 from smartimaging.exceptions import ConfigError
 from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
+    MatrixFeatureNames,
     chebyshev_neighbourhood,
     check_distance,
-    dense_to_triples,
-    mean_features,
+    mean_rows,
     prepare_levels,
     resolve_aggregations,
-    size_matrix_features,
+    size_features_dense,
 )
 
 __all__ = ["AGGREGATIONS", "FEATURES", "compute", "dependence_matrices", "features_from_matrix"]
@@ -65,15 +65,22 @@ FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "NGLDM", i) for k, n, 
 def _dependence_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int, alpha: int) -> np.ndarray:
     nz, ny, nx = levels.shape
     out = np.zeros((nz, n_levels, offsets.shape[0] + 1), dtype=np.int64)
+    flat = levels.ravel()
+    flat_off = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        flat_off[k] = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+    # flat indices: the background frame keeps every neighbour of a ROI voxel inside the array
     for z in range(nz):
         for y in range(ny):
+            row = (z * ny + y) * nx
             for x in range(nx):
-                a = levels[z, y, x]
+                p = row + x
+                a = flat[p]
                 if a == 0:
                     continue
                 count = 1
-                for k in range(offsets.shape[0]):
-                    b = levels[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
+                for k in range(flat_off.shape[0]):
+                    b = flat[p + flat_off[k]]
                     if b > 0 and abs(b - a) <= alpha:
                         count += 1
                 out[z, a - 1, count - 1] += 1
@@ -96,9 +103,19 @@ def features_from_matrix(counts: np.ndarray) -> dict[str, float]:
 
     ``Nv`` (dependence count percentage) is the number of voxels the matrix covers.
     """
-    i, j, c = dense_to_triples(counts)
-    generic = size_matrix_features(i, j, c, float(c.sum()))
-    return {key: generic[g] for key, _, _, g in _SPEC}
+    return _as_dict(_rows(np.asarray(counts)[None])[0])
+
+
+_COLUMN = {name: c for c, name in enumerate(MatrixFeatureNames)}
+
+
+def _rows(mats: np.ndarray) -> np.ndarray:
+    """Generic feature rows of a stack of dependence matrices; ``Nv`` is each matrix's count."""
+    return size_features_dense(mats, mats.sum(axis=(1, 2)).astype(np.float64))
+
+
+def _as_dict(generic: np.ndarray) -> dict[str, float]:
+    return {key: float(generic[_COLUMN[g]]) for key, _, _, g in _SPEC}
 
 
 def compute(
@@ -157,7 +174,7 @@ def compute(
     if "2D" in aggs or "2.5D" in aggs:
         m2 = dependence_matrices(padded, n_levels=ng, three_d=False, distance=d, alpha=alpha)
         if "2D" in aggs:
-            out["2D"] = mean_features(features_from_matrix(m) for m in m2 if m.sum() > 0)
+            out["2D"] = _as_dict(mean_rows(_rows(m2[m2.sum(axis=(1, 2)) > 0])))
         if "2.5D" in aggs:
             out["2.5D"] = features_from_matrix(m2.sum(axis=0))
     if "3D" in aggs:

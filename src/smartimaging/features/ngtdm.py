@@ -56,16 +56,23 @@ def _ngtdm_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int) -> tup
     nz, ny, nx = levels.shape
     s = np.zeros((nz, n_levels), dtype=np.float64)
     n = np.zeros((nz, n_levels), dtype=np.int64)
+    flat = levels.ravel()
+    flat_off = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        flat_off[k] = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+    # flat indices: the background frame keeps every neighbour of a ROI voxel inside the array
     for z in range(nz):
         for y in range(ny):
+            row = (z * ny + y) * nx
             for x in range(nx):
-                a = levels[z, y, x]
+                p = row + x
+                a = flat[p]
                 if a == 0:
                     continue
                 total = 0.0
                 count = 0
-                for k in range(offsets.shape[0]):
-                    b = levels[z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]]
+                for k in range(flat_off.shape[0]):
+                    b = flat[p + flat_off[k]]
                     if b > 0:
                         total += b
                         count += 1

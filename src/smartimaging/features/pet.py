@@ -69,7 +69,7 @@ PATIENT_FEATURES: tuple[FeatureDef, ...] = (
 FEATURES: tuple[FeatureDef, ...] = LESION_FEATURES + PATIENT_FEATURES
 
 
-def lesion_metrics(suv: Image, mask: Mask) -> dict[str, float]:
+def lesion_metrics(suv: Image, mask: Mask, *, local_peak: float | None = None) -> dict[str, float]:
     """SUV and volume metrics of one lesion.
 
     Parameters
@@ -78,6 +78,10 @@ def lesion_metrics(suv: Image, mask: Mask) -> dict[str, float]:
         PET image in SUV units.
     mask : Mask
         The lesion, on the same grid.
+    local_peak : float, optional
+        The IBSI local intensity peak of ``suv`` in ``mask`` when the caller has already
+        computed it (:func:`smartimaging.features.local_intensity.compute_image`); computed
+        here otherwise.
 
     Returns
     -------
@@ -115,13 +119,14 @@ def lesion_metrics(suv: Image, mask: Mask) -> dict[str, float]:
             f"PET metrics: the SUV image holds {n_bad} non-finite value(s) inside the lesion; "
             "remove those voxels from the mask or fill them before extraction"
         )
-    peaks = local_intensity.compute_image(suv, mask)
+    if local_peak is None:
+        local_peak = local_intensity.compute_image(suv, mask)["loc.peak.local"]
     mtv = mask.volume_ml
     mean = float(values.mean())
     return {
         "PET.SUVmax": float(values.max()),
         "PET.SUVmean": mean,
-        "PET.SUVpeak": peaks["loc.peak.local"],
+        "PET.SUVpeak": float(local_peak),
         "PET.SUVmin": float(values.min()),
         "PET.SUVsd": float(values.std()),
         "PET.MTV": mtv,

@@ -36,8 +36,11 @@ __all__ = [
     "directions",
     "label_zones",
     "mean_features",
+    "mean_rows",
     "prepare_levels",
     "resolve_aggregations",
+    "size_features_dense",
+    "size_features_pairs",
     "size_matrix_features",
     "triples_from_pairs",
 ]
@@ -150,8 +153,13 @@ def prepare_levels(
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     """Slices of the smallest box holding every voxel of a non-empty boolean ``mask``."""
-    idx = np.nonzero(mask)
-    return tuple(slice(int(a.min()), int(a.max()) + 1) for a in idx)
+    m = np.asarray(mask, dtype=bool)
+    out = []
+    for ax in range(m.ndim):
+        # projections onto each axis: a few boolean passes instead of a full nonzero()
+        hits = np.flatnonzero(m.any(axis=tuple(a for a in range(m.ndim) if a != ax)))
+        out.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(out)
 
 
 def resolve_aggregations(
@@ -274,6 +282,179 @@ MatrixFeatureNames = (
 )  # fmt: skip
 
 
+_N_SIZE_FEATURES = len(MatrixFeatureNames)
+
+
+@numba.njit(cache=True)
+def _cell_features(
+    ci: np.ndarray, cj: np.ndarray, cm: np.ndarray, n_cells: int, n_voxels: float, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """The 17 generic features of the aggregated non-zero cells ``(ci, cj, cm)[:n_cells]``."""
+    ns = 0.0
+    max_i = 0
+    max_j = 0
+    for c in range(n_cells):
+        ns += cm[c]
+        max_i = max(max_i, ci[c])
+        max_j = max(max_j, cj[c])
+    per_i = np.zeros(max_i + 1)
+    per_j = np.zeros(max_j + 1)
+    sje = lje = lge = hge = sjlge = sjhge = ljlge = ljhge = 0.0
+    mu_i = mu_j = entr = energy = 0.0
+    for c in range(n_cells):
+        fi = float(ci[c])
+        fj = float(cj[c])
+        p = cm[c] / ns
+        i2 = fi * fi
+        j2 = fj * fj
+        per_i[ci[c]] += cm[c]
+        per_j[cj[c]] += cm[c]
+        sje += p / j2
+        lje += p * j2
+        lge += p / i2
+        hge += p * i2
+        sjlge += p / (i2 * j2)
+        sjhge += p * i2 / j2
+        ljlge += p * j2 / i2
+        ljhge += p * i2 * j2
+        mu_i += fi * p
+        mu_j += fj * p
+        entr -= p * np.log2(p)
+        energy += p * p
+    gl_var = 0.0
+    j_var = 0.0
+    for c in range(n_cells):
+        p = cm[c] / ns
+        gl_var += (ci[c] - mu_i) ** 2 * p
+        j_var += (cj[c] - mu_j) ** 2 * p
+    sum_i2 = 0.0
+    for v in per_i:
+        sum_i2 += v * v
+    sum_j2 = 0.0
+    for v in per_j:
+        sum_j2 += v * v
+    out[0] = sje
+    out[1] = lje
+    out[2] = lge
+    out[3] = hge
+    out[4] = sjlge
+    out[5] = sjhge
+    out[6] = ljlge
+    out[7] = ljhge
+    out[8] = sum_i2 / ns
+    out[9] = sum_i2 / ns**2
+    out[10] = sum_j2 / ns
+    out[11] = sum_j2 / ns**2
+    out[12] = ns / n_voxels
+    out[13] = gl_var
+    out[14] = j_var
+    out[15] = entr
+    out[16] = energy
+
+
+@numba.njit(cache=True)
+def _dense_features_kernel(mats: np.ndarray, n_voxels: np.ndarray) -> np.ndarray:  # pragma: no cover
+    n_mats, n_i, n_j = mats.shape
+    out = np.empty((n_mats, 17))
+    ci = np.empty(n_i * n_j, dtype=np.int64)
+    cj = np.empty(n_i * n_j, dtype=np.int64)
+    cm = np.empty(n_i * n_j)
+    for k in range(n_mats):
+        n_cells = 0
+        for i in range(n_i):
+            for j in range(n_j):
+                v = mats[k, i, j]
+                if v != 0:
+                    ci[n_cells] = i + 1
+                    cj[n_cells] = j + 1
+                    cm[n_cells] = v
+                    n_cells += 1
+        _cell_features(ci, cj, cm, n_cells, n_voxels[k], out[k])
+    return out
+
+
+@numba.njit(cache=True)
+def _pair_features_kernel(
+    i: np.ndarray, j: np.ndarray, w: np.ndarray, n_voxels: float
+) -> np.ndarray:  # pragma: no cover - compiled
+    width = 0
+    for v in j:
+        width = max(width, v)
+    width += 1
+    code = i * width + j
+    order = np.argsort(code, kind="mergesort")
+    n = code.size
+    ci = np.empty(n, dtype=np.int64)
+    cj = np.empty(n, dtype=np.int64)
+    cm = np.empty(n)
+    n_cells = 0
+    for t in range(n):
+        q = order[t]
+        if n_cells > 0 and code[q] == code[order[t - 1]]:
+            cm[n_cells - 1] += w[q]
+        else:
+            ci[n_cells] = i[q]
+            cj[n_cells] = j[q]
+            cm[n_cells] = w[q]
+            n_cells += 1
+    out = np.empty(17)
+    _cell_features(ci, cj, cm, n_cells, n_voxels, out)
+    return out
+
+
+def size_features_dense(mats: np.ndarray, n_voxels: np.ndarray) -> np.ndarray:
+    """Generic features of each dense grey-level x size matrix of a stack, in one compiled pass.
+
+    Parameters
+    ----------
+    mats : numpy.ndarray
+        ``(n_matrices, Ng, Nj)`` counts; cell ``[k, i - 1, j - 1]`` is ``m_ij`` of matrix ``k``.
+        Every matrix must hold at least one count.
+    n_voxels : numpy.ndarray
+        ``Nv`` of each matrix (percentage feature).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_matrices, 17)`` float64, columns in the order of :data:`MatrixFeatureNames`.
+    """
+    stack = np.ascontiguousarray(mats, dtype=np.float64)
+    if stack.ndim != 3:
+        raise ValueError(f"mats must be a (n, Ng, Nj) stack, got shape {stack.shape}")
+    if stack.shape[0] and not np.all(stack.sum(axis=(1, 2)) > 0):
+        raise ValueError("every matrix of the stack must hold at least one count")
+    nv = np.ascontiguousarray(n_voxels, dtype=np.float64).reshape(stack.shape[0])
+    return np.asarray(_dense_features_kernel(stack, nv))
+
+
+def size_features_pairs(
+    i: np.ndarray, j: np.ndarray, n_voxels: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Generic features of a grey-level x size matrix given as (possibly repeated) index pairs.
+
+    Parameters
+    ----------
+    i, j : numpy.ndarray
+        Grey level (``1..Ng``) and second index (``>= 1``) of each entry (e.g. one per zone);
+        repeated pairs are summed into one cell.
+    n_voxels : float
+        ``Nv`` for the percentage feature.
+    weights : numpy.ndarray, optional
+        Count of each entry (default 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(17,)`` float64 in the order of :data:`MatrixFeatureNames`.
+    """
+    ii = np.ascontiguousarray(i, dtype=np.int64)
+    jj = np.ascontiguousarray(j, dtype=np.int64)
+    if ii.size == 0:
+        raise ValueError("size_features_pairs needs at least one (i, j) entry")
+    w = np.ones(ii.size) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    return np.asarray(_pair_features_kernel(ii, jj, w, float(n_voxels)))
+
+
 def size_matrix_features(
     i: np.ndarray, j: np.ndarray, counts: np.ndarray, n_voxels: float
 ) -> dict[str, float]:
@@ -296,35 +477,17 @@ def size_matrix_features(
         normalised), percentage ``Ns / Nv``, grey level and ``j`` variance, entropy (log2) and
         energy (sum of squared probabilities).
     """
-    fi = i.astype(np.float64)
-    fj = j.astype(np.float64)
-    m = counts.astype(np.float64)
-    ns = m.sum()
-    p = m / ns
-    i2, j2 = fi * fi, fj * fj
-    per_i = np.bincount(i.astype(np.int64), weights=m)
-    per_j = np.bincount(j.astype(np.int64), weights=m)
-    mu_i = float(np.sum(fi * p))
-    mu_j = float(np.sum(fj * p))
-    return {
-        "sje": float(np.sum(p / j2)),
-        "lje": float(np.sum(p * j2)),
-        "lge": float(np.sum(p / i2)),
-        "hge": float(np.sum(p * i2)),
-        "sjlge": float(np.sum(p / (i2 * j2))),
-        "sjhge": float(np.sum(p * i2 / j2)),
-        "ljlge": float(np.sum(p * j2 / i2)),
-        "ljhge": float(np.sum(p * i2 * j2)),
-        "glnu": float(np.sum(per_i**2) / ns),
-        "glnu_norm": float(np.sum(per_i**2) / ns**2),
-        "jnu": float(np.sum(per_j**2) / ns),
-        "jnu_norm": float(np.sum(per_j**2) / ns**2),
-        "perc": float(ns / n_voxels),
-        "gl_var": float(np.sum((fi - mu_i) ** 2 * p)),
-        "j_var": float(np.sum((fj - mu_j) ** 2 * p)),
-        "entr": float(-np.sum(p * np.log2(p))),
-        "energy": float(np.sum(p * p)),
-    }
+    row = size_features_pairs(i, j, n_voxels, weights=counts)
+    return dict(zip(MatrixFeatureNames, (float(v) for v in row), strict=True))
+
+
+def mean_rows(rows: np.ndarray) -> np.ndarray:
+    """Column means of a ``(n_rows, n_features)`` array, each column reduced contiguously.
+
+    Reducing each column as one contiguous vector gives exactly ``np.mean`` of the list of
+    its values (pairwise summation), the rule of :func:`mean_features`.
+    """
+    return np.ascontiguousarray(np.asarray(rows, dtype=np.float64).T).mean(axis=1)
 
 
 def dense_to_triples(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

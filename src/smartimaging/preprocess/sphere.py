@@ -87,11 +87,21 @@ def sphere_means(image: Image, mask: Mask, *, radius_mm: float = RADIUS_MM) -> n
     values = np.where(finite, crop, 0.0)
     weights = finite.astype(np.float64)
     kern = kernel.astype(np.float64)
+    roi = mask.array[box]
+    # Every ROI voxel's sphere lies inside the box unless the box was clipped at the image
+    # border; with no clipping and no non-finite voxel, every sphere holds all kernel voxels.
+    unclipped = bool(np.all(lo == np.array([i.min() for i in idx]) - half)) and bool(
+        np.all(hi == np.array([i.max() for i in idx]) + half + 1)
+    )
+    full_count = unclipped and bool(finite.all())
     if crop.size * kernel.sum() <= _DIRECT_MAX_OPS:
         sums = ndimage.correlate(values, kern, mode="constant", cval=0.0)
+        if full_count:
+            return np.asarray(sums[roi] / float(kernel.sum()))
         counts = ndimage.correlate(weights, kern, mode="constant", cval=0.0)
     else:  # the kernel is symmetric, so convolution equals correlation
         sums = signal.fftconvolve(values, kern, mode="same")
+        if full_count:
+            return np.asarray(sums[roi] / float(kernel.sum()))
         counts = np.rint(signal.fftconvolve(weights, kern, mode="same"))
-    roi = mask.array[box]
     return np.asarray(sums[roi] / counts[roi])
