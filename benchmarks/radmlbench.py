@@ -28,6 +28,7 @@ What runs:
 3. Radiogenomics: Mann-Whitney association of each CT feature with EGFR status (NSCLC) and of
    each PET/CT feature with HPV status (Head-Neck), Benjamini-Hochberg FDR 5 %.
 
+``--parts nodes,egfr,assoc,survival`` picks parts (e.g. to run them as separate processes).
 ``--quick`` runs 2 repeats, L1 only, and the PET+CT / CT sets only (about a minute).
 """
 
@@ -67,7 +68,8 @@ def _shared() -> Path:
 def _reference(data: Path) -> dict[str, float]:
     ref = pd.read_csv(data / "reference_auc_radmlbench_repo.csv").set_index("dataset")
     return {
-        k: float(ref.loc[k, "auc_standard_gridsearch"]) for k in ("Head-Neck-PET-CT", "NSCLC-Radiogenomics")
+        k: float(ref["auc_standard_gridsearch"].to_dict()[k])
+        for k in ("Head-Neck-PET-CT", "NSCLC-Radiogenomics")
     }
 
 
@@ -167,8 +169,8 @@ def survival_benchmark(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = cross_validate_survival(
-                X, t, e, estimator=make_survival_model(kind, random_state=0), n_splits=5, n_repeats=repeats,
-                random_state=0, name=f"{set_name}/{kind}",
+                X, t, e, estimator=make_survival_model(kind, random_state=0),  # type: ignore[arg-type]
+                n_splits=5, n_repeats=repeats, random_state=0, name=f"{set_name}/{kind}",
             )  # fmt: skip
         p = res.predictions
         wide = p.pivot(index="patient_id", columns="repeat", values="risk")
@@ -201,8 +203,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 repeats, L1 only, fewer feature sets")
     parser.add_argument("--repeats", type=int, default=None, help="outer repeats (default 5, 2 with --quick)")
     parser.add_argument("--out", type=Path, default=None, help="write results CSVs and heatmaps here")
-    parser.add_argument("--skip-survival", action="store_true")
+    parser.add_argument(
+        "--parts",
+        default="nodes,egfr,assoc,survival",
+        help="comma-separated parts to run: nodes (H&N N2/N3), egfr, assoc, survival (default all)",
+    )
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    unknown = parts - {"nodes", "egfr", "assoc", "survival"}
+    if unknown:
+        parser.error(f"unknown --parts {sorted(unknown)}; valid: nodes, egfr, assoc, survival")
     repeats = args.repeats or (2 if args.quick else 5)
     kinds = ["logistic_l1"] if args.quick else ["logistic_l1", "random_forest"]
     data = _shared()
@@ -229,10 +239,12 @@ def main() -> None:
         sets = {k: sets[k] for k in ("clinical", "PET+CT")}
     y = hn["Target"].astype(int)
     assert (y == (hn["N_stage"] >= 2).astype(int)).all()
-    hn_res = binary_benchmark(
-        "Head-Neck-PET-CT N2/N3", sets, y, kinds=kinds, repeats=repeats, reference=ref["Head-Neck-PET-CT"],
-        clinical_numeric=["age", "T_stage"], rows=rows,
-    )  # fmt: skip
+    hn_res: dict[str, ValidationResult] = {}
+    if "nodes" in parts:
+        hn_res = binary_benchmark(
+            "Head-Neck-PET-CT N2/N3", sets, y, kinds=kinds, repeats=repeats, reference=ref["Head-Neck-PET-CT"],
+            clinical_numeric=["age", "T_stage"], rows=rows,
+        )  # fmt: skip
     if "PET+CT/logistic_l1" in hn_res and "clinical/logistic_l1" in hn_res:
         cmp = compare_validated({k: hn_res[k] for k in ("PET+CT/logistic_l1", "clinical/logistic_l1")})
         r = cmp.iloc[0]
@@ -244,17 +256,20 @@ def main() -> None:
     # ---- NSCLC-Radiogenomics: EGFR ------------------------------------------------------------
     ns = pd.read_csv(data / "datasets" / "NSCLC-Radiogenomics.csv.gz").set_index("ID")
     ns_ct = ns.drop(columns="Target")
-    binary_benchmark(
-        "NSCLC-Radiogenomics EGFR", {"CT": ns_ct}, ns["Target"].astype(int), kinds=kinds, repeats=repeats,
-        reference=ref["NSCLC-Radiogenomics"], clinical_numeric=[], rows=rows,
-    )  # fmt: skip
+    if "egfr" in parts:
+        binary_benchmark(
+            "NSCLC-Radiogenomics EGFR", {"CT": ns_ct}, ns["Target"].astype(int), kinds=kinds, repeats=repeats,
+            reference=ref["NSCLC-Radiogenomics"], clinical_numeric=[], rows=rows,
+        )  # fmt: skip
 
     # ---- Radiogenomics associations -----------------------------------------------------------
-    print("\n== Radiogenomics (Mann-Whitney, Benjamini-Hochberg FDR 5 %)")
-    assoc = {
-        "NSCLC CT ~ EGFR": associations(ns_ct, ns[["Target"]].rename(columns={"Target": "EGFR"})),
-        "Head-Neck PET/CT ~ HPV": associations(pd.concat([pet, ct], axis=1), hn[["HPV"]]),
-    }
+    assoc: dict[str, pd.DataFrame] = {}
+    if "assoc" in parts:
+        print("\n== Radiogenomics (Mann-Whitney, Benjamini-Hochberg FDR 5 %)")
+        assoc = {
+            "NSCLC CT ~ EGFR": associations(ns_ct, ns[["Target"]].rename(columns={"Target": "EGFR"})),
+            "Head-Neck PET/CT ~ HPV": associations(pd.concat([pet, ct], axis=1), hn[["HPV"]]),
+        }
     for label, tab in assoc.items():
         top = tab.iloc[0]
         print(
@@ -263,7 +278,7 @@ def main() -> None:
         )
 
     # ---- Head-Neck time to event --------------------------------------------------------------
-    if not args.skip_survival:
+    if "survival" in parts:
         sclin = _clinical(hn, CLINICAL_SURVIVAL)
         ssets = {"clinical": sclin, "PET": pet, "CT": ct, "PET+CT": pd.concat([pet, ct], axis=1),
                  "combined": pd.concat([sclin, pet, ct], axis=1)}  # fmt: skip
@@ -277,8 +292,10 @@ def main() -> None:
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(args.out / "binary_auc.csv", index=False)
-        pd.DataFrame(surv_rows).to_csv(args.out / "survival_cindex.csv", index=False)
+        if rows:
+            pd.DataFrame(rows).to_csv(args.out / "binary_auc.csv", index=False)
+        if surv_rows:
+            pd.DataFrame(surv_rows).to_csv(args.out / "survival_cindex.csv", index=False)
         for label, tab in assoc.items():
             stem = label.split()[0].lower().replace("-", "_")
             tab.to_csv(args.out / f"associations_{stem}.csv", index=False)

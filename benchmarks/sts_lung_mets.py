@@ -131,7 +131,9 @@ def main() -> None:
         raise SystemExit(f"conventional PET features {missing} not in the extracted table")
     print(f"\n{len(y)} patients, {int(y.sum())} with lung metastases; {wide.shape[1]} usable PET features")
     # sanity: the README's native-grid GTV SUVmax of STS_001 is 7.911 (3 mm resampling smooths the maximum)
-    print(f"STS_001 SUVmax after 3 mm resampling {wide.loc['STS_001', 'PET_SUVmax']:.3f} (native grid 7.911)")
+    print(
+        f"STS_001 SUVmax after 3 mm resampling {wide['PET_SUVmax'].to_dict()['STS_001']:.3f} (native grid 7.911)"
+    )
 
     configs: list[tuple[str, list[str], str, tuple[str, ...], dict[str, list[Any]]]] = [
         ("conventional PET", CONVENTIONAL, "logistic", (), default_param_grid("logistic")),
