@@ -374,12 +374,15 @@ def association_heatmap_png(
         mat = mat.iloc[r, c]
         sig = sig.iloc[r, c]
     n_rows, n_cols = arr.shape
-    fig = Figure(figsize=(2.5 + 0.9 * n_cols, 1.8 + 0.22 * n_rows))
+    longest = max((len(str(f)) for f in mat.index), default=10)
+    fig = Figure(
+        figsize=(max(6.0, 2.5 + 0.9 * n_cols + 0.06 * longest), 1.8 + 0.22 * n_rows), layout="constrained"
+    )
     ax = fig.add_subplot()
     if value == "effect":
         lim = float(np.nanmax(np.abs(arr))) if np.isfinite(arr).any() else 1.0
         lim = lim if lim > 0 else 1.0
-        cmap, vmin, vmax, label = "RdBu_r", -lim, lim, "effect (rho / rank-biserial / eta²(H))"
+        cmap, vmin, vmax, label = "RdBu_r", -lim, lim, "effect (rho, rank-biserial, eta²(H))"
     else:
         top = float(np.nanmax(arr)) if np.isfinite(arr).any() else 1.0
         cmap, vmin, vmax, label = "viridis", 0.0, max(top, 1.0), f"-log10 {value.split('_')[-1]}"
@@ -400,7 +403,6 @@ def association_heatmap_png(
     if n_left > 0:
         sub += f"; {n_left} feature(s) with larger p not shown"
     ax.set_title(f"{head}\n{sub}", fontsize=9)
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
