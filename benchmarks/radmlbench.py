@@ -3,7 +3,7 @@
 Usage::
 
     SMARTIMAGING_SHARED=/work/shared PYTHONPATH=src python -u benchmarks/radmlbench.py [--quick]
-        [--repeats 5] [--out DIR]
+        [--repeats 5] [--parts nodes,egfr,assoc,survival] [--out DIR]
 
 Data (read-only, see ``/work/shared/data/radmlbench/README.md``): the 91 HGJ patients of
 Head-Neck-PET-CT with 105 PET + 105 CT PyRadiomics features joined with Vallieres' clinical data
@@ -13,8 +13,8 @@ What runs:
 
 1. Binary outcomes (N2/N3 vs N0/N1 on Head-Neck, EGFR mutation on NSCLC): repeated stratified
    nested cross-validation (``--repeats`` x 5 outer folds, 3 inner folds for the grid search) of
-   L1 logistic regression (C in 0.05, 0.2, 1, 5) and a random forest (200 trees, min leaf 1 or 5) for each feature group the table has
-   (clinical, PET, CT, PET+CT, clinical+PET+CT). Near-zero-variance and correlation-cluster
+   L1 logistic regression (C in 0.05, 0.2, 1, 5) and a random forest (200 trees, min leaf 1 or 5)
+   for each feature group the table has (clinical, PET, CT, PET+CT, clinical+PET+CT). Near-zero-variance and correlation-cluster
    (|rho| > 0.9) selection are fitted inside every training fold; clinical columns bypass
    selection. AUC = mean over repeats of the pooled out-of-fold AUC; 95 % CI = stratified
    bootstrap over patients (1000 resamples, predictions fixed). The clinical model of N2/N3 uses
@@ -29,7 +29,9 @@ What runs:
    each PET/CT feature with HPV status (Head-Neck), Benjamini-Hochberg FDR 5 %.
 
 ``--parts nodes,egfr,assoc,survival`` picks parts (e.g. to run them as separate processes).
-``--quick`` runs 2 repeats, L1 only, and the PET+CT / CT sets only (about a minute).
+``--quick`` runs 2 repeats, L1 only, the clinical and PET+CT sets (N2/N3) and two survival models
+(49 s without the survival part on the loaded 2-core machine). The full run took about an hour of
+wall time there, with other jobs using the cores; figures and times are in docs/real_data.md.
 """
 
 from __future__ import annotations
