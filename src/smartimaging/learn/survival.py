@@ -583,7 +583,9 @@ def cross_validate_survival(
             else None
         )
         ok = grid[(grid > yte["time"].min()) & (grid < yte["time"].max()) & (grid < ytr["time"].max())]
-        if ok.size and yte["event"].any():
+        # Uno's C (truncated at tau) and the time-dependent AUC need a test-fold event before the
+        # last evaluation time; without one they are undefined (sksurv raises "all samples are censored")
+        if ok.size and yte["event"][yte["time"] < ok.max()].any():
             row["uno_c"] = float(concordance_index_ipcw(ytr, yte, risk, tau=float(ok.max()))[0])
             auc_t, mean_auc = cumulative_dynamic_auc(ytr, yte, risk, ok)
             row["mean_td_auc"] = float(mean_auc)
