@@ -14,6 +14,7 @@ from smartimaging.cli_bundle import register as register_bundle
 from smartimaging.cli_deid import deid_command
 from smartimaging.cli_extract import extract_command
 from smartimaging.cli_pacs import pacs_app
+from smartimaging.cli_radiogenomics import register as register_radiogenomics
 from smartimaging.cli_robustness import robustness_command
 from smartimaging.cli_segeval import register as register_segeval
 from smartimaging.cli_segment import segment_app
@@ -119,6 +120,7 @@ def demo(
 
 
 register_bundle(app)
+register_radiogenomics(app)
 app.command("robustness")(robustness_command)
 register_segnet(segment_app)
 register_segeval(segment_app)
