@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
@@ -380,6 +380,24 @@ def _selectors(config: ModelConfig, seed: int, *, supervised: bool) -> list[tupl
     return out
 
 
+class _WithoutOutcome(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """An outcome-free selector inside a survival pipeline: fitted on X only (the survival
+    target is not a 0/1 label the selector could read)."""
+
+    def __init__(self, selector: Any = None) -> None:
+        self.selector = selector
+
+    def fit(self, X: Any, y: Any = None) -> _WithoutOutcome:
+        self.selector_ = clone(self.selector).fit(X)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return self.selector_.transform(X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        return self.selector_.get_feature_names_out(input_features)
+
+
 def _describe_selection(config: ModelConfig) -> list[str]:
     out = []
     for step in config.selection:
@@ -450,6 +468,64 @@ def _as_cv_result(vr: ValidationResult, summary: Mapping[str, Any], *, n_splits:
         repeat_aucs=repeat_aucs,
         ci_method=CI_METHOD if vr.scheme == "nested_cv" else "95 % percentile bootstrap over patients",
     )
+
+
+def _summary(vr: ValidationResult, *, n_boot: int, seed: int) -> dict[str, Any]:
+    """The comparison statistics of a model's out-of-sample predictions.
+
+    Same definitions as :meth:`ValidationResult.summary` (every statistic on the pooled
+    predictions of each repeat, averaged over repeats; the threshold of each patient is the one
+    fixed on the training data of the fit that scored them), without bootstrap intervals of the
+    threshold metrics, which would cost thousands of re-evaluations per model.
+    """
+    from smartimaging.learn.clinical_metrics import (
+        brier_score,
+        calibration_slope_intercept,
+        hosmer_lemeshow,
+        threshold_metrics,
+    )
+    from smartimaging.learn.delong import delong_auc
+    from smartimaging.learn.metrics import bootstrap_auc_ci
+
+    _, y, scores, thresholds = vr.matrices()
+    r = scores.shape[1]
+    out: dict[str, Any] = {
+        "name": vr.name,
+        "scheme": vr.scheme,
+        "n_patients": int(y.size),
+        "n_events": int(y.sum()),
+        "n_repeats": int(r),
+        "auc": float(np.mean([roc_auc(y, scores[:, k]) for k in range(r)])),
+        "auc_ci_bootstrap": bootstrap_auc_ci(y, scores, n_boot=n_boot, alpha=0.05, random_state=seed),
+    }
+    dl = delong_auc(y, scores.mean(axis=1))
+    out["auc_ci_delong"] = dl.ci
+    out["threshold"] = float(np.mean(thresholds))
+    rates: dict[str, list[float]] = {"sensitivity": [], "specificity": [], "ppv": [], "npv": []}
+    for k in range(r):
+        tm = threshold_metrics(y, scores[:, k], threshold=thresholds[:, k])
+        for attr, values in rates.items():
+            v = getattr(tm, attr)
+            if v is not None:
+                values.append(v)
+    for attr, values in rates.items():
+        out[attr] = float(np.mean(values)) if len(values) == r else None
+    cal, hl = [], []
+    for k in range(r):
+        try:
+            cal.append(calibration_slope_intercept(y, scores[:, k]))
+        except LearningError:
+            pass
+        try:
+            hl.append(hosmer_lemeshow(y, scores[:, k], n_groups=min(10, max(3, y.size // 5))).p_value)
+        except LearningError:
+            pass
+    out["brier"] = float(np.mean([brier_score(y, scores[:, k]) for k in range(r)]))
+    out["calibration_slope"] = float(np.mean([c.slope for c in cal])) if cal else None
+    out["calibration_intercept"] = float(np.mean([c.intercept for c in cal])) if cal else None
+    out["calibration_in_the_large"] = float(np.mean([c.citl for c in cal])) if cal else None
+    out["hosmer_lemeshow_p"] = float(np.median(hl)) if hl else None
+    return out
 
 
 def _curves(vr: ValidationResult) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -866,7 +942,11 @@ def _survival_models(
                 steps.append(
                     ("harmonise", _combat(config, passthrough=clin_in).set_output(transform="pandas"))
                 )
-            select = _selectors(config, seed, supervised=False) if set_name != "clinical" else []
+            select = (
+                [(k, _WithoutOutcome(sel)) for k, sel in _selectors(config, seed, supervised=False)]
+                if set_name != "clinical"
+                else []
+            )
             steps.append(
                 (
                     "preprocess",
@@ -888,7 +968,8 @@ def _survival_models(
                     random_state=seed,
                     name=name,
                 )
-            except LearningError as exc:
+            except (LearningError, ValueError) as exc:
+                # ValueError: scikit-survival's IPCW metrics refuse a test time beyond the training follow-up
                 failed[name] = str(exc)
                 log.warning("survival model %s failed: %s", name, exc)
                 continue
@@ -1139,7 +1220,7 @@ def fit_cohort_models(
                 pipe = _pipeline(config, design, set_name, kind, seed)
                 try:
                     vr = _validate_one(config, pipe, X, y, kind=kind, seed=seed, name=name)
-                    summ = vr.summary(n_boot=config.n_boot, random_state=seed)
+                    summ = _summary(vr, n_boot=config.n_boot, seed=seed)
                 except LearningError as exc:
                     failed[name] = str(exc)
                     log.warning("model %s failed: %s", name, exc)
@@ -1175,7 +1256,7 @@ def fit_cohort_models(
                             random_state=seed,
                             name=name,
                         )
-                        m.external_summary = m.external.summary(n_boot=config.n_boot, random_state=seed)
+                        m.external_summary = _summary(m.external, n_boot=config.n_boot, seed=seed)
                     except LearningError as exc:
                         notes.append(f"External validation of {name} failed: {exc}")
                 models[name] = m
