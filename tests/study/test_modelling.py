@@ -219,6 +219,20 @@ def test_external_site_and_holdout() -> None:
     )  # ceil(0.3 * 75), as train_test_split and hold.table.loc[0, "validation"] == "holdout"
 
 
+@pytest.mark.slow
+def test_parallel_models_give_the_same_results() -> None:
+    wide, clinical = cohort(36, 4, seed=6)
+    cfg = ModelConfig.model_validate(
+        {**FAST, "n_repeats": 1, "explain": False, "kinds": ["logistic", "logistic_l1"]}
+    )
+    serial = fit_cohort_models(wide, clinical, cfg, seed=1)
+    parallel = fit_cohort_models(wide, clinical, cfg, seed=1, jobs=2)
+    pd.testing.assert_frame_equal(
+        serial.table.drop(columns="seconds"), parallel.table.drop(columns="seconds")
+    )
+    assert list(serial.models) == ["radiomics", "radiomics [logistic_l1]"]
+
+
 def test_survival_only_study() -> None:
     wide, clinical = cohort(45, 4, seed=5)
     cfg = ModelConfig.model_validate(

@@ -40,11 +40,11 @@ def demo_study(data_dir: Path, output_dir: Path, *, seed: int = 0, jobs: int = 1
             "clinical_columns": DEMO_CLINICAL_COLUMNS,
             # two classifiers on identical folds, selection refitted inside every training fold
             "kinds": ["logistic", "lightgbm"],
-            "selection": ["nzv", {"name": "correlation", "threshold": 0.9}, {"name": "fdr", "alpha": 0.05}],
+            "selection": ["nzv", {"name": "fdr", "alpha": 0.05}],
             "validation": "cv",
             "n_splits": 5,
             "n_repeats": 3,
-            "inner_splits": 3,
+            "inner_splits": 2,
             "n_permutations": 10,
             "importance_repeats": 5,
             "survival": {"time": "time_months", "event": "event", "kinds": ["cox"], "time_unit": "months"},

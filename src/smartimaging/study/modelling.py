@@ -761,6 +761,54 @@ def _validate_one(
     return nested_cross_validate(X, y, n_splits=config.n_splits, n_repeats=config.n_repeats, **common)
 
 
+def _fit_one(
+    config: ModelConfig,
+    design: _Design,
+    set_name: str,
+    kind: str,
+    y: pd.Series,
+    X_ext: pd.DataFrame | None,
+    y_ext: pd.Series | None,
+    *,
+    seed: int,
+) -> ModelResult | tuple[str, str]:
+    """Validate one (feature set, classifier) pair; (name, reason) when it fails."""
+    name = _model_name(set_name, kind, config.kind)
+    X = design.sets[set_name]
+    pipe = _pipeline(config, design, set_name, kind, seed)
+    try:
+        vr = _validate_one(config, pipe, X, y, kind=kind, seed=seed, name=name)
+        summ = _summary(vr, n_boot=config.n_boot, seed=seed)
+    except LearningError as exc:
+        return name, str(exc)
+    cal, dca = _curves(vr)
+    n_feat = int(X.drop(columns=[BATCH_COLUMN], errors="ignore").shape[1])
+    n_splits = config.n_splits if config.validation != "holdout" else 1
+    m = ModelResult(
+        name, set_name, kind, vr, _as_cv_result(vr, summ, n_splits=n_splits), summ, cal, dca, n_feat
+    )
+    if X_ext is not None and y_ext is not None:
+        try:
+            m.external = external_validate(
+                X,
+                y,
+                X_ext,
+                y_ext,
+                estimator=pipe,
+                param_grid=default_param_grid(kind) if config.validation == "nested_cv" else {},  # type: ignore[arg-type]
+                inner_splits=config.inner_splits,
+                threshold_method=config.threshold,
+                target_sensitivity=config.target_sensitivity,
+                random_state=seed,
+                name=name,
+            )
+            m.external_summary = _summary(m.external, n_boot=config.n_boot, seed=seed)
+        except LearningError as exc:
+            log.warning("external validation of %s failed: %s", name, exc)
+            m.external = None
+    return m
+
+
 def _external_tables(
     config: ModelConfig, clinical: pd.DataFrame, wide: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -1102,6 +1150,7 @@ def fit_cohort_models(
     *,
     seed: int = 0,
     qc: pd.DataFrame | None = None,
+    jobs: int = 1,
 ) -> CohortModels:
     """Validate and compare every configured (feature set x model) pair on identical folds.
 
@@ -1120,6 +1169,8 @@ def fit_cohort_models(
     qc : DataFrame, optional
         The run's acquisition QC table (:func:`smartimaging.io.qc.cohort_qc`), needed for
         ``harmonise.batch: qc:<keyword>``.
+    jobs : int, default 1
+        Models validated in parallel (processes); results do not depend on it.
 
     Returns
     -------
@@ -1214,52 +1265,29 @@ def fit_cohort_models(
         y = y_all.loc[dev_ids]
         primary = config.kind
         models: dict[str, ModelResult] = {}
-        for set_name, X in design.sets.items():
-            for kind in config.kinds:
-                name = _model_name(set_name, kind, primary)
-                pipe = _pipeline(config, design, set_name, kind, seed)
-                try:
-                    vr = _validate_one(config, pipe, X, y, kind=kind, seed=seed, name=name)
-                    summ = _summary(vr, n_boot=config.n_boot, seed=seed)
-                except LearningError as exc:
-                    failed[name] = str(exc)
-                    log.warning("model %s failed: %s", name, exc)
-                    continue
-                cal, dca = _curves(vr)
-                n_feat = int(X.drop(columns=[BATCH_COLUMN], errors="ignore").shape[1])
-                m = ModelResult(
-                    name,
-                    set_name,
-                    kind,
-                    vr,
-                    _as_cv_result(
-                        vr, summ, n_splits=config.n_splits if config.validation != "holdout" else 1
-                    ),
-                    summ,
-                    cal,
-                    dca,
-                    n_feat,
-                )
-                if ext_ids:
-                    X_ext = design_all.sets[set_name].loc[ext_ids]
-                    try:
-                        m.external = external_validate(
-                            X,
-                            y,
-                            X_ext,
-                            y_all.loc[ext_ids],
-                            estimator=pipe,
-                            param_grid=default_param_grid(kind) if config.validation == "nested_cv" else {},  # type: ignore[arg-type]
-                            inner_splits=config.inner_splits,
-                            threshold_method=config.threshold,
-                            target_sensitivity=config.target_sensitivity,
-                            random_state=seed,
-                            name=name,
-                        )
-                        m.external_summary = _summary(m.external, n_boot=config.n_boot, seed=seed)
-                    except LearningError as exc:
-                        notes.append(f"External validation of {name} failed: {exc}")
-                models[name] = m
+        tasks = [(set_name, kind) for set_name in design.sets for kind in config.kinds]
+        ext_sets = {k: v.loc[ext_ids] for k, v in design_all.sets.items()} if ext_ids else {}
+        y_ext = y_all.loc[ext_ids] if ext_ids else None
+        if jobs > 1 and len(tasks) > 1:
+            from joblib import Parallel, delayed
+
+            outcomes = Parallel(n_jobs=min(jobs, len(tasks)))(
+                delayed(_fit_one)(config, design, set_name, kind, y, ext_sets.get(set_name), y_ext, seed=seed)
+                for set_name, kind in tasks
+            )
+        else:
+            outcomes = [
+                _fit_one(config, design, set_name, kind, y, ext_sets.get(set_name), y_ext, seed=seed)
+                for set_name, kind in tasks
+            ]
+        for outcome in outcomes:
+            if isinstance(outcome, tuple):
+                failed[outcome[0]] = outcome[1]
+                log.warning("model %s failed: %s", outcome[0], outcome[1])
+                continue
+            models[outcome.name] = outcome
+            if outcome.external_summary is None and ext_ids:
+                notes.append(f"External validation of {outcome.name} failed.")
         if not models:
             raise LearningError("every model failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
         for k, v in failed.items():

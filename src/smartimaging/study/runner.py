@@ -339,7 +339,7 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         models: CohortModels | None = None
         if config.model is not None and clinical is not None and not wide.empty:
             try:
-                models = fit_cohort_models(wide, clinical, config.model, seed=config.seed, qc=qc)
+                models = fit_cohort_models(wide, clinical, config.model, seed=config.seed, qc=qc, jobs=jobs)
                 files.update(write_model_tables(models, out))
             except LearningError as exc:
                 log.error("modelling failed: %s", exc)
