@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 from smartimaging.exceptions import SmartImagingError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from smartimaging.study.bundle import Prediction
+
+__all__ = ["print_prediction", "register"]
 
 _err = Console(stderr=True)
 
@@ -76,6 +79,11 @@ def export(
     print(
         f"trained on {m['training']['n_patients']} patients, {len(m['columns'])} inputs, threshold {bundle.threshold:.3f}"
     )
+    if bundle.conformal is not None:
+        print(
+            f"conformal prediction sets at {bundle.conformal.coverage:.0%} coverage "
+            f"({m['conformal']['cv']}-fold cross-conformal, LAC)"
+        )
 
 
 def predict(
@@ -100,22 +108,44 @@ def predict(
         result = predict_patient(bundle, patient_dir, clinical=_clinical(clinical))
     except SmartImagingError as exc:
         _fail(exc)
-    target = bundle.manifest["model"]["target"]
+    print_prediction(result, target=bundle.manifest["model"]["target"])
+    if json_out is not None:
+        write_text(json_out, json.dumps(result.to_dict(), indent=1))
+
+
+def _set_text(values: list[object]) -> str:
+    return "{" + ", ".join(str(v) for v in values) + "}"
+
+
+def print_prediction(result: Prediction, *, target: str) -> None:
+    """Print one prediction for a physician: probability, decision, uncertainty, reasons and explanation."""
     print(
         f"patient {result.patient_id}: P({target}) = {result.probability:.3f} (threshold {result.threshold:.3f})"
     )
-    if result.abstain:
+    if result.coverage is not None:
+        print(
+            f"prediction set at {result.coverage:.0%} coverage: {_set_text(result.prediction_set)} "
+            f"(the outcomes that remain plausible; {target} = 1 is positive)"
+        )
+    if result.out_of_distribution:
         print("ABSTAIN: the patient lies outside the training distribution; do not use this prediction")
         for reason in result.ood_reasons:
             print(f"  - {reason}")
+    elif result.decision == "abstain":
+        what = "both outcomes remain plausible" if result.prediction_set else "neither outcome is typical"
+        print(
+            f"ABSTAIN: {what} at {result.coverage:.0%} coverage; the model cannot decide for this patient "
+            f"(at the training threshold it would say {target} = {result.label})"
+        )
     else:
-        print(f"decision: {target} = {result.label}")
-    if result.contributions:
-        print("largest contributions to the log-odds:")
-        for name, value in result.contributions:
-            print(f"  {value:+.3f}  {name}")
-    if json_out is not None:
-        write_text(json_out, json.dumps(result.to_dict(), indent=1))
+        print(f"decision: {result.decision} ({target} = {1 if result.decision == 'positive' else 0})")
+    if result.explanation:
+        print("largest contributions (SHAP: change in the probability against the average training patient):")
+        for e in result.explanation:
+            ident = f" [IBSI {e['ibsi_id']}]" if e["ibsi_id"] else ""
+            print(f"  {e['contribution']:+.3f}  {e['label']}{ident}  ({e['feature']})")
+            if e["meaning"]:
+                print(f"          {e['meaning']}")
 
 
 def validate(
@@ -141,6 +171,10 @@ def validate(
         f"specificity {result.specificity:.3f}, Brier {result.brier:.3f}; "
         f"{result.n_out_of_distribution} out of distribution"
     )
+    if result.set_coverage is not None:
+        print(
+            f"conformal sets hold the true outcome for {result.set_coverage:.1%}; {result.n_abstain} abstentions"
+        )
     for name, path in result.files.items():
         print(f"{name}: {path}")
 

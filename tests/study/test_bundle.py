@@ -76,6 +76,9 @@ def test_predict_from_dicom_equals_prediction_from_the_feature_table(
     assert from_dicom.patient_id == "SYN007"
     assert from_dicom.probability == pytest.approx(from_table.probability, rel=1e-9)
     assert len(from_dicom.contributions) == 5
+    assert from_dicom.explanation == from_table.explanation and len(from_dicom.explanation) == 5
+    assert from_dicom.decision == from_table.decision in {"positive", "negative", "abstain"}
+    assert from_dicom.coverage == pytest.approx(0.9) and set(from_dicom.prediction_set) <= {0, 1}
     # training patients are in distribution; a patient whose features are 50x larger is not, and the bundle abstains
     flagged = [p.out_of_distribution for p in predict_features(bundle, table.loc[wide.index])]
     assert np.mean(flagged) <= 0.05
@@ -101,8 +104,17 @@ def test_cli_predict_prints_probability_and_writes_json(
     )
     assert result.exit_code == 0, result.output
     assert "P(label) = " in result.output
+    assert (
+        "prediction set at 90% coverage" in result.output and "largest contributions (SHAP" in result.output
+    )
     saved = json.loads((tmp_path / "p.json").read_text())
     assert saved["patient_id"] == "SYN003" and 0 <= saved["probability"] <= 1
+    assert saved["decision"] in {"positive", "negative", "abstain"} and saved["coverage"] == pytest.approx(
+        0.9
+    )
+    assert len(saved["explanation"]) == 5 and {"ibsi_name", "ibsi_id", "meaning"} <= set(
+        saved["explanation"][0]
+    )
 
 
 def test_external_validation_at_a_second_site(exported: tuple[Path, Path], tmp_path: Path) -> None:
@@ -116,6 +128,8 @@ def test_external_validation_at_a_second_site(exported: tuple[Path, Path], tmp_p
     assert result.auc_ci[0] < result.auc < result.auc_ci[1]
     assert result.files["report"].read_text().count("(external)") >= 1
     assert len(pd.read_csv(result.files["predictions"])) == 30
+    assert result.set_coverage is not None and result.set_coverage >= 0.7
+    assert "Conformal prediction sets (stated coverage 90%)" in result.files["report"].read_text()
     with pytest.raises(ConfigError, match=r"features\.n_bins: bundle 32, here 16"):
         validate_bundle(bundle, load_study(_study(site_b, tmp_path / "other", n_bins=16)))
 

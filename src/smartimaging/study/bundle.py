@@ -5,20 +5,33 @@ A bundle is a ZIP file holding
 * ``manifest.json``: the bundle format, when and by which versions it was made, the study's
   processing settings that define the features (SUV, segmentation, extraction) and their hash, the
   model's name, kind, target, input columns and operating threshold, the cross-validated performance
-  on the training cohort, and a **training-data summary** for out-of-distribution checks: per input
-  feature the mean, SD, minimum and maximum, and a principal-component model of the standardised
-  features with the 99th percentile of the training patients' Mahalanobis distances. No patient's
-  data is stored: only these summaries of the whole cohort.
+  on the training cohort, and cohort **summaries**:
+
+  - ``training.summary``: the out-of-distribution check's summary
+    (:class:`smartimaging.learn.ood.OODDetector`): per input feature the mean, SD, minimum and
+    maximum, and a principal-component model of the standardised features with the 99th
+    percentile of the training patients' Mahalanobis distances;
+  - ``conformal``: the conformal calibration (method, coverage ``1 - alpha``, folds, threshold);
+  - ``explanation.background``: the SHAP background, a k-means summary of the training inputs:
+    at most 10 cluster centres, each the mean (numbers) or most frequent value (categories) of
+    at least 5 training patients, with the cluster sizes as weights.
+
+  No patient's row, identifier or score is stored: only these summaries of groups of patients.
 * ``pipeline.pkl``: the fitted scikit-learn pipeline (imputation, scaling, the model), pickled; its
-  SHA-256 is in the manifest and checked on loading, so that a damaged file is refused. As with any
+  SHA-256 is in the manifest and checked on loading, so that a damaged file is refused.
+* ``conformal.pkl``: the cross-conformal predictor (:class:`smartimaging.learn.conformal.ConformalClassifier`:
+  the K fold models and the conformal threshold), fitted on the training cohort with every
+  patient's score coming from a model that did not see it; SHA-256 checked likewise. As with any
   pickle, load only bundles from a source you trust.
 
 :func:`predict_patient` runs the whole chain on one patient's DICOM folder with the bundle's own
-settings and returns the probability, the decision at the training-derived threshold, an
-out-of-distribution flag with its reasons, an explicit abstention when the patient lies outside
-the training distribution, and the features that drove the prediction (for linear models, each
-feature's contribution to the log-odds). :func:`validate_bundle` runs external validation of a
-bundle on another site's study and refuses features extracted with other settings.
+settings and returns the probability, the decision at the training-derived threshold, the
+conformal prediction set at the stated coverage with a decision (positive, negative or
+**abstain** when both outcomes remain plausible, none does, or the patient lies outside the
+training distribution), the out-of-distribution reasons, and the features that drove the
+prediction (SHAP values with IBSI names and plain-language meanings).
+:func:`validate_bundle` runs external validation of a bundle on another site's study and refuses
+features extracted with other settings.
 """
 
 from __future__ import annotations
@@ -41,8 +54,11 @@ from smartimaging.atomic import atomic_path, write_text
 from smartimaging.exceptions import ConfigError, LearningError, SmartImagingError
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.learn.clinical_metrics import choose_threshold
+from smartimaging.learn.conformal import ConformalClassifier
+from smartimaging.learn.explain import describe_feature, kmeans_background, shap_values
 from smartimaging.learn.metrics import bootstrap_auc_ci, roc_auc, roc_curve_points
 from smartimaging.learn.models import build_feature_sets, make_classifier
+from smartimaging.learn.ood import OODDetector
 from smartimaging.learn.validate import CVResult
 from smartimaging.report.html import ReportData, render_report
 from smartimaging.study.config import StudyConfig
@@ -66,9 +82,10 @@ __all__ = [
 BUNDLE_FORMAT = 1
 """Version of the bundle layout; a bundle of a newer format is refused."""
 
-_RANGE_MARGIN = 0.10  # a feature is out of range beyond min/max widened by 10 % of the training range
-_MAX_OUT_OF_RANGE = 0.10  # OOD when more than this fraction of the features is out of range
-_PCA_VARIANCE = 0.95
+_CONFORMAL_FOLDS = 5
+_BACKGROUND_CLUSTERS = 10  # at most this many k-means centres in the SHAP background
+_MIN_CLUSTER = 5  # every centre summarises at least this many training patients
+_TOP_CONTRIBUTIONS = 5
 
 
 class BundleError(SmartImagingError):
@@ -108,10 +125,14 @@ class ModelBundle:
         Settings, versions, columns, threshold, training summary (see the module docstring).
     pipeline : sklearn.pipeline.Pipeline
         The fitted preprocessing + model pipeline.
+    conformal : ConformalClassifier, optional
+        Cross-conformal predictor fitted on the training cohort; ``None`` for bundles made
+        without one (then no prediction set is given).
     """
 
     manifest: dict[str, Any]
     pipeline: Pipeline
+    conformal: ConformalClassifier | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -133,7 +154,7 @@ class Prediction:
     patient_id : str
         Patient identifier.
     probability : float
-        Predicted probability of the target (class 1).
+        Predicted probability of the target (class 1) by the bundle's pipeline.
     label : int
         1 when ``probability >= threshold``.
     threshold : float
@@ -141,13 +162,29 @@ class Prediction:
     out_of_distribution : bool
         The patient's features lie outside the training distribution (reasons in ``ood_reasons``).
     ood_reasons : list of str
-        Why the patient was flagged (Mahalanobis distance, features out of range).
+        Why the patient was flagged, in plain words (features out of range, atypical
+        combination of features, unseen scanner).
     abstain : bool
-        The bundle declines to decide: True when out of distribution. The probability is still
-        given, for information only.
+        The bundle declines to decide (``decision == "abstain"``): out of distribution, or the
+        conformal set holds both outcomes or none. The probability is still given, for
+        information only.
     contributions : list of (str, float)
-        For linear models, the largest contributions of single features to the log-odds (feature,
-        contribution), largest magnitude first; empty otherwise.
+        The largest SHAP contributions (column, change in probability), largest magnitude
+        first; the same as ``explanation`` as plain pairs.
+    prediction_set : list
+        Conformal prediction set: the outcomes (0, 1) that remain plausible at ``coverage``;
+        empty when the bundle has no conformal calibration or the set is empty.
+    decision : str
+        ``"positive"``, ``"negative"`` or ``"abstain"``: the conformal set's single outcome,
+        ``"abstain"`` when the set is ambiguous (both) or empty or the patient is out of
+        distribution. Bundles without conformal calibration decide at ``threshold``.
+    coverage : float or None
+        The coverage the prediction sets are calibrated for (``1 - alpha``, e.g. 0.9).
+    explanation : list of dict
+        The top SHAP contributions with ``feature`` (column), ``contribution`` (change in the
+        predicted probability against the average training patient), ``label`` (IBSI name,
+        family, aggregation), ``ibsi_name``, ``ibsi_id``, ``family`` and ``meaning`` (one
+        plain-language sentence); clinical variables have empty IBSI fields.
     """
 
     patient_id: str
@@ -158,6 +195,10 @@ class Prediction:
     ood_reasons: list[str]
     abstain: bool
     contributions: list[tuple[str, float]] = field(default_factory=list)
+    prediction_set: list[Any] = field(default_factory=list)
+    decision: str = ""
+    coverage: float | None = None
+    explanation: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable form."""
@@ -166,36 +207,46 @@ class Prediction:
             "probability": self.probability,
             "label": self.label,
             "threshold": self.threshold,
+            "decision": self.decision,
+            "prediction_set": list(self.prediction_set),
+            "coverage": self.coverage,
             "out_of_distribution": self.out_of_distribution,
             "ood_reasons": list(self.ood_reasons),
             "abstain": self.abstain,
             "contributions": [[name, value] for name, value in self.contributions],
+            "explanation": [dict(e) for e in self.explanation],
         }
 
 
-def _training_summary(numeric: pd.DataFrame) -> dict[str, Any]:
-    values = numeric.to_numpy(dtype=float)
-    mean = np.nanmean(values, axis=0)
-    sd = np.nanstd(values, axis=0, ddof=1)
-    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-    z = np.nan_to_num((values - mean) / sd)
-    _, s, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
-    var = s**2 / max(len(z) - 1, 1)
-    keep = int(np.searchsorted(np.cumsum(var) / max(var.sum(), 1e-12), _PCA_VARIANCE) + 1)
-    keep = max(1, min(keep, len(z) - 1, vt.shape[0]))
-    comp, comp_sd = vt[:keep], np.sqrt(np.maximum(var[:keep], 1e-12))
-    d2 = (((z @ comp.T) / comp_sd) ** 2).sum(axis=1)
-    return {
-        "columns": list(numeric.columns),
-        "mean": mean.tolist(),
-        "sd": sd.tolist(),
-        "min": np.nanmin(values, axis=0).tolist(),
-        "max": np.nanmax(values, axis=0).tolist(),
-        "components": comp.tolist(),
-        "component_sd": comp_sd.tolist(),
-        "mahalanobis_p99": float(np.quantile(d2, 0.99)),
-        "n_patients": len(numeric),
-    }
+def _plain(value: Any) -> Any:
+    """A JSON-friendly scalar: NaN -> None, numpy numbers -> Python numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _background_summary(X: pd.DataFrame, *, random_state: int) -> dict[str, Any]:
+    """The SHAP background of the bundle: k-means centres of >= 5 training patients each, as JSON."""
+    frame, weights = kmeans_background(
+        X, max_clusters=_BACKGROUND_CLUSTERS, min_cluster_size=_MIN_CLUSTER, random_state=random_state
+    )
+    rows = [[_plain(v) for v in row] for row in frame.astype(object).itertuples(index=False)]
+    return {"columns": list(X.columns), "rows": rows, "weights": [int(w) for w in weights]}
+
+
+def _background_frame(bundle: ModelBundle) -> tuple[pd.DataFrame, list[float]] | None:
+    summary = bundle.manifest.get("explanation", {}).get("background")
+    if not summary:
+        return None
+    frame = pd.DataFrame(summary["rows"], columns=summary["columns"])
+    for c in frame.columns:
+        if c in bundle.manifest.get("categorical_levels", {}):
+            frame[c] = frame[c].astype(object)
+        else:
+            frame[c] = pd.to_numeric(frame[c]).astype(float)
+    return frame, [float(w) for w in summary["weights"]]
 
 
 def fit_bundle(
@@ -205,8 +256,14 @@ def fit_bundle(
     *,
     model: str | None = None,
     cv: Sequence[CVResult] = (),
+    alpha: float = 0.1,
 ) -> ModelBundle:
     """Fit the final model on the whole training cohort and package it.
+
+    Besides the model, the bundle gets a cross-conformal calibration (``K = 5`` stratified folds,
+    fewer when an outcome has fewer patients; every patient's conformity score comes from a fold
+    model that did not see the patient), the out-of-distribution summary and a k-means summary of
+    the training inputs as the SHAP background (see the module docstring: no patient's data).
 
     Parameters
     ----------
@@ -222,6 +279,8 @@ def fit_bundle(
     cv : sequence of CVResult
         The run's cross-validation results: the matching one sets the threshold (Youden index on the
         out-of-fold scores) and the reported training performance.
+    alpha : float, default 0.1
+        Miscoverage of the conformal prediction sets (coverage ``1 - alpha``).
 
     Returns
     -------
@@ -230,8 +289,11 @@ def fit_bundle(
     Raises
     ------
     BundleError
-        If the study has no model section or ``model`` is not a feature set of the study.
+        If the study has no model section, ``model`` is not a feature set of the study, or
+        ``alpha`` is not in (0, 1).
     """
+    if not 0.0 < alpha < 1.0:
+        raise BundleError(f"alpha (the conformal miscoverage) must be in (0, 1), got {alpha!r}")
     if config.model is None:
         raise BundleError("the study has no model section (model: null); there is no model to export")
     spec = config.model
@@ -259,6 +321,26 @@ def fit_bundle(
         performance = {"note": "no cross-validation result given; threshold from apparent (training) scores"}
     numeric = X.select_dtypes(include=[np.number])
     categorical = {c: sorted(map(str, X[c].dropna().unique())) for c in X.columns if c not in numeric.columns}
+    folds = min(_CONFORMAL_FOLDS, int(np.bincount(y.to_numpy()).min()))
+    conformal: ConformalClassifier | None = None
+    conformal_info: dict[str, Any] = {"note": f"no conformal calibration: an outcome has {folds} patient(s)"}
+    if folds >= 2:
+        conformal = ConformalClassifier(
+            make_classifier(spec.kind, random_state=config.seed),
+            alpha=alpha,
+            method="lac",
+            cv=folds,
+            random_state=config.seed,
+        ).fit(X, y)
+        conformal_info = {
+            "method": "lac",
+            "alpha": alpha,
+            "coverage": conformal.coverage,
+            "cv": folds,
+            "n_calibration": conformal.n_calibration_,
+            "quantile": conformal.quantile_,
+            "aggregation": "mean probability of the fold models",
+        }
     settings = feature_settings(config)
     manifest = {
         "bundle_format": BUNDLE_FORMAT,
@@ -272,23 +354,36 @@ def fit_bundle(
         "clinical_columns": [c for c in X.columns if c not in wide.columns],
         "categorical_levels": categorical,
         "threshold": threshold,
+        "conformal": conformal_info,
+        "explanation": {
+            "method": "SHAP values of the predicted probability through the whole pipeline",
+            "output": "probability",
+            "background": _background_summary(X, random_state=config.seed),
+        },
         "training": {
             "n_patients": len(X),
             "n_events": int(y.sum()),
             "cross_validation": performance,
-            "summary": _training_summary(numeric),
+            "summary": OODDetector().fit(numeric).to_summary(),
         },
     }
-    return ModelBundle(manifest, pipeline)
+    return ModelBundle(manifest, pipeline, conformal)
 
 
 def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
     """Write the bundle as one ZIP file (atomically)."""
     payload = pickle.dumps(bundle.pipeline, protocol=pickle.HIGHEST_PROTOCOL)
     manifest = dict(bundle.manifest, pipeline_sha256=hashlib.sha256(payload).hexdigest())
+    manifest.pop("conformal_sha256", None)
+    conformal = None
+    if bundle.conformal is not None:
+        conformal = pickle.dumps(bundle.conformal, protocol=pickle.HIGHEST_PROTOCOL)
+        manifest["conformal_sha256"] = hashlib.sha256(conformal).hexdigest()
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
         zf.writestr("pipeline.pkl", payload)
+        if conformal is not None:
+            zf.writestr("conformal.pkl", conformal)
     return Path(path)
 
 
@@ -308,6 +403,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         with zipfile.ZipFile(path) as zf:
             manifest = json.loads(zf.read("manifest.json"))
             payload = zf.read("pipeline.pkl")
+            conformal = zf.read("conformal.pkl") if "conformal.pkl" in zf.namelist() else None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
         raise BundleError(
             f"{path} is not a smartimaging model bundle ({exc}); export one with `smartimaging export`"
@@ -322,57 +418,55 @@ def load_bundle(path: str | Path) -> ModelBundle:
         raise BundleError(
             f"{path}: the pipeline does not match the manifest's SHA-256: the file is damaged or altered"
         )
+    if "conformal_sha256" not in manifest:
+        conformal = None  # never unpickle a part the manifest does not vouch for
+    elif conformal is None or hashlib.sha256(conformal).hexdigest() != manifest["conformal_sha256"]:
+        raise BundleError(
+            f"{path}: the conformal calibration (conformal.pkl) is missing or does not match the manifest's "
+            "SHA-256: the file is damaged or altered"
+        )
     pipeline = pickle.loads(payload)  # integrity checked above; load only bundles from a trusted source
-    return ModelBundle(manifest, pipeline)
+    calibration = pickle.loads(conformal) if conformal is not None else None
+    return ModelBundle(manifest, pipeline, calibration)
 
 
-def _ood(bundle: ModelBundle, row: pd.Series) -> list[str]:
-    summary = bundle.manifest["training"]["summary"]
-    columns = summary["columns"]
-    if not columns:
-        return []
-    x = row.reindex(columns).to_numpy(dtype=float)
-    lo, hi = np.asarray(summary["min"]), np.asarray(summary["max"])
-    margin = _RANGE_MARGIN * (hi - lo)
-    outside = np.isfinite(x) & ((x < lo - margin) | (x > hi + margin))
-    reasons = []
-    if outside.mean() > _MAX_OUT_OF_RANGE:
-        names = [c for c, o in zip(columns, outside, strict=True) if o]
-        reasons.append(
-            f"{int(outside.sum())} of {len(columns)} features outside the training range "
-            f"(e.g. {', '.join(names[:3])})"
-        )
-    z = np.nan_to_num((x - np.asarray(summary["mean"])) / np.asarray(summary["sd"]))
-    scores = (np.asarray(summary["components"]) @ z) / np.asarray(summary["component_sd"])
-    d2 = float((scores**2).sum())
-    if d2 > summary["mahalanobis_p99"]:
-        reasons.append(
-            f"Mahalanobis distance² {d2:.1f} beyond the 99th percentile of the training patients "
-            f"({summary['mahalanobis_p99']:.1f})"
-        )
-    return reasons
-
-
-def _contributions(bundle: ModelBundle, X: pd.DataFrame, top: int = 5) -> list[list[tuple[str, float]]]:
-    model = bundle.pipeline.steps[-1][1]
-    coef = getattr(model, "coef_", None)
-    if coef is None:
+def _explanations(bundle: ModelBundle, X: pd.DataFrame, top: int) -> list[list[dict[str, Any]]]:
+    background = _background_frame(bundle)
+    if background is None or top <= 0:
         return [[] for _ in range(len(X))]
-    transformed = np.asarray(bundle.pipeline[:-1].transform(X), dtype=float)
-    try:
-        names = [str(n) for n in bundle.pipeline[:-1].get_feature_names_out()]
-    except (AttributeError, ValueError):
-        names = [f"x{i}" for i in range(transformed.shape[1])]
-    names = [n.split("__", 1)[-1] for n in names]
-    parts = transformed * np.asarray(coef)[0]
+    frame, weights = background
+    values = shap_values(
+        bundle.pipeline,
+        X,
+        background=frame,
+        background_weights=weights,
+        random_state=int(bundle.manifest["model"].get("seed", 0)),
+    )
     out = []
-    for row in parts:
-        order = np.argsort(-np.abs(row), kind="stable")[:top]
-        out.append([(names[i], float(row[i])) for i in order])
+    for _, row in values.iterrows():
+        v = row.to_numpy(dtype=float)
+        order = [i for i in np.argsort(-np.abs(v), kind="stable") if v[i] != 0.0][:top]
+        items = []
+        for i in order:
+            d = describe_feature(str(row.index[i]))
+            items.append(
+                {
+                    "feature": d.column,
+                    "contribution": float(v[i]),
+                    "label": d.label,
+                    "ibsi_name": d.ibsi_name,
+                    "ibsi_id": d.ibsi_id,
+                    "family": d.family,
+                    "meaning": d.meaning,
+                }
+            )
+        out.append(items)
     return out
 
 
-def predict_features(bundle: ModelBundle, features: pd.DataFrame) -> list[Prediction]:
+def predict_features(
+    bundle: ModelBundle, features: pd.DataFrame, *, explain: bool = True, top: int = _TOP_CONTRIBUTIONS
+) -> list[Prediction]:
     """Predictions for patients whose image features (and clinical variables) are already in a table.
 
     Parameters
@@ -381,6 +475,11 @@ def predict_features(bundle: ModelBundle, features: pd.DataFrame) -> list[Predic
         The model.
     features : DataFrame
         One row per patient (index: patient ID) holding every column of ``bundle.columns``.
+    explain : bool, default True
+        Compute the SHAP explanation (the slowest part: about a second per patient for a model
+        on a few hundred features); without it ``explanation`` and ``contributions`` are empty.
+    top : int, default 5
+        Contributions kept per patient.
 
     Raises
     ------
@@ -396,20 +495,34 @@ def predict_features(bundle: ModelBundle, features: pd.DataFrame) -> list[Predic
         )
     X = features[bundle.columns]
     proba = bundle.pipeline.predict_proba(X)[:, 1]
-    contributions = _contributions(bundle, X)
+    ood = OODDetector.from_summary(bundle.manifest["training"]["summary"]).flags(X)
+    sets = bundle.conformal.predict(X) if bundle.conformal is not None else None
+    explanations = _explanations(bundle, X, top) if explain else [[] for _ in range(len(X))]
     out = []
-    for (pid, row), p, contrib in zip(X.iterrows(), proba, contributions, strict=True):
-        reasons = _ood(bundle, row)
+    for i, (pid, p) in enumerate(zip(X.index, proba, strict=True)):
+        reasons = ood[i]
+        label = int(p >= bundle.threshold)
+        if sets is not None:
+            prediction_set = [_plain(v) for v in sets["prediction_set"].iloc[i]]
+            decision = str(sets["decision"].iloc[i])
+        else:
+            prediction_set, decision = [], ("positive" if label else "negative")
+        if reasons:
+            decision = "abstain"
         out.append(
             Prediction(
                 patient_id=str(pid),
                 probability=float(p),
-                label=int(p >= bundle.threshold),
+                label=label,
                 threshold=bundle.threshold,
                 out_of_distribution=bool(reasons),
                 ood_reasons=reasons,
-                abstain=bool(reasons),
-                contributions=contrib,
+                abstain=decision == "abstain",
+                contributions=[(e["feature"], e["contribution"]) for e in explanations[i]],
+                prediction_set=prediction_set,
+                decision=decision,
+                coverage=bundle.conformal.coverage if bundle.conformal is not None else None,
+                explanation=explanations[i],
             )
         )
     return out
@@ -500,6 +613,8 @@ class ExternalValidation:
     n_events: int
     n_out_of_distribution: int
     files: dict[str, Path]
+    set_coverage: float | None = None
+    n_abstain: int = 0
 
 
 def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = True) -> ExternalValidation:
@@ -546,8 +661,9 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
     table = table[pd.to_numeric(table[target], errors="coerce").notna()]
     if table.empty:
         raise LearningError(f"no patient has both features and {target!r}")
-    predictions = predict_features(bundle, table)
+    predictions = predict_features(bundle, table, explain=False)
     frame = pd.DataFrame([p.to_dict() for p in predictions]).set_index("patient_id")
+    frame = frame.drop(columns=["contributions", "explanation"])
     frame["y_true"] = pd.to_numeric(table[target]).astype(int).to_numpy()
     y = frame["y_true"].to_numpy(int)
     score = frame["probability"].to_numpy(float)
@@ -564,6 +680,16 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
         frame.to_csv(tmp)
     fpr, tpr = roc_curve_points(y, score)
     n_ood = int(frame["out_of_distribution"].sum())
+    n_abstain = int(frame["abstain"].sum())
+    set_coverage = None
+    notes_conformal = []
+    if bundle.conformal is not None:
+        set_coverage = float(np.mean([t in s for t, s in zip(y, frame["prediction_set"], strict=True)]))
+        notes_conformal.append(
+            f"Conformal prediction sets (stated coverage {bundle.conformal.coverage:.0%}) hold the true outcome "
+            f"for {set_coverage:.1%} of the patients here; the bundle abstains for {n_abstain} of {len(frame)} "
+            "(ambiguous set or out of distribution)."
+        )
     data = ReportData(
         title=f"External validation of {bundle.manifest['study']} ({bundle.manifest['model']['name']}) on {config.name}",
         summary={
@@ -596,6 +722,7 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
             f"Threshold {bundle.threshold:.3f} fixed on the training cohort: sensitivity {sensitivity:.3f}, "
             f"specificity {specificity:.3f}; Brier score {brier:.3f}.",
             f"{n_ood} of {len(frame)} patients lie outside the training distribution (the bundle abstains for them).",
+            *notes_conformal,
             f"Training cohort: {bundle.manifest['training']['n_patients']} patients, "
             f"cross-validated AUC {bundle.manifest['training']['cross_validation'].get('auc', float('nan')):.3f}.",
         ],
@@ -612,4 +739,6 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
         n_events=int(y.sum()),
         n_out_of_distribution=n_ood,
         files=files,
+        set_coverage=set_coverage,
+        n_abstain=n_abstain,
     )
