@@ -16,7 +16,6 @@ Kaplan-Meier curves of training-fixed risk groups with the log-rank test).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -1076,18 +1075,23 @@ def _refit(
 
 
 def _explain(final: FinalModel, y: pd.Series, config: ModelConfig, *, seed: int) -> None:
-    try:
-        explain = importlib.import_module("smartimaging.learn.explain")
-    except ImportError:
-        final.notes.append("SHAP and permutation importance are not available in this installation.")
-        return
+    """SHAP values and permutation importance of the refitted final model (on its training patients)."""
+    from smartimaging.learn.explain import kmeans_background, permutation_importance_table, shap_values
+
     X = final.X
     try:
-        final.shap = explain.shap_values(final.pipeline, X, random_state=seed)
+        background, weights = kmeans_background(X, random_state=seed)
+        final.shap = shap_values(
+            final.pipeline,
+            X,
+            background=background,
+            background_weights=[float(w) for w in weights],
+            random_state=seed,
+        )
     except (LearningError, ValueError, TypeError) as exc:
         final.notes.append(f"SHAP values could not be computed: {exc}")
     try:
-        final.importance = explain.permutation_importance_table(
+        final.importance = permutation_importance_table(
             final.pipeline, X, y.loc[X.index], n_repeats=config.importance_repeats, random_state=seed
         )
     except (LearningError, ValueError, TypeError) as exc:
