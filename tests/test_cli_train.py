@@ -54,7 +54,15 @@ FAST = ["--kind", "logistic", "--kind", "logistic_l1"]
 
 def _config(tmp: Path, **extra: object) -> Path:
     path = tmp / "model.yaml"
-    data = {"n_splits": 3, "n_repeats": 1, "inner_splits": 2, "n_boot": 200, "n_permutations": 2, **extra}
+    data = {
+        "n_splits": 3,
+        "n_repeats": 1,
+        "inner_splits": 2,
+        "n_boot": 200,
+        "n_permutations": 2,
+        "importance_repeats": 2,
+        **extra,
+    }
     path.write_text(yaml.safe_dump({"model": data}), encoding="utf-8")
     return path
 

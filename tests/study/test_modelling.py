@@ -24,7 +24,14 @@ from smartimaging.study.modelling import (
     read_feature_table,
 )
 
-FAST = {"n_splits": 3, "n_repeats": 2, "inner_splits": 2, "n_boot": 200, "n_permutations": 0}
+FAST = {
+    "n_splits": 3,
+    "n_repeats": 2,
+    "inner_splits": 2,
+    "n_boot": 200,
+    "n_permutations": 0,
+    "importance_repeats": 2,
+}
 
 
 def cohort(
