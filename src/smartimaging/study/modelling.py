@@ -902,7 +902,6 @@ def _comparison_table(
                 "calibration_slope": s["calibration_slope"],
                 "calibration_intercept": s["calibration_intercept"],
                 "hosmer_lemeshow_p": s["hosmer_lemeshow_p"],
-                "seconds": m.validation.seconds,
             }
         )
     return pd.DataFrame(rows)
