@@ -46,7 +46,7 @@ def demo_study(data_dir: Path, output_dir: Path, *, seed: int = 0, jobs: int = 1
             "n_repeats": 3,
             "inner_splits": 2,
             "n_permutations": 10,
-            "importance_repeats": 5,
+            "importance_repeats": 2,
             "survival": {"time": "time_months", "event": "event", "kinds": ["cox"], "time_unit": "months"},
         },
     }
