@@ -55,7 +55,6 @@ from smartimaging.learn.survival import (
     make_survival_model,
 )
 from smartimaging.learn.validate import (
-    CI_METHOD,
     CVResult,
     ValidationResult,
     compare_validated,
@@ -442,7 +441,9 @@ def _combat(config: ModelConfig, passthrough: Sequence[str]) -> ComBat:
     )
 
 
-def _as_cv_result(vr: ValidationResult, summary: Mapping[str, Any], *, n_splits: int) -> CVResult:
+def _as_cv_result(
+    vr: ValidationResult, summary: Mapping[str, Any], *, n_splits: int, n_boot: int
+) -> CVResult:
     _, y, scores, _ = vr.matrices()
     r = scores.shape[1]
     preds = vr.predictions
@@ -465,7 +466,8 @@ def _as_cv_result(vr: ValidationResult, summary: Mapping[str, Any], *, n_splits:
         n_splits=n_splits,
         n_repeats=r,
         repeat_aucs=repeat_aucs,
-        ci_method=CI_METHOD if vr.scheme == "nested_cv" else "95 % percentile bootstrap over patients",
+        ci_method=f"95 % percentile bootstrap over patients ({n_boot} stratified resamples) of the mean over "
+        "repeats of the pooled out-of-sample AUC; out-of-sample scores held fixed",
     )
 
 
@@ -784,7 +786,15 @@ def _fit_one(
     n_feat = int(X.drop(columns=[BATCH_COLUMN], errors="ignore").shape[1])
     n_splits = config.n_splits if config.validation != "holdout" else 1
     m = ModelResult(
-        name, set_name, kind, vr, _as_cv_result(vr, summ, n_splits=n_splits), summ, cal, dca, n_feat
+        name,
+        set_name,
+        kind,
+        vr,
+        _as_cv_result(vr, summ, n_splits=n_splits, n_boot=config.n_boot),
+        summ,
+        cal,
+        dca,
+        n_feat,
     )
     if X_ext is not None and y_ext is not None:
         try:
