@@ -1128,23 +1128,29 @@ def _nomogram(
     if not linear:
         final.notes.append("No nomogram: no linear (logistic) model without harmonisation was compared.")
         return
-    best = max(linear, key=lambda m: m.summary["auc"])
-    X = design.sets[best.feature_set]
-    if best.name == final.name:
-        fitted = final.pipeline
+    skipped = []
+    for best in sorted(linear, key=lambda m: -m.summary["auc"]):
+        X = design.sets[best.feature_set]
+        if best.name == final.name:
+            fitted = final.pipeline
+        else:
+            pipe = _pipeline(config, design, best.feature_set, best.kind, seed)
+            fitted = _refit(config, pipe, X, y.loc[X.index], kind=best.kind, seed=seed)
+        used = _effective_columns(fitted, X, seed=seed)
+        if 0 < len(used) <= config.nomogram_max_features:
+            break
+        skipped.append(f"{best.name} ({len(used)})")
     else:
-        pipe = _pipeline(config, design, best.feature_set, best.kind, seed)
-        fitted = _refit(config, pipe, X, y.loc[X.index], kind=best.kind, seed=seed)
-    used = _effective_columns(fitted, X, seed=seed)
-    if not used:
-        final.notes.append(f"No nomogram: the refitted {best.name} model uses no variable.")
-        return
-    if len(used) > config.nomogram_max_features:
         final.notes.append(
-            f"No nomogram: the best linear model ({best.name}) uses {len(used)} variables, more than "
-            f"nomogram_max_features = {config.nomogram_max_features}."
+            "No nomogram: every linear model uses no variable or more than nomogram_max_features = "
+            f"{config.nomogram_max_features} variables ({', '.join(skipped)})."
         )
         return
+    if skipped:
+        final.notes.append(
+            f"Nomogram of {best.name}, the best linear model using at most {config.nomogram_max_features} "
+            f"variables (more in: {', '.join(skipped)})."
+        )
     complete = X[used].dropna()
     try:
         nomo = build_nomogram(_OnColumns(fitted, X, used), complete, kind="logistic")
