@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import pandas as pd
 import pytest
 
 from smartimaging.report.html import ReportData, ReportError, cohort_table, render_report, write_report
-from smartimaging.report.plots import roc_curves_png
+from smartimaging.report.plots import (
+    calibration_curves_png,
+    decision_curves_png,
+    kaplan_meier_png,
+    roc_curves_png,
+    shap_summary_png,
+)
 
 SECTIONS = [
     "summary",
@@ -19,6 +26,12 @@ SECTIONS = [
     "qc",
     "models",
     "roc",
+    "comparison",
+    "calibration",
+    "decision",
+    "survival",
+    "explanation",
+    "nomogram",
     "features",
     "segmentation",
     "failures",
@@ -122,7 +135,59 @@ def sample_data() -> ReportData:
             {"item": "External validation", "status": "no", "detail": "single site"},
             ("Calibration", "n/a", f"no model {EVIL}"),
         ],
+        **model_parts(),
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _model_parts() -> dict:
+    """The model-stage parts of a report, drawn once with the report's own figure functions."""
+    rng = np.random.default_rng(1)
+    cal = pd.DataFrame(
+        {"mean_predicted": [0.2, 0.5, 0.8], "observed": [0.1, 0.6, 0.9], "observed_lo": [0.0, 0.4, 0.7],
+         "observed_hi": [0.3, 0.8, 1.0]}
+    )  # fmt: skip
+    pt = np.round(np.arange(1, 100) / 100, 2)
+    dca = pd.DataFrame(
+        {
+            "threshold": pt,
+            "net_benefit_model": 0.5 - pt / 2,
+            "net_benefit_all": 0.5 - pt,
+            "net_benefit_none": 0.0,
+        }
+    )
+    km = pd.DataFrame(
+        {"group": ["low"] * 3 + ["high"] * 3, "time": [0, 5, 10] * 2, "survival": [1, 0.9, 0.8, 1, 0.5, 0.3],
+         "ci_lo": [1, 0.8, 0.6, 1, 0.3, 0.1], "ci_hi": [1, 1, 0.95, 1, 0.7, 0.5]}
+    )  # fmt: skip
+    shap = pd.DataFrame(rng.normal(size=(30, 3)), columns=["stat_mean", "glcm_contrast", f"f{EVIL}"])
+    comparison = pd.DataFrame(
+        {"AUC": [0.81, 0.55], "p vs best": [np.nan, 0.0123], "p vs clinical": [0.0123, np.nan]},
+        index=pd.Index(["radiomics", "clinical"], name="model"),
+    )
+    return {
+        "comparison": comparison,
+        "delong": pd.DataFrame(
+            {"model_b": ["clinical"], "p_value": [0.0123]}, index=pd.Index(["radiomics"], name="model_a")
+        ),
+        "calibration_images": {
+            "Calibration of 2 models": calibration_curves_png({"radiomics": cal, "clinical": cal})
+        },
+        "decision_images": {"Decision curves": decision_curves_png({"radiomics": dca})},
+        "survival": pd.DataFrame({"Harrell C": [0.71]}, index=pd.Index(["radiomics [cox]"], name="model")),
+        "survival_images": {"Kaplan-Meier": kaplan_meier_png(km, logrank_p=0.004, time_unit="months")},
+        "shap_images": {"SHAP summary": shap_summary_png(shap)},
+        "importance": pd.DataFrame(
+            {"importance_mean": [0.1], "ibsi_name": ["Mean"], "meaning": ["average SUV"]},
+            index=pd.Index(["stat_mean"], name="feature"),
+        ),
+        "nomogram_images": {"Nomogram": _png()},
+        "model_notes": ["Validation: repeated CV.", f"note {EVIL}"],
+    }
+
+
+def model_parts() -> dict:
+    return dict(_model_parts())
 
 
 def test_sections_tables_and_figures() -> None:
@@ -145,7 +210,7 @@ def test_sections_tables_and_figures() -> None:
     assert "versions.numpy" in page.section_text("provenance") and "abc123" in page.section_text("provenance")
     assert "Second note & more." in page.section_text("notes")
     imgs = [v for tag, name, v in page.attrs if tag == "img" and name == "src"]
-    assert len(imgs) == 5  # 2 ROC, 1 feature figure, 2 segmentation thumbnails
+    assert len(imgs) == 10  # 2 ROC, 1 feature figure, 2 segmentation thumbnails, 5 model-stage figures
     assert "P000" in page.section_text("segmentation") and "P001" in page.section_text("segmentation")
     checklist = page.section_text("checklist")
     assert "ComBat inside each fold" in checklist and "External validation" in checklist
@@ -181,6 +246,27 @@ def test_failures_listed_and_escaped() -> None:
     assert ">Failures (2)</a>" in html  # the navigation bar shows the count
 
 
+def test_model_sections_show_the_comparison_curves_and_explanation() -> None:
+    html = render_report(sample_data())
+    page = Page(html)
+    comparison = page.section_text("comparison")
+    assert "p vs best" in comparison and "0.0123" in comparison and "Pairwise DeLong tests" in comparison
+    assert "Validation: repeated CV." in comparison and EVIL in comparison and EVIL not in html
+    assert "Calibration of 2 models" in page.section_text("calibration")
+    assert "treat all" in page.section_text("decision")
+    assert "Harrell C" in page.section_text("survival") and "Kaplan-Meier" in page.section_text("survival")
+    explanation = page.section_text("explanation")
+    assert (
+        "SHAP summary" in explanation
+        and "Permutation importance" in explanation
+        and "average SUV" in explanation
+    )
+    assert "Nomogram" in page.section_text("nomogram")
+    for section in ("calibration", "decision", "survival", "explanation", "nomogram"):
+        part = html.split(f'<section id="{section}">')[1].split("</section>")[0]
+        assert 'src="data:image/png;base64,' in part
+
+
 def test_minimal_report_states_empty_parts() -> None:
     page = Page(render_report(ReportData(title="Empty <b>study</b>")))
     assert page.sections == SECTIONS
@@ -198,7 +284,8 @@ def test_roc_images_drawn_from_models_when_not_given() -> None:
     data.roc_images = None
     page = Page(render_report(data))
     roc_imgs = [v for tag, name, v in page.attrs if tag == "img" and name == "src"]
-    assert len(roc_imgs) == 5  # ROC curves + AUC bars (model with roc only) + feature figure + 2 thumbnails
+    # ROC curves + AUC bars (model with roc only) + feature figure + 2 thumbnails + 5 model-stage figures
+    assert len(roc_imgs) == 10
     assert "ROC curves of the repeat-averaged" in page.section_text("roc")
 
 

@@ -98,3 +98,38 @@ def test_png_to_data_uri_round_trip() -> None:
     assert base64.b64decode(uri.split(",", 1)[1]) == png
     with pytest.raises(ReportError, match="not PNG"):
         png_to_data_uri(b"GIF89a")
+
+
+def test_model_stage_figures_are_pngs_and_check_their_input() -> None:
+    from smartimaging.learn.clinical_metrics import calibration_curve, decision_curve
+    from smartimaging.learn.survival import kaplan_meier_groups
+    from smartimaging.report.plots import (
+        calibration_curves_png,
+        decision_curves_png,
+        kaplan_meier_png,
+        shap_summary_png,
+    )
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 80)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 80), 0.01, 0.99)
+    cal = calibration_curve(y, p, n_bins=5)
+    png = calibration_curves_png({"model": cal}, stats={"model": (0.9, 0.1)})
+    assert png_size(png)[0] > 300
+    assert png_size(decision_curves_png({"a": decision_curve(y, p), "b": decision_curve(y, 1 - p)}))[0] > 300
+    km = kaplan_meier_groups(rng.exponential(10, 40), rng.integers(0, 2, 40), np.repeat(["low", "high"], 20))
+    assert (
+        png_size(kaplan_meier_png(km, logrank_p=0.01, time_unit="months", counts={"low": 20, "high": 20}))[1]
+        > 200
+    )
+    shap = pd.DataFrame(rng.normal(size=(30, 20)), columns=[f"f{k}" for k in range(20)])
+    values = pd.DataFrame(rng.normal(size=(30, 20)), columns=shap.columns)
+    assert png_size(shap_summary_png(shap, values, max_features=8))[1] > 200
+    with pytest.raises(ReportError, match="no calibration"):
+        calibration_curves_png({})
+    with pytest.raises(ReportError, match="lacks column"):
+        decision_curves_png({"a": cal})
+    with pytest.raises(ReportError, match="non-empty"):
+        shap_summary_png(pd.DataFrame())
+    with pytest.raises(ReportError, match="lacks column"):
+        kaplan_meier_png(pd.DataFrame({"group": []}))

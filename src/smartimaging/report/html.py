@@ -82,6 +82,27 @@ class ReportData:
     segmentations : mapping of str to bytes or str
         Patient -> thumbnail PNG (:func:`smartimaging.report.overlays.patient_thumbnail_png`): PET MIP
         and fused slice with the contours, shown as a grid.
+    comparison : DataFrame, optional
+        Model comparison table (index: model): AUC with CIs, DeLong p-values against the best and
+        the clinical-only model, threshold metrics, Brier score, calibration.
+    delong : DataFrame, optional
+        Pairwise DeLong tests (one row per pair of models).
+    external : DataFrame, optional
+        Performance on the external validation cohort (index: model).
+    calibration_images, decision_images : mapping of str to bytes or str
+        Caption -> PNG of the calibration curves and of the decision curves.
+    survival : DataFrame, optional
+        Survival model comparison (index: model): C-indices with CIs, time-dependent AUC, IBS.
+    survival_images : mapping of str to bytes or str
+        Caption -> PNG, e.g. Kaplan-Meier curves of the risk groups.
+    shap_images : mapping of str to bytes or str
+        Caption -> PNG of the SHAP summary of the final model.
+    importance : DataFrame, optional
+        Permutation importance of the final model with IBSI names and meanings.
+    nomogram_images : mapping of str to bytes or str
+        Caption -> PNG of the nomogram.
+    model_notes : sequence of str
+        Remarks on the model stage (validation scheme, harmonisation, what was skipped).
     checklist : sequence
         Reporting-checklist items (TRIPOD+AI / CLEAR style) as ``(item, status, detail)`` tuples or
         mappings with those keys; ``status`` is ``"yes"``, ``"no"`` or ``"n/a"``, filled from what the
@@ -104,6 +125,17 @@ class ReportData:
     qc_summary: pd.DataFrame | None = None
     segmentations: Mapping[str, bytes | str] = field(default_factory=dict)
     checklist: Sequence[Any] = ()
+    comparison: pd.DataFrame | None = None
+    delong: pd.DataFrame | None = None
+    external: pd.DataFrame | None = None
+    calibration_images: Mapping[str, bytes | str] = field(default_factory=dict)
+    decision_images: Mapping[str, bytes | str] = field(default_factory=dict)
+    survival: pd.DataFrame | None = None
+    survival_images: Mapping[str, bytes | str] = field(default_factory=dict)
+    shap_images: Mapping[str, bytes | str] = field(default_factory=dict)
+    importance: pd.DataFrame | None = None
+    nomogram_images: Mapping[str, bytes | str] = field(default_factory=dict)
+    model_notes: Sequence[str] = ()
 
 
 _CHECKLIST_STATUS = ("yes", "no", "n/a")
@@ -464,6 +496,14 @@ def _qc_table(qc: pd.DataFrame, *, max_rows: int) -> dict[str, Any]:
     }
 
 
+def _optional_table(df: pd.DataFrame | None) -> dict[str, Any] | None:
+    if df is None:
+        return None
+    if not isinstance(df, pd.DataFrame):
+        raise ReportError(f"a model table must be a DataFrame, got {type(df).__name__}.")
+    return _table(df, max_rows=COHORT_MAX_ROWS) if len(df) else None
+
+
 _SUMMARY_CARDS = (
     ("n_patients", "Patients"),
     ("n_succeeded", "Processed"),
@@ -532,6 +572,17 @@ def render_report(data: ReportData) -> str:
         "qc_summary": None if data.qc_summary is None else _qc_summary_table(data.qc_summary),
         "segmentations": _images(data.segmentations),
         "checklist": _checklist(list(data.checklist)),
+        "comparison": _optional_table(data.comparison),
+        "delong": _optional_table(data.delong),
+        "external": _optional_table(data.external),
+        "calibration_images": _images(data.calibration_images),
+        "decision_images": _images(data.decision_images),
+        "survival": _optional_table(data.survival),
+        "survival_images": _images(data.survival_images),
+        "shap_images": _images(data.shap_images),
+        "importance": _optional_table(data.importance),
+        "nomogram_images": _images(data.nomogram_images),
+        "model_notes": [str(n) for n in data.model_notes],
     }
     return _environment().get_template("report.html").render(**context)
 

@@ -26,9 +26,15 @@ __all__ = [
     "PALETTE",
     "ReportError",
     "auc_bar_png",
+    "calibration_curves_png",
+    "correlation_heatmap_png",
+    "decision_curves_png",
     "feature_distributions_png",
+    "figure_png",
+    "kaplan_meier_png",
     "png_to_data_uri",
     "roc_curves_png",
+    "shap_summary_png",
 ]
 
 #: Okabe-Ito colours (without black), used in order for models / classes.
@@ -347,3 +353,265 @@ def correlation_heatmap_png(
     ax.set_title(f"|{method.capitalize()} correlation| between features (clustered)", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.6, label=f"|{'rho' if method == 'spearman' else 'r'}|")
     return _to_png(fig)
+
+
+def figure_png(fig: Figure) -> bytes:
+    """PNG bytes of a matplotlib figure (e.g. a nomogram's ``plot()``), without a software stamp."""
+    return _to_png(fig)
+
+
+def _check_frame(frame: Any, columns: Sequence[str], where: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise ReportError(f"{where}: expected a DataFrame, got {type(frame).__name__}.")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ReportError(f"{where}: the table lacks column(s) {missing}; it has {list(frame.columns)}.")
+    return frame
+
+
+def calibration_curves_png(
+    curves: Mapping[str, pd.DataFrame],
+    *,
+    stats: Mapping[str, tuple[float | None, float | None]] | None = None,
+    title: str = "Calibration (out-of-sample predicted probabilities)",
+) -> bytes:
+    """Observed event rate against mean predicted probability for several models.
+
+    Parameters
+    ----------
+    curves : mapping of str to DataFrame
+        Model -> :func:`smartimaging.learn.clinical_metrics.calibration_curve` table (columns
+        ``mean_predicted, observed, observed_lo, observed_hi``).
+    stats : mapping of str to (slope, intercept), optional
+        Shown in the legend.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    bytes
+        PNG image: the diagonal of perfect calibration, each model's binned points with Wilson
+        95 % bars.
+
+    Raises
+    ------
+    ReportError
+        If ``curves`` is empty or a table lacks a column.
+    """
+    if not curves:
+        raise ReportError("calibration_curves_png: no calibration curve to plot.")
+    fig = Figure(figsize=(5.6, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#888888", linewidth=1, label="ideal")
+    for k, (name, curve) in enumerate(curves.items()):
+        c = _check_frame(
+            curve, ("mean_predicted", "observed", "observed_lo", "observed_hi"), "calibration_curves_png"
+        )
+        err = np.vstack([c["observed"] - c["observed_lo"], c["observed_hi"] - c["observed"]]).clip(min=0)
+        label = str(name)
+        if stats and name in stats:
+            slope, intercept = stats[name]
+            if slope is not None and intercept is not None:
+                label += f" (slope {slope:.2f}, intercept {intercept:.2f})"
+        colour = PALETTE[k % len(PALETTE)]
+        ax.errorbar(
+            c["mean_predicted"], c["observed"], yerr=err, fmt="o-", color=colour, capsize=3, markersize=4,
+            linewidth=1.4, label=label,
+        )  # fmt: skip
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Mean predicted probability", ylabel="Observed event rate")
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=10)
+    ax.grid(color="#e5e5e5", linewidth=0.6)
+    ax.legend(loc="upper left", fontsize=7, frameon=True)
+    return _to_png(fig)
+
+
+def decision_curves_png(
+    curves: Mapping[str, pd.DataFrame], *, title: str = "Decision curves (out-of-sample predictions)"
+) -> bytes:
+    """Net benefit of several models against treat-all and treat-none.
+
+    Parameters
+    ----------
+    curves : mapping of str to DataFrame
+        Model -> :func:`smartimaging.learn.clinical_metrics.decision_curve` table (columns
+        ``threshold, net_benefit_model, net_benefit_all, net_benefit_none``); the treat-all curve
+        is taken from the first table (it depends on the prevalence only).
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    ReportError
+        If ``curves`` is empty or a table lacks a column.
+    """
+    if not curves:
+        raise ReportError("decision_curves_png: no decision curve to plot.")
+    cols = ("threshold", "net_benefit_model", "net_benefit_all", "net_benefit_none")
+    tables = {str(k): _check_frame(v, cols, "decision_curves_png") for k, v in curves.items()}
+    first = next(iter(tables.values()))
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(first["threshold"], first["net_benefit_all"], color="#555555", linewidth=1.2, label="treat all")
+    ax.plot(
+        first["threshold"],
+        first["net_benefit_none"],
+        color="black",
+        linestyle="--",
+        linewidth=1.2,
+        label="treat none",
+    )
+    top = max(0.01, float(first["net_benefit_all"].max()))
+    for k, (name, c) in enumerate(tables.items()):
+        ax.plot(
+            c["threshold"], c["net_benefit_model"], color=PALETTE[k % len(PALETTE)], linewidth=1.8, label=name
+        )
+        top = max(top, float(c["net_benefit_model"].max()))
+    ax.set(
+        xlim=(0, 1),
+        ylim=(-0.05 * top - 0.02, 1.1 * top),
+        xlabel="Threshold probability",
+        ylabel="Net benefit",
+    )
+    ax.set_title(title, fontsize=10)
+    ax.grid(color="#e5e5e5", linewidth=0.6)
+    ax.legend(loc="upper right", fontsize=7, frameon=True)
+    return _to_png(fig)
+
+
+def kaplan_meier_png(
+    km: pd.DataFrame,
+    *,
+    logrank_p: float | None = None,
+    time_unit: str = "",
+    counts: Mapping[str, int] | None = None,
+    title: str = "",
+) -> bytes:
+    """Kaplan-Meier curves of risk groups with 95 % bands and the log-rank p-value.
+
+    Parameters
+    ----------
+    km : DataFrame
+        :func:`smartimaging.learn.survival.kaplan_meier_groups` table (``group, time, survival,
+        ci_lo, ci_hi``).
+    logrank_p : float, optional
+        Shown in the title.
+    time_unit : str
+        Axis label.
+    counts : mapping of str to int, optional
+        Patients per group, shown in the legend.
+    title : str
+        Title prefix (e.g. the model).
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    ReportError
+        If the table lacks a column or is empty.
+    """
+    _check_frame(km, ("group", "time", "survival", "ci_lo", "ci_hi"), "kaplan_meier_png")
+    if km.empty:
+        raise ReportError("kaplan_meier_png: the Kaplan-Meier table is empty.")
+    fig = Figure(figsize=(6.2, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    order = sorted(pd.unique(km["group"]), key=lambda g: {"low": 0, "high": 1}.get(str(g), 2))
+    for k, group in enumerate(order):
+        g = km[km["group"] == group]
+        colour = PALETTE[k % len(PALETTE)]
+        label = f"{group} risk" + (f" (n={counts[group]})" if counts and group in counts else "")
+        ax.step(g["time"], g["survival"], where="post", color=colour, linewidth=1.8, label=label)
+        ax.fill_between(g["time"], g["ci_lo"], g["ci_hi"], step="post", color=colour, alpha=0.15)
+    ax.set(
+        ylim=(0, 1.02), xlabel=f"Time ({time_unit})" if time_unit else "Time", ylabel="Survival probability"
+    )
+    text = f"log-rank p = {logrank_p:.3g}" if logrank_p is not None else ""
+    ax.set_title(f"{title}: {text}" if title and text else (title or text), fontsize=10)
+    ax.grid(color="#e5e5e5", linewidth=0.6)
+    ax.legend(loc="lower left", fontsize=8, frameon=True)
+    return _to_png(fig)
+
+
+def shap_summary_png(
+    shap_values: pd.DataFrame,
+    features: pd.DataFrame | None = None,
+    *,
+    max_features: int = 15,
+    title: str = "SHAP values of the final model",
+) -> bytes:
+    """Beeswarm summary of SHAP values: one row per feature, one dot per patient.
+
+    Features are ordered by mean |SHAP|; dots are coloured by the patient's feature value
+    (rank within the feature, blue low to red high) when ``features`` holds a numeric column of
+    the same name, grey otherwise.
+
+    Parameters
+    ----------
+    shap_values : DataFrame
+        Patients x features SHAP values (log-odds or probability scale).
+    features : DataFrame, optional
+        The feature values of the same patients.
+    max_features : int, default 15
+        Features shown.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+
+    Raises
+    ------
+    ReportError
+        If ``shap_values`` is not a non-empty numeric DataFrame.
+    """
+    if not isinstance(shap_values, pd.DataFrame) or shap_values.empty:
+        raise ReportError(
+            "shap_summary_png: give a non-empty DataFrame of SHAP values (patients x features)."
+        )
+    values = shap_values.apply(pd.to_numeric, errors="coerce")
+    importance = values.abs().mean().sort_values(ascending=False, kind="stable")
+    shown = [c for c in importance.index[:max_features]]
+    n = len(shown)
+    fig = Figure(figsize=(7.0, 0.38 * n + 1.5), layout="constrained")
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    cmap = _colormap("coolwarm")
+    for row, name in enumerate(shown):
+        v = values[name].to_numpy(dtype=float)
+        ok = np.isfinite(v)
+        y = (n - 1 - row) + rng.uniform(-0.28, 0.28, size=v.size)
+        colour: Any = "#888888"
+        if (
+            features is not None
+            and name in features.columns
+            and pd.api.types.is_numeric_dtype(features[name])
+        ):
+            f = features[name].reindex(shap_values.index).to_numpy(dtype=float)
+            ranks = pd.Series(f).rank(pct=True).to_numpy()
+            colour = [cmap(r) if np.isfinite(r) else "#888888" for r in ranks[ok]]
+        ax.scatter(v[ok], y[ok], s=10, c=colour, alpha=0.8, linewidths=0)
+    ax.axvline(0.0, color="#888888", linewidth=0.8)
+    ax.set_yticks(range(n), [str(s) for s in shown[::-1]], fontsize=8)
+    ax.set_xlabel("SHAP value (impact on the model output)")
+    ax.set_title(
+        title + ("; colour: feature value, blue low, red high" if features is not None else ""), fontsize=9
+    )
+    ax.grid(axis="x", color="#e5e5e5", linewidth=0.6)
+    return _to_png(fig)
+
+
+def _colormap(name: str) -> Any:
+    """A matplotlib colormap by name, without touching pyplot."""
+    import matplotlib
+
+    return matplotlib.colormaps[name]

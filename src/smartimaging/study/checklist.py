@@ -125,6 +125,8 @@ def run_checklist(
     n = models.n_patients
     y = models.table
     events = int(y["n_events"].max()) if "n_events" in y.columns and len(y) else 0
+    if not events and models.survival:
+        events = max(int(r.summary["n_events"]) for r in models.survival.values())
     n_features = int(wide.shape[1])
     items.append(
         (
@@ -134,50 +136,92 @@ def run_checklist(
             f"({events / max(n_features, 1):.2f} events per feature)",
         )
     )
+    steps = ["imputation", "scaling"]
+    if models.harmonisation:
+        steps.insert(0, "ComBat harmonisation")
+    if models.selection:
+        steps.append("feature selection")
+    if model.validation == "nested_cv":
+        steps.append("hyper-parameter tuning")
+    steps += ["the operating threshold", "the model"]
     items.append(
         (
             "No information leakage: every fitted step inside the training folds (CLEAR 33; TRIPOD+AI 12)",
             "yes",
-            "imputation, scaling and the model are refitted in each training fold of the cross-validation",
+            ", ".join(steps) + " are refitted in each training set of the validation",
         )
     )
     items.append(
         (
             "Harmonisation of multi-centre features (CLEAR 27)",
-            "no",
-            "features are not harmonised across sites or scanners in this run",
+            "yes" if models.harmonisation else "no",
+            models.harmonisation or "features are not harmonised across sites or scanners in this run",
         )
     )
     items.append(
         (
             "Feature selection / dimensionality reduction described (CLEAR 30-31)",
-            "no",
-            "all image features enter the penalised model (no separate selection step)",
+            "yes" if models.selection else "no",
+            "inside every training fold: " + " -> ".join(models.selection)
+            if models.selection
+            else "all image features enter the penalised model (no separate selection step)",
         )
     )
-    items.append(
-        (
-            "Internal validation with resampling (TRIPOD+AI 12, 23)",
-            "yes",
-            f"repeated stratified {model.n_splits}-fold cross-validation x {model.n_repeats} repeats",
-        )
-    )
+    items.append(("Internal validation with resampling (TRIPOD+AI 12, 23)", "yes", models.validation))
+    compared = len(models.models) + len(models.survival)
     items.append(
         (
             "Discrimination with confidence intervals (TRIPOD+AI 23)",
             "yes",
-            "cross-validated AUC with 95 % bootstrap confidence intervals per model",
+            f"{compared} model(s): AUC with bootstrap and DeLong 95 % intervals, pairwise DeLong tests"
+            if models.models
+            else f"{compared} survival model(s): Harrell and Uno C with bootstrap 95 % intervals",
         )
     )
-    items.append(("Calibration assessed (TRIPOD+AI 23)", "no", "not computed in this run"))
-    items.append(("External validation (TRIPOD+AI 23; CLEAR 40)", "no", "single cohort"))
+    calibrated = [m for m in models.models.values() if m.summary.get("calibration_slope") is not None]
+    items.append(
+        (
+            "Calibration assessed (TRIPOD+AI 23)",
+            "yes" if calibrated else "no",
+            f"calibration curve, slope/intercept, Brier score and Hosmer-Lemeshow test for {len(calibrated)} model(s)"
+            if calibrated
+            else "no probability model was validated in this run",
+        )
+    )
+    items.append(
+        (
+            "Clinical utility: decision-curve analysis (TRIPOD+AI 23)",
+            "yes" if models.models else "no",
+            "net benefit against treat-all and treat-none for every model"
+            if models.models
+            else "no binary-outcome model in this run",
+        )
+    )
+    n_ext = (
+        0
+        if models.external_table is None or models.external_table.empty
+        else int(models.external_table["n_patients"].max())
+    )
+    items.append(
+        (
+            "External validation (TRIPOD+AI 23; CLEAR 40)",
+            "yes" if n_ext else "no",
+            f"every model refitted on the development cohort and applied unchanged to {n_ext} external patients"
+            if n_ext
+            else "single cohort",
+        )
+    )
+    has_clinical = any(m.feature_set == "clinical" for m in models.models.values()) or any(
+        r.feature_set == "clinical" for r in models.survival.values()
+    )
     items.append(
         (
             "Comparison with a clinical-only model (CLEAR 37)",
-            "yes" if model.clinical_columns else "no",
-            f"clinical model on {', '.join(model.clinical_columns)}; combined model compared on the same folds"
-            if model.clinical_columns
-            else "no clinical variables given (model.clinical_columns)",
+            "yes" if has_clinical else "no",
+            f"clinical model on {', '.join(model.clinical_columns)}; every model compared on the same folds"
+            + (" (DeLong p vs clinical in the comparison table)" if models.models else "")
+            if has_clinical
+            else "no clinical-only model (model.clinical_columns / feature_sets)",
         )
     )
     n_perm = len(models.permutation_aucs)
@@ -185,10 +229,25 @@ def run_checklist(
         (
             "Chance level checked (label permutation)",
             "yes" if n_perm else "no",
-            f"radiomics model refitted on {n_perm} label shufflings"
-            if n_perm
-            else "model.n_permutations is 0",
+            f"primary model refitted on {n_perm} label shufflings" if n_perm else "model.n_permutations is 0",
         )
     )
-    items.append(("Model explanation (TRIPOD+AI 14; CLEAR 49)", "no", "no feature attribution in this run"))
+    final = models.final
+    explained = final is not None and (final.shap is not None or final.importance is not None)
+    parts = []
+    if final is not None and final.shap is not None:
+        parts.append("SHAP values")
+    if final is not None and final.importance is not None:
+        parts.append("permutation importance with IBSI names")
+    if final is not None and final.nomogram is not None:
+        parts.append(f"nomogram of {final.nomogram_model}")
+    items.append(
+        (
+            "Model explanation (TRIPOD+AI 14; CLEAR 49)",
+            "yes" if explained else "no",
+            f"final model {final.name}: " + ", ".join(parts)
+            if explained and final is not None
+            else "no feature attribution in this run",
+        )
+    )
     return items

@@ -30,6 +30,8 @@ from smartimaging.io.pacs import DicomNode, DicomWebNode
 from smartimaging.learn.models import ClassifierKind
 
 __all__ = [
+    "ExternalConfig",
+    "HarmoniseConfig",
     "InputConfig",
     "ModelConfig",
     "NiftiInput",
@@ -38,8 +40,10 @@ __all__ = [
     "SegmentationConfig",
     "SegmentationMethod",
     "StudyConfig",
+    "SurvivalConfig",
     "WholeBodyConfig",
     "config_hash",
+    "load_model_config",
     "load_study",
 ]
 
@@ -396,15 +400,356 @@ class SegmentationConfig(_Strict):
         return value
 
 
-class ModelConfig(_Strict):
-    """Which outcome to model and how it is validated."""
+class HarmoniseConfig(_Strict):
+    """ComBat harmonisation of the image features, refitted inside every training fold.
 
-    target: str = Field(default="label", description="Binary column of the clinical table.")
+    ``batch`` names where each patient's batch comes from: a column of the clinical table
+    (e.g. ``site``), or ``qc:`` followed by one or more DICOM keywords of the run's acquisition QC
+    table joined with ``+`` (e.g. ``qc:Manufacturer``, ``qc:ManufacturerModelName+ReconstructionMethod``).
+    """
+
+    batch: str = Field(description="Clinical column, or 'qc:<DICOM keyword>[+<keyword>...]'.")
+    parametric: bool = Field(
+        default=True, description="Parametric (True) or non-parametric empirical Bayes priors."
+    )
+    mean_only: bool = Field(default=False, description="Adjust the location only (no scale).")
+    eb: bool = Field(default=True, description="Shrink the batch effects by empirical Bayes.")
+    categorical_covariates: list[str] = Field(
+        default_factory=list,
+        description="Clinical columns whose (biological) effect is preserved, e.g. stage.",
+    )
+    continuous_covariates: list[str] = Field(
+        default_factory=list,
+        description="Numeric clinical columns whose linear effect is preserved, e.g. age.",
+    )
+    modality: Literal["PT", "CT"] = Field(
+        default="PT", description="QC batches only: the series (PET 'PT' or CT 'CT') that define the batch."
+    )
+    min_batch_size: int = Field(
+        default=2, ge=1, description="QC batches only: smaller batches are merged into one batch 'other'."
+    )
+
+    @field_validator("batch")
+    @classmethod
+    def _batch(cls, value: str) -> str:
+        if value.startswith("qc:"):
+            keys = value[3:].split("+")
+            if not all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", k) for k in keys):
+                raise ValueError(
+                    "a QC batch is 'qc:' followed by DICOM keywords joined with '+', e.g. "
+                    f"'qc:Manufacturer' or 'qc:ManufacturerModelName+ReconstructionMethod'; got {value!r}"
+                )
+        elif not value.strip():
+            raise ValueError("batch must name a clinical column (e.g. site) or 'qc:<DICOM keyword>'")
+        return value
+
+    @property
+    def qc_keys(self) -> list[str] | None:
+        """The QC keywords of a ``qc:`` batch, or None for a clinical column."""
+        return self.batch[3:].split("+") if self.batch.startswith("qc:") else None
+
+
+class NearZeroVarianceStep(_Strict):
+    """Drop near-constant features (caret's nearZeroVar rule); no outcome used."""
+
+    name: Literal["nzv"]
+    freq_ratio: float = Field(default=19.0, gt=1.0)
+    unique_percent: float = Field(default=10.0, ge=0.0, le=100.0)
+
+
+class CorrelationStep(_Strict):
+    """Cluster features at |Spearman rho| >= threshold and keep one per cluster."""
+
+    name: Literal["correlation"]
+    threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    linkage: Literal["average", "complete", "single"] = "average"
+
+
+class FDRStep(_Strict):
+    """Univariate test of every feature against the outcome, Benjamini-Hochberg FDR."""
+
+    name: Literal["fdr"]
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    test: Literal["mannwhitney", "ttest"] = "mannwhitney"
+    min_features: int = Field(default=1, ge=1, description="Keep at least this many (smallest p) features.")
+
+
+class MRMRStep(_Strict):
+    """Minimum-redundancy maximum-relevance selection of ``k`` features."""
+
+    name: Literal["mrmr"]
+    k: int = Field(default=10, ge=1)
+    scheme: Literal["MID", "MIQ"] = "MID"
+
+
+class L1Step(_Strict):
+    """Features with a non-zero coefficient in a cross-validated L1 (or elastic-net) logistic model."""
+
+    name: Literal["l1"]
+    l1_ratio: float = Field(default=1.0, gt=0.0, le=1.0)
+    Cs: int = Field(default=10, ge=2)
+
+
+class BorutaStep(_Strict):
+    """Boruta all-relevant selection with random-forest shadow features."""
+
+    name: Literal["boruta"]
+    n_estimators: int = Field(default=200, ge=10)
+    max_iter: int = Field(default=30, ge=5)
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+
+
+class ICCStep(_Strict):
+    """Keep the features found stable in a robustness study (``smartimaging robustness`` table)."""
+
+    name: Literal["icc"]
+    file: Path = Field(description="CSV with columns feature, icc, stable (or a 'feature' list).")
+    min_icc: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Keep icc >= min_icc instead of the 'stable' column."
+    )
+
+
+SelectionStep = Annotated[
+    NearZeroVarianceStep | CorrelationStep | FDRStep | MRMRStep | L1Step | BorutaStep | ICCStep,
+    Field(discriminator="name"),
+]
+SELECTION_NAMES = ("nzv", "correlation", "fdr", "mrmr", "l1", "boruta", "icc")
+
+FeatureSetName = Literal["clinical", "radiomics", "pet", "ct", "pet_ct", "combined"]
+SurvivalModelKind = Literal["cox", "lasso_cox", "random_survival_forest", "gradient_boosting"]
+
+
+def _default_feature_sets() -> list[FeatureSetName]:
+    return ["clinical", "radiomics", "combined"]
+
+
+def _default_kinds() -> list[ClassifierKind]:
+    return ["logistic"]
+
+
+def _default_survival_kinds() -> list[SurvivalModelKind]:
+    return ["cox", "lasso_cox"]
+
+
+class SurvivalConfig(_Strict):
+    """Time-to-event models of the same feature sets."""
+
+    time: str = Field(description="Clinical column with the follow-up time (event or censoring).")
+    event: str = Field(description="Clinical column with the event indicator (1 event, 0 censored).")
+    kinds: list[SurvivalModelKind] = Field(
+        default_factory=_default_survival_kinds, min_length=1, description="Survival models compared."
+    )
+    horizons: list[float] | None = Field(
+        default=None,
+        description="Times of the time-dependent AUC and Brier score; default the 25/50/75th percentiles "
+        "of the event times.",
+    )
+    n_repeats: int = Field(default=1, ge=1, le=50, description="Repeats of the event-stratified CV.")
+    time_unit: str = Field(default="months", description="Unit of the time column (axis labels only).")
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(not v > 0 for v in value)):
+            raise ValueError(f"horizons must be a non-empty list of positive times, got {value}")
+        return sorted(value) if value is not None else None
+
+    @field_validator("kinds")
+    @classmethod
+    def _unique_kinds(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a survival model is listed twice: {value}")
+        return value
+
+
+class ExternalConfig(_Strict):
+    """External validation: a site of the same table, or a second feature + clinical table."""
+
+    site_column: str | None = Field(default=None, description="Clinical column identifying the site.")
+    site_value: str | None = Field(
+        default=None, description="Patients with this site value are the external cohort."
+    )
+    features: Path | None = Field(
+        default=None, description="Feature table of the external cohort (CSV/Parquet)."
+    )
+    clinical: Path | None = Field(default=None, description="Clinical table of the external cohort (CSV).")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ExternalConfig:
+        site = (self.site_column is not None, self.site_value is not None)
+        files = (self.features is not None, self.clinical is not None)
+        if any(site) and any(files):
+            raise ValueError("give either site_column + site_value or features + clinical, not both")
+        if any(site) and not all(site):
+            raise ValueError("an external site needs both site_column and site_value")
+        if any(files) and not all(files):
+            raise ValueError("an external cohort from files needs both features and clinical")
+        if not any(site) and not any(files):
+            raise ValueError("give site_column + site_value, or features + clinical")
+        return self
+
+
+class ModelConfig(_Strict):
+    """Which outcome to model, with which features and models, and how it is validated.
+
+    Every default keeps the behaviour of a bare ``model:`` section: L2 logistic regression of the
+    clinical, radiomics and combined feature sets, repeated stratified 5 x 5-fold
+    cross-validation, no harmonisation and no selection.
+    """
+
+    target: str = Field(
+        default="label",
+        description="Binary (0/1) column of the clinical table; null (read as '') for a survival-only study.",
+    )
     clinical_columns: list[str] = Field(default_factory=list)
-    kind: ClassifierKind = "logistic"
+    kind: ClassifierKind = Field(
+        default="logistic",
+        description="The primary classifier: shorthand of kinds: [kind], else the first of kinds.",
+    )
+    kinds: list[ClassifierKind] = Field(
+        default_factory=_default_kinds,
+        description="Classifiers compared on identical folds; default [kind].",
+    )
+    feature_sets: list[FeatureSetName] = Field(
+        default_factory=_default_feature_sets,
+        description="Feature sets compared; those the data lack (no clinical columns, no CT) are skipped.",
+    )
+    validation: Literal["cv", "nested_cv", "holdout"] = Field(
+        default="cv",
+        description="cv: repeated stratified k-fold; nested_cv: the same with hyper-parameters tuned by an "
+        "inner CV; holdout: one stratified split (test_size held out).",
+    )
     n_splits: int = Field(default=5, ge=2, le=20)
     n_repeats: int = Field(default=5, ge=1, le=100)
+    inner_splits: int = Field(
+        default=3, ge=2, le=10, description="Inner folds (tuning, and the training-fixed threshold)."
+    )
+    test_size: float = Field(
+        default=0.3, gt=0.0, lt=1.0, description="Held-out fraction (validation: holdout)."
+    )
+    threshold: Literal["youden", "sensitivity"] = Field(
+        default="youden", description="How the operating threshold is chosen on training data."
+    )
+    target_sensitivity: float = Field(default=0.9, gt=0.0, le=1.0)
+    impute: Literal["median", "mean", "knn"] = "median"
+    transform: Literal["none", "log", "yeo-johnson"] = "none"
+    harmonise: HarmoniseConfig | None = None
+    selection: list[SelectionStep] = Field(
+        default_factory=list, description="Selection steps applied in order inside every training fold."
+    )
+    survival: SurvivalConfig | None = None
+    external: ExternalConfig | None = None
     n_permutations: int = Field(default=20, ge=0, le=1000, description="Label shuffles for the chance check.")
+    n_boot: int = Field(default=1000, ge=100, le=20000, description="Bootstrap resamples of the intervals.")
+    explain: bool = Field(
+        default=True, description="SHAP values and permutation importance of the final model."
+    )
+    importance_repeats: int = Field(
+        default=10, ge=1, le=200, description="Shuffles per feature (permutation importance)."
+    )
+    nomogram_max_features: int = Field(
+        default=8,
+        ge=0,
+        le=30,
+        description="Draw a nomogram when a linear final model uses at most this many.",
+    )
+    final_model: str | None = Field(
+        default=None, description="Model refitted on everyone and explained; default the best AUC."
+    )
+
+    @field_validator("selection", mode="before")
+    @classmethod
+    def _selection_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            out = []
+            for item in value:
+                if isinstance(item, str):
+                    if item not in SELECTION_NAMES:
+                        raise ValueError(
+                            f"unknown selection step {item!r}; valid names are {list(SELECTION_NAMES)}"
+                        )
+                    if item == "icc":
+                        raise ValueError(
+                            "selection step icc needs a file: write {name: icc, file: stable.csv}"
+                        )
+                    out.append({"name": item})
+                else:
+                    out.append(item)
+            return out
+        return value
+
+    @field_validator("feature_sets", "kinds")
+    @classmethod
+    def _no_duplicates(cls, value: list[str] | None, info: Any) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError(f"{info.field_name} needs at least one entry")
+            if len(set(value)) != len(value):
+                raise ValueError(f"{info.field_name} lists an entry twice: {value}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "target" in data and data["target"] is None:
+                data = {**data, "target": ""}
+            kind, kinds = data.get("kind"), data.get("kinds")
+            if kinds is None and kind is not None:
+                data = {**data, "kinds": [kind]}
+            elif kind is None and isinstance(kinds, list) and kinds:
+                data = {**data, "kind": kinds[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _resolve(self) -> ModelConfig:
+        if self.kinds[0] != self.kind:
+            raise ValueError(
+                f"kind {self.kind!r} and kinds {self.kinds} disagree: kind is the first of kinds; give one of them"
+            )
+        if not self.target and self.survival is None:
+            raise ValueError("give target (a binary outcome), survival (time and event), or both")
+        if self.target and self.survival is not None:
+            clash = {self.survival.time, self.survival.event} & {self.target}
+            if clash:
+                raise ValueError(f"target {self.target!r} is also a survival column")
+        if self.target and self.target in self.clinical_columns:
+            raise ValueError(
+                f"target {self.target!r} is also in clinical_columns; remove it from the predictors"
+            )
+        if self.survival is not None:
+            used = {self.survival.time, self.survival.event} & set(self.clinical_columns)
+            if used:
+                raise ValueError(f"survival column(s) {sorted(used)} are also in clinical_columns")
+        if self.harmonise is not None and self.harmonise.qc_keys is None:
+            if self.harmonise.batch in self.clinical_columns:
+                raise ValueError(
+                    f"harmonise.batch {self.harmonise.batch!r} is also a clinical predictor; it must not be both"
+                )
+        if self.validation == "holdout" and self.external is not None:
+            raise ValueError(
+                "validation holdout and external cannot be combined; use cv or nested_cv with external"
+            )
+        return self
+
+    def resolve_paths(self, base: Path) -> ModelConfig:
+        """A copy whose relative file paths (ICC list, external tables) are made absolute against ``base``."""
+
+        def _abs(p: Path | None) -> Path | None:
+            if p is None:
+                return None
+            return p if p.is_absolute() else (base / p).resolve()
+
+        steps = [
+            s.model_copy(update={"file": _abs(s.file)}) if isinstance(s, ICCStep) else s
+            for s in self.selection
+        ]
+        external = self.external
+        if external is not None:
+            external = external.model_copy(
+                update={"features": _abs(external.features), "clinical": _abs(external.clinical)}
+            )
+        return self.model_copy(update={"selection": steps, "external": external})
 
 
 class StudyConfig(_Strict):
@@ -527,7 +872,8 @@ class StudyConfig(_Strict):
                 update={k: str(_abs(Path(getattr(nifti, k)))) for k in ("images", "masks")}
             )
         inp = self.input.model_copy(update=update)
-        return self.model_copy(update={"input": inp, "output_dir": _abs(self.output_dir)})
+        model = None if self.model is None else self.model.resolve_paths(base)
+        return self.model_copy(update={"input": inp, "output_dir": _abs(self.output_dir), "model": model})
 
 
 _CREDENTIAL_WORDS = ("password", "passwd", "secret", "token", "user", "login", "credential", "api_key")
@@ -585,6 +931,38 @@ def load_study(path: str | Path) -> StudyConfig:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, str(p))) from None
+    return cfg.resolve_paths(p.resolve().parent)
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    """Read and validate a model YAML file (the ``model:`` section of a study, on its own).
+
+    The file may hold the section's keys at the top level or under a ``model:`` key. Relative
+    paths (ICC list, external tables) are resolved against the file's folder.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not YAML, or holds unknown keys or invalid values; the message
+        names every offending key.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"model file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"model file {p} is not valid YAML: {exc}") from exc
+    if isinstance(raw, dict) and set(raw) == {"model"}:
+        raw = raw["model"]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"model file {p} must hold a mapping of keys, found {type(raw).__name__}")
+    try:
+        cfg = ModelConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(
+            _format_errors(exc, str(p)).replace("invalid study file", "invalid model file")
+        ) from None
     return cfg.resolve_paths(p.resolve().parent)
 
 

@@ -9,7 +9,10 @@ Outputs in ``config.output_dir``:
 ``failures.csv``
     Every patient or file that failed, with the stage and the reason.
 ``models.csv``
-    Cross-validated performance of the clinical, radiomics and combined models.
+    Comparison of every validated model (AUC with CIs, DeLong p-values, threshold metrics,
+    calibration); ``model_predictions.csv`` their out-of-sample predictions, ``model_delong.csv``
+    the pairwise DeLong tests, ``survival_models.csv`` / ``survival_predictions.csv`` the survival
+    models (see :func:`smartimaging.study.modelling.write_model_tables`).
 ``qc.csv`` / ``qc_summary.csv``
     Acquisition QC from the DICOM headers: one row per PET/CT series with flags, and what varies
     across the cohort (see :mod:`smartimaging.io.qc`).
@@ -42,7 +45,7 @@ from smartimaging.io.qc import cohort_qc, qc_summary
 from smartimaging.study.cache import ResultCache, files_digest
 from smartimaging.study.config import StudyConfig, config_hash
 from smartimaging.study.executor import run_tasks
-from smartimaging.study.modelling import CohortModels, fit_cohort_models
+from smartimaging.study.modelling import CohortModels, fit_cohort_models, write_model_tables
 from smartimaging.study.pacs_input import fetch_from_pacs
 from smartimaging.study.patient import (
     PatientResult,
@@ -336,8 +339,8 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         models: CohortModels | None = None
         if config.model is not None and clinical is not None and not wide.empty:
             try:
-                models = fit_cohort_models(wide, clinical, config.model, seed=config.seed)
-                files["models"] = _write_table(models.table, out / "models.csv")
+                models = fit_cohort_models(wide, clinical, config.model, seed=config.seed, qc=qc, jobs=jobs)
+                files.update(write_model_tables(models, out))
             except LearningError as exc:
                 log.error("modelling failed: %s", exc)
                 failure_table = pd.concat(
