@@ -20,6 +20,7 @@ from smartimaging.cli_segeval import register as register_segeval
 from smartimaging.cli_segment import segment_app
 from smartimaging.cli_segnet import register as register_segnet
 from smartimaging.cli_suv import suv_command
+from smartimaging.cli_train import register as register_train
 from smartimaging.exceptions import SmartImagingError
 
 app = typer.Typer(
@@ -121,6 +122,7 @@ def demo(
 
 register_bundle(app)
 register_radiogenomics(app)
+register_train(app)
 app.command("robustness")(robustness_command)
 register_segnet(segment_app)
 register_segeval(segment_app)
