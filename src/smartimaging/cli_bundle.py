@@ -70,6 +70,9 @@ def export(
             clinical,
             model=model,
             cv=summary.models.results if summary.models is not None else (),
+            qc=pd.read_csv(config.output_dir / "qc.csv", dtype={"PatientID": str})
+            if (config.output_dir / "qc.csv").is_file()
+            else None,
         )
         save_bundle(bundle, out)
     except SmartImagingError as exc:

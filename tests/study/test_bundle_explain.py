@@ -201,3 +201,45 @@ def test_printed_prediction_explains_in_words(trained, capsys: pytest.CaptureFix
     print_prediction(ambiguous, target="label")
     out = capsys.readouterr().out
     assert "ABSTAIN: both outcomes remain plausible at 90% coverage" in out or "neither outcome" in out
+
+
+def test_the_bundle_is_the_validated_pipeline_with_selection_and_combat(tmp_path: Path) -> None:
+    """The exported model is the configured one (ComBat by a clinical column, selection steps), not a
+    plain classifier; new patients are harmonised by their site's fitted parameters."""
+    settings = demo_study(tmp_path, tmp_path / "results")
+    settings["model"] = {
+        "target": "label",
+        "clinical_columns": ["age", "stage"],
+        "kinds": ["logistic"],
+        "selection": ["nzv", "correlation"],
+        "harmonise": {"batch": "site"},
+    }
+    config = StudyConfig.model_validate(settings)
+    wide, clinical = _cohort(120, 3)
+    sites = np.array(["A", "B", "C"])[np.arange(len(wide)) % 3]
+    clinical["site"] = sites
+    shift = pd.Series(sites).map({"A": 0.0, "B": 2.0, "C": -1.5}).to_numpy()
+    wide["stat_mean"] = wide["stat_mean"] + shift
+    wide["cm_joint_entr_3D_avg"] = wide["cm_joint_entr_3D_avg"] + shift
+    wide["cm_contrast_3D_avg"] = wide["cm_joint_entr_3D_avg"] * 0.999 + 1e-3 * wide["cm_contrast_3D_avg"]
+    bundle = fit_bundle(config, wide, clinical, alpha=0.1)
+    steps = [name for name, _ in bundle.pipeline.steps]
+    assert steps[0] == "harmonise" and type(bundle.pipeline.steps[0][1]).__name__ == "ComBat", steps
+    kinds = {type(v).__name__ for v in bundle.pipeline.get_params(deep=True).values()}
+    assert {"NearZeroVariance", "CorrelationClusterSelector"} <= kinds, kinds
+    assert bundle.manifest["harmonisation"]["batch"] == "site"
+    loaded = load_bundle(save_bundle(bundle, tmp_path / "model.zip"))
+    table = wide.join(clinical.drop(columns=["label"]))
+    before = predict_features(loaded, table.iloc[:6], explain=False)
+    assert all(0.0 <= p.probability <= 1.0 for p in before)
+    # the same patients from a known site: the batch comes from the recorded clinical column
+    again = predict_features(loaded, table.iloc[:6], explain=False)
+    assert [p.probability for p in again] == [p.probability for p in before]
+    # without the site column the model cannot harmonise: a clear error naming the column
+    with pytest.raises(BundleError, match="'site'"):
+        predict_features(loaded, table.iloc[:6].drop(columns=["site"]), explain=False)
+    # a site never seen in training, one patient: ComBat cannot estimate it; the error says so
+    lone = table.iloc[:1].copy()
+    lone["site"] = "Z"
+    with pytest.raises(BundleError, match="cannot be applied"):
+        predict_features(loaded, lone, explain=False)

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from smartimaging import __version__, versions
@@ -54,14 +55,15 @@ from smartimaging.atomic import atomic_path, write_text
 from smartimaging.exceptions import ConfigError, LearningError, SmartImagingError
 from smartimaging.features.settings import ExtractionSettings
 from smartimaging.learn.clinical_metrics import choose_threshold
+from smartimaging.learn.combat import batches_from_qc
 from smartimaging.learn.conformal import ConformalClassifier
 from smartimaging.learn.explain import describe_feature, kmeans_background, shap_values
 from smartimaging.learn.metrics import bootstrap_auc_ci, roc_auc, roc_curve_points
-from smartimaging.learn.models import build_feature_sets, make_classifier
 from smartimaging.learn.ood import OODDetector
 from smartimaging.learn.validate import CVResult
 from smartimaging.report.html import ReportData, render_report
 from smartimaging.study.config import StudyConfig
+from smartimaging.study.modelling import BATCH_COLUMN, configured_pipeline
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -257,8 +259,13 @@ def fit_bundle(
     model: str | None = None,
     cv: Sequence[CVResult] = (),
     alpha: float = 0.1,
+    qc: pd.DataFrame | None = None,
 ) -> ModelBundle:
     """Fit the final model on the whole training cohort and package it.
+
+    The pipeline is the one the study validated (:func:`smartimaging.study.modelling.configured_pipeline`):
+    ComBat harmonisation when ``model.harmonise`` is set, the selection steps, imputation,
+    transforms and the primary model kind, all refitted on every training patient.
 
     Besides the model, the bundle gets a cross-conformal calibration (``K = 5`` stratified folds,
     fewer when an outcome has fewer patients; every patient's conformity score comes from a fold
@@ -281,6 +288,9 @@ def fit_bundle(
         out-of-fold scores) and the reported training performance.
     alpha : float, default 0.1
         Miscoverage of the conformal prediction sets (coverage ``1 - alpha``).
+    qc : DataFrame, optional
+        The run's acquisition QC table (``qc.csv``), needed when ``model.harmonise.batch`` is a
+        ``qc:<keyword>`` batch.
 
     Returns
     -------
@@ -297,19 +307,19 @@ def fit_bundle(
     if config.model is None:
         raise BundleError("the study has no model section (model: null); there is no model to export")
     spec = config.model
+    if not spec.target:
+        raise BundleError("the study models survival only (model.target: null); bundles hold a binary model")
     name = model or ("combined" if spec.clinical_columns else "radiomics")
-    sets = build_feature_sets(
-        wide.select_dtypes(include=[np.number]),
-        clinical,
-        clinical_columns=spec.clinical_columns,
-        target=spec.target,
-    )
-    if name not in sets or (name != "radiomics" and not spec.clinical_columns):
-        valid = ["radiomics"] + (["clinical", "combined"] if spec.clinical_columns else [])
+    valid = [s for s in spec.feature_sets if s not in ("clinical", "combined") or spec.clinical_columns]
+    if name not in valid:
         raise BundleError(f"model {name!r} is not a feature set of this study; valid: {valid}")
-    X = sets[name]
-    y = pd.to_numeric(clinical.loc[X.index, spec.target]).astype(int)
-    pipeline = make_classifier(spec.kind, random_state=config.seed).fit(X, y)
+    try:
+        unfitted, X, y = configured_pipeline(
+            wide.select_dtypes(include=[np.number]), clinical, spec, feature_set=name, seed=config.seed, qc=qc
+        )
+    except LearningError as exc:
+        raise BundleError(f"cannot build the {name!r} model of this study: {exc}") from exc
+    pipeline = clone(unfitted).fit(X, y)
     matching = [r for r in cv if r.name == name]
     if matching:
         oof = matching[0].oof.groupby("patient_id")[["y_true", "y_score"]].mean()
@@ -326,7 +336,7 @@ def fit_bundle(
     conformal_info: dict[str, Any] = {"note": f"no conformal calibration: an outcome has {folds} patient(s)"}
     if folds >= 2:
         conformal = ConformalClassifier(
-            make_classifier(spec.kind, random_state=config.seed),
+            clone(unfitted),
             alpha=alpha,
             method="lac",
             cv=folds,
@@ -354,6 +364,14 @@ def fit_bundle(
         "clinical_columns": [c for c in X.columns if c not in wide.columns],
         "categorical_levels": categorical,
         "threshold": threshold,
+        "harmonisation": None
+        if spec.harmonise is None
+        else {
+            "batch": spec.harmonise.batch,
+            "qc_keys": list(spec.harmonise.qc_keys) if spec.harmonise.qc_keys else None,
+            "modality": spec.harmonise.modality,
+            "column": BATCH_COLUMN,
+        },
         "conformal": conformal_info,
         "explanation": {
             "method": "SHAP values of the predicted probability through the whole pipeline",
@@ -364,7 +382,9 @@ def fit_bundle(
             "n_patients": len(X),
             "n_events": int(y.sum()),
             "cross_validation": performance,
-            "summary": OODDetector().fit(numeric).to_summary(),
+            "summary": OODDetector(batch_column=BATCH_COLUMN if BATCH_COLUMN in X.columns else None)
+            .fit(X[[*numeric.columns, BATCH_COLUMN]] if BATCH_COLUMN in X.columns else numeric)
+            .to_summary(),
         },
     }
     return ModelBundle(manifest, pipeline, conformal)
@@ -464,8 +484,39 @@ def _explanations(bundle: ModelBundle, X: pd.DataFrame, top: int) -> list[list[d
     return out
 
 
+def _with_batch(bundle: ModelBundle, features: pd.DataFrame, qc: pd.DataFrame | None) -> pd.DataFrame:
+    """Add the harmonisation batch column a ComBat-harmonised model needs, from its recorded source."""
+    harm = bundle.manifest.get("harmonisation")
+    if harm is None or BATCH_COLUMN not in bundle.columns or BATCH_COLUMN in features.columns:
+        return features
+    features = features.copy()
+    if not harm.get("qc_keys"):
+        source = harm["batch"]
+        if source not in features.columns:
+            raise BundleError(
+                f"the model is harmonised (ComBat) by the clinical column {source!r}: give each patient's value "
+                f"(clinical table column {source!r}, or --clinical {source}=VALUE)"
+            )
+        features[BATCH_COLUMN] = features[source].astype("string").astype(object)
+        return features
+    if qc is None or qc.empty:
+        raise BundleError(
+            f"the model is harmonised (ComBat) by {harm['batch']!r} from the DICOM headers, and no DICOM QC table "
+            "was given: predict from DICOM (smartimaging predict / validate), not from a feature table"
+        )
+    batch = batches_from_qc(qc, keys=harm["qc_keys"], modality=harm.get("modality", "PT"), min_size=1)
+    batch.index = batch.index.astype(str)
+    features[BATCH_COLUMN] = batch.reindex(features.index.astype(str)).to_numpy()
+    return features
+
+
 def predict_features(
-    bundle: ModelBundle, features: pd.DataFrame, *, explain: bool = True, top: int = _TOP_CONTRIBUTIONS
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    *,
+    explain: bool = True,
+    top: int = _TOP_CONTRIBUTIONS,
+    qc: pd.DataFrame | None = None,
 ) -> list[Prediction]:
     """Predictions for patients whose image features (and clinical variables) are already in a table.
 
@@ -480,12 +531,17 @@ def predict_features(
         on a few hundred features); without it ``explanation`` and ``contributions`` are empty.
     top : int, default 5
         Contributions kept per patient.
+    qc : DataFrame, optional
+        The patients' acquisition QC table, for a model harmonised by a ``qc:<keyword>`` batch.
 
     Raises
     ------
     BundleError
-        If columns the model needs are missing (they are listed).
+        If columns the model needs are missing (they are listed), or the model is harmonised and
+        a patient's batch is unknown or cannot be harmonised (a site not seen in training needs at
+        least 5 of its patients predicted together, e.g. by ``smartimaging validate``).
     """
+    features = _with_batch(bundle, features, qc)
     missing = [c for c in bundle.columns if c not in features.columns]
     if missing:
         raise BundleError(
@@ -494,7 +550,10 @@ def predict_features(
             + "; clinical variables come from the clinical table (or --clinical KEY=VALUE)"
         )
     X = features[bundle.columns]
-    proba = bundle.pipeline.predict_proba(X)[:, 1]
+    try:
+        proba = bundle.pipeline.predict_proba(X)[:, 1]
+    except LearningError as exc:
+        raise BundleError(f"the model cannot be applied to these patients: {exc}") from exc
     ood = OODDetector.from_summary(bundle.manifest["training"]["summary"]).flags(X)
     sets = bundle.conformal.predict(X) if bundle.conformal is not None else None
     explanations = _explanations(bundle, X, top) if explain else [[] for _ in range(len(X))]
@@ -661,7 +720,9 @@ def validate_bundle(bundle: ModelBundle, config: StudyConfig, *, quiet: bool = T
     table = table[pd.to_numeric(table[target], errors="coerce").notna()]
     if table.empty:
         raise LearningError(f"no patient has both features and {target!r}")
-    predictions = predict_features(bundle, table, explain=False)
+    qc_path = out / "qc.csv"
+    qc = pd.read_csv(qc_path, dtype={"PatientID": str}) if qc_path.is_file() else None
+    predictions = predict_features(bundle, table, explain=False, qc=qc)
     frame = pd.DataFrame([p.to_dict() for p in predictions]).set_index("patient_id")
     frame = frame.drop(columns=["contributions", "explanation"])
     frame["y_true"] = pd.to_numeric(table[target]).astype(int).to_numpy()

@@ -80,6 +80,7 @@ __all__ = [
     "FinalModel",
     "ModelResult",
     "SurvivalModelResult",
+    "configured_pipeline",
     "fit_cohort_models",
     "image_modality",
     "read_feature_table",
@@ -1160,6 +1161,64 @@ def _nomogram(
     final.nomogram = nomo
     final.nomogram_model = best.name
     final.nomogram_png = _fig_png(nomo.plot(title=f"Nomogram of {best.name} (refitted on all patients)"))
+
+
+def configured_pipeline(
+    wide: pd.DataFrame,
+    clinical: pd.DataFrame,
+    config: ModelConfig,
+    *,
+    feature_set: str,
+    kind: str | None = None,
+    seed: int = 0,
+    qc: pd.DataFrame | None = None,
+) -> tuple[Pipeline, pd.DataFrame, pd.Series]:
+    """The unfitted pipeline of one (feature set, model kind) exactly as the model stage validates it.
+
+    Harmonisation (ComBat, with the batch column :data:`BATCH_COLUMN`), the selection steps,
+    imputation, transforms and the model are those of ``config``; the model bundle fits this
+    pipeline on all patients, so the exported model is the validated one.
+
+    Parameters
+    ----------
+    wide, clinical, config, seed, qc
+        As for :func:`fit_cohort_models` (binary target only).
+    feature_set : str
+        One of ``config.feature_sets`` that the data can fill.
+    kind : str, optional
+        Model kind; default the primary kind (``config.kind``).
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        Unfitted.
+    X : DataFrame
+        The aligned inputs (index: patient ID); with harmonisation, the batch column and the
+        covariates are columns of it.
+    y : Series
+        The binary target of the same patients.
+
+    Raises
+    ------
+    LearningError
+        If the target is not binary, a named column is missing, or ``feature_set`` cannot be built.
+    """
+    if not config.target:
+        raise LearningError(
+            "configured_pipeline needs a binary model.target (a survival-only study has none)"
+        )
+    clinical = clinical.copy()
+    clinical.index = clinical.index.astype(str)
+    wide = wide.copy()
+    wide.index = wide.index.astype(str)
+    design = _design(wide, clinical, config, target=config.target, qc=qc, notes=[])
+    if feature_set not in design.sets:
+        raise LearningError(
+            f"feature set {feature_set!r} cannot be built from these tables; available: {sorted(design.sets)}"
+        )
+    X = design.sets[feature_set]
+    y = _binary_target(design.clinical, config.target).loc[X.index]
+    return _pipeline(config, design, feature_set, kind or config.kind, seed), X, y
 
 
 def fit_cohort_models(
