@@ -165,7 +165,7 @@ class StageCache:
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
             meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
             expected = {"format": CACHE_FORMAT, "stage": stage, "patient_id": patient_id, "key": key}
