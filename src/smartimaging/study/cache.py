@@ -244,11 +244,12 @@ class StageCache:
         return n
 
     def size_bytes(self) -> int:
-        """Disk use of the current format's entries."""
+        """Disk use (bytes) of the current format's files (entries and temporary files)."""
         total = 0
-        for p in self.base.rglob("*.npz"):
+        for p in self.base.rglob("*"):
             try:
-                total += p.stat().st_size
+                if p.is_file():
+                    total += p.stat().st_size
             except OSError:
                 continue
         return total
