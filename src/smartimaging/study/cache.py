@@ -164,8 +164,10 @@ class StageCache:
         path = self.path(stage, patient_id, key)
         if not path.is_file():
             return None
+        inode = None
         try:
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+                inode = os.fstat(fh.fileno()).st_ino
                 arrays = {name: data[name] for name in data.files}
             meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
             expected = {"format": CACHE_FORMAT, "stage": stage, "patient_id": patient_id, "key": key}
@@ -176,13 +178,22 @@ class StageCache:
                 raise ValueError("an array does not match its checksum")
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("cache entry %s is damaged (%s); it is deleted and recomputed", path, exc)
-            path.unlink(missing_ok=True)
+            self._remove_if_same(path, inode)
             return None
         try:
             os.utime(path)  # least recently used pruning
         except OSError:
             pass
         return CacheEntry(arrays, meta["meta"])
+
+    @staticmethod
+    def _remove_if_same(path: Path, inode: int | None) -> None:
+        """Delete a damaged entry unless another process has meanwhile renamed a new one onto its name."""
+        try:
+            if inode is None or os.stat(path).st_ino == inode:
+                path.unlink()
+        except OSError:
+            pass
 
     def store(
         self, stage: str, patient_id: str, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
