@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import zipfile
@@ -21,9 +22,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from smartimaging.io.dicom import discover
 from smartimaging.study.cache import CACHE_FORMAT, StageCache, stage_key, table_from_bytes, table_to_bytes
 from smartimaging.study.config import load_study
 from smartimaging.study.demo import demo_study
+from smartimaging.study.patient import process_patient, tasks_from_series
 from smartimaging.study.runner import RunSummary, run_study
 from smartimaging.synthetic import generate_cohort
 
@@ -204,3 +207,20 @@ def test_a_damaged_masks_entry_is_recomputed_in_a_run(cohort: Path, tmp_path: Pa
     fresh = _run(cohort, tmp_path / "fresh", features={"n_bins": 16})
     assert fresh.n_ok == N
     pd.testing.assert_frame_equal(_features(out), _features(tmp_path / "fresh"))
+
+
+@pytest.mark.slow
+def test_a_cache_that_cannot_be_written_only_costs_a_recomputation(cohort: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x", encoding="utf-8")
+    settings = demo_study(cohort, tmp_path / "out") | {"model": None, "report_overlays": False}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    config = load_study(path)
+    task = tasks_from_series(discover(cohort / "dicom").series, config, {})[0]
+    result = process_patient(dataclasses.replace(task, cache_dir=blocker / "cache"))
+    assert result.status == "ok", result.reason
+    assert result.stages == {"masks": "computed", "features": "computed"}
+    plain = process_patient(task)  # no cache at all: the same features
+    assert plain.stages == {} and plain.features is not None
+    pd.testing.assert_frame_equal(result.features, plain.features)

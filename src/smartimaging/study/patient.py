@@ -614,6 +614,26 @@ def load_cached_result(task: PatientTask, keys: Mapping[str, str] | None = None)
     )
 
 
+def _store(
+    cache: StageCache,
+    stage: str,
+    pid: str,
+    key: str,
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+) -> None:
+    """Store an entry; a cache that cannot be written (disk full, read-only) only costs a recomputation."""
+    try:
+        cache.store(stage, pid, key, arrays, meta)
+    except OSError as exc:
+        log.warning(
+            "patient %s: the %s stage could not be cached (%s); it will be recomputed next run",
+            pid,
+            stage,
+            exc,
+        )
+
+
 def _run(task: PatientTask, result: PatientResult) -> None:
     cfg = task.config
     cache = StageCache(task.cache_dir) if task.cache_dir is not None else None
@@ -635,7 +655,7 @@ def _run(task: PatientTask, result: PatientResult) -> None:
                 images = suv_and_masks(task, on_stage=set_stage)
                 result.stages["masks"] = "computed"
                 if cache is not None:
-                    cache.store("masks", pid, keys["masks"], *_images_to_entry(images))
+                    _store(cache, "masks", pid, keys["masks"], *_images_to_entry(images))
         return images
 
     feats = cache.load("features", pid, keys["features"]) if cache is not None else None
@@ -651,7 +671,7 @@ def _run(task: PatientTask, result: PatientResult) -> None:
         result.features = table_from_bytes(blob)
         result.stages["features"] = "computed"
         if cache is not None:
-            cache.store("features", pid, keys["features"], {"table": blob}, {"info": imgs.info})
+            _store(cache, "features", pid, keys["features"], {"table": blob}, {"info": imgs.info})
     if cfg.report_overlays:
         overlay = cache.load("overlay", pid, keys["overlay"]) if cache is not None else None
         if overlay is not None:
@@ -663,7 +683,7 @@ def _run(task: PatientTask, result: PatientResult) -> None:
             thumbnail = _thumbnail(task, imgs.suv, imgs.masks, imgs.primary)
             result.stages["overlay"] = "computed"
             if cache is not None:
-                cache.store("overlay", pid, keys["overlay"], {}, {"thumbnail_png_b64": thumbnail})
+                _store(cache, "overlay", pid, keys["overlay"], {}, {"thumbnail_png_b64": thumbnail})
         result.info["thumbnail_png_b64"] = thumbnail
     if cache is not None:
         result.stages.setdefault("masks", "reused")
