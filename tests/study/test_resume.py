@@ -26,6 +26,8 @@ import pytest
 import yaml
 
 import smartimaging
+from smartimaging.features import extract
+from smartimaging.features.registry import FAMILIES
 from smartimaging.study.cache import CACHE_FORMAT, StageCache
 from smartimaging.study.config import load_study
 from smartimaging.study.demo import demo_study
@@ -35,6 +37,19 @@ from smartimaging.synthetic import generate_cohort
 pytestmark = pytest.mark.slow
 
 N = 8
+
+
+@pytest.fixture(autouse=True)
+def _canonical_family_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature families in their defined order in this test process, as in the killed run's.
+
+    tests/features/test_extract.py deletes FAMILY_TABLE["GLCM"] with monkeypatch, whose undo re-inserts
+    it at the end: for the rest of that test process the GLCM rows come after the NGLDM rows. The
+    killed run is a fresh process; the runs here must order the rows the same way.
+    """
+    rank = {name: i for i, name in enumerate(FAMILIES)}
+    table = sorted(extract.FAMILY_TABLE.items(), key=lambda item: rank.get(item[0], len(rank)))
+    monkeypatch.setattr(extract, "FAMILY_TABLE", dict(table))
 
 
 @pytest.fixture(scope="module")
