@@ -15,6 +15,7 @@ from rich.console import Console
 from smartimaging.exceptions import SmartImagingError
 
 if TYPE_CHECKING:
+    from smartimaging.io.pacs import DicomNode
     from smartimaging.study.bundle import Prediction
 
 __all__ = ["print_prediction", "register"]
@@ -38,6 +39,27 @@ def _clinical(pairs: list[str]) -> dict[str, object]:
         except ValueError:
             values[key] = raw
     return values
+
+
+def _push_node(address: str, out: Path | None) -> DicomNode:
+    """The DICOM node of ``--push-to AET@HOST:PORT``."""
+    from pydantic import ValidationError
+
+    from smartimaging.io.pacs import DicomNode
+
+    if out is None:
+        raise typer.BadParameter("--push-to sends the files written with --out; give --out DIR too")
+    aet, at, rest = address.partition("@")
+    host, colon, port = rest.rpartition(":")
+    if not (at and aet and colon and host and port.isdigit()):
+        raise typer.BadParameter(
+            f"--push-to takes AET@HOST:PORT (e.g. ORTHANC@127.0.0.1:4242), got {address!r}"
+        )
+    try:
+        return DicomNode(host=host.strip("[]"), port=int(port), ae_title=aet)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(f"--push-to {address!r}: {problems}") from None
 
 
 def export(
@@ -101,19 +123,50 @@ def predict(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the prediction as JSON.")
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the results for the clinic: DICOM SEG of the lesions, TID 1500 SR of their "
+            "SUVmax/SUVpeak/MTV/TLG and the model output, prediction.json.",
+        ),
+    ] = None,
+    push_to: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to", help="Send the SEG and SR to this DICOM node (C-STORE), AET@HOST:PORT; needs --out."
+        ),
+    ] = None,
 ) -> None:
     """Predict one new patient from DICOM with the bundle's own settings (with abstention and explanation)."""
     from smartimaging.atomic import write_text
     from smartimaging.study.bundle import load_bundle, predict_patient
 
+    node = _push_node(push_to, out) if push_to is not None else None
     try:
         bundle = load_bundle(bundle_path)
-        result = predict_patient(bundle, patient_dir, clinical=_clinical(clinical))
+        result = predict_patient(bundle, patient_dir, clinical=_clinical(clinical), results_dir=out)
     except SmartImagingError as exc:
         _fail(exc)
     print_prediction(result, target=bundle.manifest["model"]["target"])
     if json_out is not None:
         write_text(json_out, json.dumps(result.to_dict(), indent=1))
+    if out is not None:
+        from smartimaging.study.results_dicom import result_paths
+
+        files = result_paths(out, result.patient_id)
+        write_text(out / "prediction.json", json.dumps(result.to_dict(), indent=1))
+        for path in files:
+            print(f"wrote {path}")
+        if node is not None:
+            from smartimaging.io.pacs import push
+
+            try:
+                pushed = push(node, files)
+            except SmartImagingError as exc:
+                _fail(exc)
+            print(f"sent {len(pushed.files)} file(s) to {push_to} in {pushed.seconds:.1f} s")
 
 
 def _set_text(values: list[object]) -> str:

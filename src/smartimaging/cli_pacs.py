@@ -84,6 +84,29 @@ def _node(
         _fail(f"invalid node settings: {problems}")
 
 
+def _is_dicom(path: Path) -> bool:
+    """A DICOM Part 10 file: the 'DICM' prefix after the 128-byte preamble."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _dicom_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Files given, and the DICOM files of folders given (sorted); the non-DICOM files of folders."""
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for item in paths:
+        if not item.is_dir():
+            files.append(item)  # a file named explicitly is sent (or refused) as it is
+            continue
+        for f in sorted(f for f in item.rglob("*") if f.is_file() and not f.name.startswith(".")):
+            (files if _is_dicom(f) else skipped).append(f)
+    return files, skipped
+
+
 @pacs_app.command()
 def find(
     host: Host = None,
@@ -173,12 +196,15 @@ def push(
     password_env: PasswordEnv = None,
     timeout: Timeout = 30.0,
 ) -> None:
-    """Store DICOM files (C-STORE, or STOW-RS with --url)."""
+    """Store DICOM files (C-STORE, or STOW-RS with --url); in folders, files that are not DICOM are skipped."""
     from smartimaging.io.pacs import push as do_push
 
     node = _node(host, port, aet, calling_aet, None, url, username_env, password_env, timeout)
+    files, skipped = _dicom_files(paths)
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) that are not DICOM: {', '.join(str(p) for p in skipped[:5])}")
     try:
-        result = do_push(node, paths)
+        result = do_push(node, files)
     except SmartImagingError as exc:
         _fail(str(exc))
     how = "STOW-RS" if url is not None else "C-STORE"

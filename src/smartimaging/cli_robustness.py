@@ -71,19 +71,11 @@ class StudyCase:
 
     def load(self) -> tuple[Image, Mask, str]:
         """SUV image, the primary lesion mask and ``'PT'``."""
-        # the study's own per-patient readers, so that SUV and masks are exactly those of a run
-        from smartimaging.study.patient import (
-            PatientResult,
-            _dicom_suv_and_masks,
-            _nifti_suv_and_masks,
-            _primary,
-        )
+        # the study's own per-patient reader, so that SUV and masks are exactly those of a run
+        from smartimaging.study.patient import suv_and_masks
 
-        result = PatientResult(self.task.patient_id, "running")
-        reader = _nifti_suv_and_masks if self.task.nifti is not None else _dicom_suv_and_masks
-        suv, _source, masks = reader(self.task, result)
-        name = _primary(masks, self.task.config.segmentation.primary_roi)
-        return suv, masks[name], "PT"
+        images = suv_and_masks(self.task)
+        return images.suv, images.masks[images.primary], "PT"
 
 
 def study_cases(path: Path) -> tuple[list[CaseSource], ExtractionSettings, int, int]:
@@ -92,7 +84,7 @@ def study_cases(path: Path) -> tuple[list[CaseSource], ExtractionSettings, int, 
     from smartimaging.io.dicom import discover
     from smartimaging.study.config import load_study
     from smartimaging.study.patient import tasks_from_nifti, tasks_from_series
-    from smartimaging.study.runner import _overrides, read_clinical
+    from smartimaging.study.runner import clinical_overrides, read_clinical
 
     config = load_study(path)
     clinical = read_clinical(config)
@@ -102,7 +94,7 @@ def study_cases(path: Path) -> tuple[list[CaseSource], ExtractionSettings, int, 
         if config.input.dicom_dir is None or not config.input.dicom_dir.is_dir():
             raise SmartImagingError(f"input.dicom_dir of {path}: folder not found: {config.input.dicom_dir}")
         tasks = tasks_from_series(
-            discover(config.input.dicom_dir).series, config, _overrides(config, clinical)
+            discover(config.input.dicom_dir).series, config, clinical_overrides(config, clinical)
         )
     settings = ExtractionSettings.model_validate(config.features)
     return [StudyCase(t) for t in tasks], settings, config.seed, config.jobs

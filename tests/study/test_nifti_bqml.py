@@ -15,8 +15,8 @@ from smartimaging.io.dicom import discover, read_series
 from smartimaging.io.nifti import read_image
 from smartimaging.io.suv import suv_factor, to_suv, uptake_time
 from smartimaging.study.config import load_study
-from smartimaging.study.patient import PatientResult, _nifti_suv_and_masks, tasks_from_nifti
-from smartimaging.study.runner import _overrides, read_clinical
+from smartimaging.study.patient import suv_and_masks, tasks_from_nifti
+from smartimaging.study.runner import clinical_overrides, read_clinical
 from smartimaging.synthetic import generate_cohort
 
 COLUMNS = {
@@ -61,14 +61,13 @@ def _study(root: Path, name: str, suv: dict[str, Any], units: str = "BQML", **cl
     return path
 
 
-def _suv_images(study: Path) -> dict[str, tuple[np.ndarray, PatientResult]]:
+def _suv_images(study: Path) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
     cfg = load_study(study)
     clinical = read_clinical(cfg)
     out = {}
-    for task in tasks_from_nifti(cfg, list(clinical.index), _overrides(cfg, clinical)):
-        result = PatientResult(task.patient_id, "ok")
-        suv, _, _ = _nifti_suv_and_masks(task, result)
-        out[task.patient_id] = (suv.array, result)
+    for task in tasks_from_nifti(cfg, list(clinical.index), clinical_overrides(cfg, clinical)):
+        images = suv_and_masks(task)
+        out[task.patient_id] = (images.suv.array, images.info)
     return out
 
 
@@ -84,8 +83,8 @@ def test_bqml_nifti_gives_the_suv_of_the_dicom_series(cohort: Path, kind: str) -
         row = pd.read_csv(cohort / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
         row = row.loc[series.patient_id]
         expected = suv_factor(pet.meta["headers"], kind=kind, height_m=row.height_m).factor
-        array, result = images[series.patient_id]
-        assert result.info["suv_factor"] == pytest.approx(expected, rel=1e-9)
+        array, info = images[series.patient_id]
+        assert info["suv_factor"] == pytest.approx(expected, rel=1e-9)
         bqml = read_image(cohort / "nifti" / series.patient_id / "pet.nii.gz").array
         np.testing.assert_allclose(array, bqml * expected, rtol=1e-6)
         if kind == "bw":
@@ -156,7 +155,7 @@ def test_dicom_overrides_from_the_clinical_columns(tmp_path: Path) -> None:
     inp = {"dicom_dir": "dicom", "clinical": "c.csv", "id_column": "pid"}
     path.write_text(yaml.safe_dump({"input": inp, "suv": suv, "model": None}), encoding="utf-8")
     cfg = load_study(path)
-    got = _overrides(cfg, read_clinical(cfg))
+    got = clinical_overrides(cfg, read_clinical(cfg))
     assert got["P1"] == {
         "weight_kg": 72.5,
         "height_m": 1.8,

@@ -361,7 +361,14 @@ def fit_bundle(
         "model": {"name": name, "kind": spec.kind, "target": spec.target, "seed": config.seed},
         "columns": list(X.columns),
         "image_columns": [c for c in X.columns if c in wide.columns],
-        "clinical_columns": [c for c in X.columns if c not in wide.columns],
+        "clinical_columns": [c for c in X.columns if c not in wide.columns and c != BATCH_COLUMN]
+        + (
+            [spec.harmonise.batch]  # the site's value, given like a clinical variable
+            if spec.harmonise is not None
+            and not spec.harmonise.qc_keys
+            and spec.harmonise.batch not in X.columns
+            else []
+        ),
         "categorical_levels": categorical,
         "threshold": threshold,
         "harmonisation": None
@@ -608,8 +615,13 @@ def predict_patient(
     *,
     clinical: Mapping[str, Any] | None = None,
     work_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
 ) -> Prediction:
     """Predict one new patient from DICOM with the bundle's own settings.
+
+    The SUV image, lesion masks and features are made exactly as ``smartimaging run`` makes them
+    (:func:`smartimaging.study.patient.suv_and_masks` and
+    :func:`~smartimaging.study.patient.patient_features`).
 
     Parameters
     ----------
@@ -621,7 +633,12 @@ def predict_patient(
     clinical : mapping, optional
         The clinical variables the model needs (``bundle.manifest['clinical_columns']``).
     work_dir : path, optional
-        Where the intermediate outputs go (default: a temporary folder).
+        Where the patient's tidy feature table is written (``features.csv``); default: not written.
+    results_dir : path, optional
+        Where to write the results for the clinic: a DICOM SEG of the lesions and a TID 1500 SR
+        with their SUVmax, SUVpeak, MTV, TLG and the model's output
+        (:func:`smartimaging.study.results_dicom.write_patient_results`; file names from
+        :func:`~smartimaging.study.results_dicom.result_paths`).
 
     Raises
     ------
@@ -629,22 +646,26 @@ def predict_patient(
         If the folder holds no patient or several, processing fails (the stage and reason are given),
         or a clinical variable is missing.
     """
-    import tempfile
-
-    from smartimaging.study.runner import run_study, wide_table
+    from smartimaging.io.dicom import discover
+    from smartimaging.study.patient import patient_features, suv_and_masks, tasks_from_series
+    from smartimaging.study.runner import wide_table
 
     patient_dir = Path(patient_dir)
-    with tempfile.TemporaryDirectory(prefix="smartimaging_predict_") as tmp:
-        out = Path(work_dir) if work_dir is not None else Path(tmp)
-        summary = run_study(_study_for(bundle, patient_dir, out), quiet=True, jobs=1)
-        if summary.n_patients != 1:
-            raise BundleError(
-                f"{patient_dir} holds {summary.n_patients} patients; predict takes one patient's folder"
-            )
-        if summary.n_failed:
-            row = summary.failures.iloc[0]
-            raise BundleError(f"processing {patient_dir} failed at {row['stage']}: {row['reason']}")
-        tidy = pd.read_parquet(out / "features.parquet")
+    config = _study_for(bundle, patient_dir, Path(work_dir) if work_dir is not None else patient_dir)
+    tasks = tasks_from_series(discover(patient_dir, progress=False).series, config, {})
+    if len(tasks) != 1:
+        raise BundleError(f"{patient_dir} holds {len(tasks)} patients; predict takes one patient's folder")
+    task = tasks[0]
+    stage = ["reading"]
+    try:
+        images = suv_and_masks(task, on_stage=lambda name: stage.__setitem__(0, name))
+        stage[0] = "features"
+        tidy = patient_features(task, images)
+    except SmartImagingError as exc:
+        raise BundleError(f"processing {patient_dir} failed at {stage[0]}: {exc}") from exc
+    if work_dir is not None:
+        with atomic_path(Path(work_dir) / "features.csv") as tmp:
+            tidy.to_csv(tmp, index=False)
     wide = wide_table(tidy)
     needed = bundle.manifest["clinical_columns"]
     values = dict(clinical or {})
@@ -655,7 +676,36 @@ def predict_patient(
         )
     for column in needed:
         wide[column] = values[column]
-    return predict_features(bundle, wide)[0]
+    qc = None
+    harmonisation = bundle.manifest.get("harmonisation")
+    if harmonisation is not None and harmonisation.get("qc_keys"):
+        from smartimaging.io.qc import cohort_qc
+
+        qc = cohort_qc(task.series)  # the batch (scanner, reconstruction) from the patient's own headers
+    prediction = predict_features(bundle, wide, qc=qc)[0]
+    if results_dir is not None:
+        from smartimaging.study.results_dicom import model_prediction, write_patient_results
+
+        if images.pet is None:
+            raise BundleError(f"{patient_dir}: no PET DICOM series to reference in the SEG and SR")
+        model = bundle.manifest["model"]
+        method = config.segmentation.method
+        if images.source != "threshold":  # a copied contour (rtstruct, seg) or whole_body detection
+            algorithm = images.source
+        else:
+            algorithm = method.name if method is not None else "relative"
+        write_patient_results(
+            images.pet,
+            images.suv,
+            images.masks,
+            tidy,
+            model_prediction(prediction, model=f"{model['name']} {model['kind']}", target=model["target"]),
+            results_dir,
+            suv_kind=config.suv.type,
+            method=algorithm,
+            patient_id=task.patient_id,
+        )
+    return prediction
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,15 @@
-"""The per-patient part of a study: PET to SUV, lesion masks, features.
+"""The per-patient part of a study: PET to SUV, lesion masks, features, overlay.
+
+Public building blocks (what ``smartimaging run``, ``robustness --study`` and ``predict`` share):
+
+* :func:`suv_and_masks` -- the patient's SUV image and lesion masks (:class:`PatientImages`);
+* :func:`patient_features` -- the tidy feature table of the primary lesion and the patient-level
+  PET metrics;
+* :func:`process_patient` -- both, plus the report's overlay, through the stage cache
+  (:mod:`smartimaging.study.cache`) when the task names one.
 
 :func:`process_patient` is a pure function of its inputs (series, settings, clinical
-overrides), so it can run in a worker process and its result can be cached. Every failure is
+overrides), so it can run in a worker process and its stages can be cached. Every failure is
 caught and returned as a :class:`PatientResult` with the stage and the reason: one bad patient
 never stops a cohort.
 """
@@ -12,7 +20,7 @@ import glob
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from smartimaging import __version__
 from smartimaging.exceptions import (
     ConfigError,
     DicomError,
@@ -41,9 +50,28 @@ from smartimaging.io.suv import factor_from_values, to_suv
 from smartimaging.segment.methods import segment_lesion
 from smartimaging.segment.threshold import refine_contour
 from smartimaging.segment.wholebody import detect_lesions
+from smartimaging.study.cache import (
+    STAGES,
+    StageCache,
+    files_digest,
+    stage_key,
+    table_from_bytes,
+    table_to_bytes,
+)
 from smartimaging.study.config import SegmentationConfig, StudyConfig
 
-__all__ = ["PatientResult", "PatientTask", "process_patient", "tasks_from_nifti", "tasks_from_series"]
+__all__ = [
+    "PatientImages",
+    "PatientResult",
+    "PatientTask",
+    "load_cached_result",
+    "patient_features",
+    "process_patient",
+    "stage_keys",
+    "suv_and_masks",
+    "tasks_from_nifti",
+    "tasks_from_series",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +86,10 @@ class PatientTask:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     nifti: tuple[Path, Path] | None = None
     """(PET image in SUV, lesion label map) files when the input is NIfTI; ``series`` is then empty."""
+    cache_dir: Path | None = None
+    """Stage cache folder (see :mod:`smartimaging.study.cache`); None: no caching."""
+    inputs_digest: str = ""
+    """SHA-256 of the input files (:func:`smartimaging.study.cache.files_digest`); computed when empty."""
 
     def input_files(self) -> list[Path]:
         """Every input file of the patient (for the cache key and the provenance)."""
@@ -81,6 +113,38 @@ class PatientResult:
     info: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     cached: bool = False
+    stages: dict[str, str] = field(default_factory=dict)
+    """Per cached stage: ``"hit"`` (read from the cache), ``"computed"``, or ``"reused"`` (not
+    needed: every stage computed from it came from the cache)."""
+
+
+@dataclass
+class PatientImages:
+    """A patient's SUV image and lesion masks, as :func:`suv_and_masks` makes them.
+
+    Attributes
+    ----------
+    suv : Image
+        SUV image (float32) on the PET grid.
+    source : str
+        Where the masks come from: ``rtstruct``, ``seg``, ``threshold``, ``whole_body`` or ``nifti``.
+    masks : dict of str to Mask
+        The non-empty lesion masks on the SUV grid, by ROI name.
+    primary : str
+        ROI whose lesion features are extracted (``segmentation.primary_roi``, default the largest).
+    info : dict
+        ``suv_factor``, ``suv_tags``, ``mask_source``, ``rois``, ``primary_roi``,
+        ``primary_volume_ml``, ``primary_components`` and ``pet_series_uid`` (DICOM input).
+    pet : SeriesInfo or None
+        The PET series read (DICOM input); None for NIfTI input.
+    """
+
+    suv: Image
+    source: str
+    masks: dict[str, Mask]
+    primary: str
+    info: dict[str, Any] = field(default_factory=dict)
+    pet: SeriesInfo | None = None
 
 
 def _pick_series(task: PatientTask, modality: str) -> list[SeriesInfo]:
@@ -229,15 +293,20 @@ def _needed_for_nifti(key: str, kind: str, decay_corrected_to: str) -> bool:
     }.get(key, False)
 
 
-def _nifti_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Image, str, dict[str, Mask]]:
+_Stage = Callable[[str], None]
+
+
+def _nifti_suv_and_masks(
+    task: PatientTask, stage: _Stage, info: dict[str, Any]
+) -> tuple[Image, str, dict[str, Mask]]:
     """The PET image (already SUV) and the lesion masks by ROI name from the NIfTI files."""
     nifti = task.config.input.nifti
     assert nifti is not None and task.nifti is not None
     image_path, mask_path = task.nifti
-    result.stage = "read NIfTI"
+    stage("read NIfTI")
     image = read_image(image_path)
     if nifti.units == "BQML":
-        result.stage = "SUV"
+        stage("SUV")
         values = dict(task.overrides)
         kind = task.config.suv.type
         for key, column in task.config.suv.columns().items():
@@ -258,8 +327,8 @@ def _nifti_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Imag
             source=f"{image_path} (patient {task.patient_id}, clinical table {task.config.input.clinical})",
         )
         suv = image.with_array((image.array.astype(np.float64) * factor.factor).astype(np.float32))
-        result.info["suv_factor"] = factor.factor
-        result.info["suv_tags"] = {"source": f"NIfTI in Bq/ml: {image_path}"} | {
+        info["suv_factor"] = factor.factor
+        info["suv_tags"] = {"source": f"NIfTI in Bq/ml: {image_path}"} | {
             k: str(v) for k, v in factor.tags.items()
         }
     else:
@@ -271,9 +340,9 @@ def _nifti_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Imag
                 "the file probably holds activity concentration (Bq/ml): set input.nifti.units: BQML with the "
                 "dose, weight and uptake columns (suv.dose_column, ...), or read the DICOM series instead."
             )
-        result.info["suv_factor"] = 1.0
-        result.info["suv_tags"] = {"source": f"NIfTI in SUV: {image_path}"}
-    result.stage = "segmentation"
+        info["suv_factor"] = 1.0
+        info["suv_tags"] = {"source": f"NIfTI in SUV: {image_path}"}
+    stage("segmentation")
     label_img = read_image(mask_path)
     values = np.rint(label_img.array).astype(np.int64)
     present = sorted(int(v) for v in np.unique(values) if v != 0)
@@ -295,9 +364,11 @@ def _nifti_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Imag
     return suv, "nifti", masks
 
 
-def _dicom_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Image, str, dict[str, Mask]]:
+def _dicom_suv_and_masks(
+    task: PatientTask, stage: _Stage, info: dict[str, Any]
+) -> tuple[Image, str, dict[str, Mask]]:
     cfg = task.config
-    result.stage = "read PET"
+    stage("read PET")
     pets = _pick_series(task, "PT")
     if not pets:
         present = sorted({s.modality for s in task.series}) or ["nothing"]
@@ -310,13 +381,14 @@ def _dicom_suv_and_masks(task: PatientTask, result: PatientResult) -> tuple[Imag
             "patient %s has %d PET series; using %s", task.patient_id, len(pets), pets[0].series_instance_uid
         )
     pet = read_series(pets[0])
+    info["pet_series_uid"] = pets[0].series_instance_uid
 
-    result.stage = "SUV"
+    stage("SUV")
     suv, factor = to_suv(pet, kind=cfg.suv.type, **dict(task.overrides))
-    result.info["suv_factor"] = factor.factor
-    result.info["suv_tags"] = {k: str(v) for k, v in factor.tags.items()}
+    info["suv_factor"] = factor.factor
+    info["suv_tags"] = {k: str(v) for k, v in factor.tags.items()}
 
-    result.stage = "segmentation"
+    stage("segmentation")
     source, masks = lesion_masks(task, suv)
     return suv, source, masks
 
@@ -346,21 +418,78 @@ def _thumbnail(task: PatientTask, suv: Image, masks: Mapping[str, Mask], primary
     return base64.b64encode(png).decode("ascii")
 
 
-def _run(task: PatientTask, result: PatientResult) -> None:
-    cfg = task.config
-    reader = _nifti_suv_and_masks if task.nifti is not None else _dicom_suv_and_masks
-    suv, source, masks = reader(task, result)
-    primary = _primary(masks, cfg.segmentation.primary_roi)
-    result.info.update(mask_source=source, rois=sorted(masks), primary_roi=primary)
+def suv_and_masks(task: PatientTask, *, on_stage: Callable[[str], None] | None = None) -> PatientImages:
+    """A patient's SUV image and lesion masks, exactly as ``smartimaging run`` makes them.
 
-    result.stage = "features"
-    settings = ExtractionSettings.model_validate(cfg.features)
+    Parameters
+    ----------
+    task : PatientTask
+        The patient's series (or NIfTI files), the study settings and the clinical overrides.
+    on_stage : callable, optional
+        Called with the name of each step as it starts (``"read PET"``, ``"SUV"``,
+        ``"segmentation"``, ...), so that a caller can say where a failure happened.
+
+    Returns
+    -------
+    PatientImages
+        SUV image, mask source, non-empty masks by ROI, the primary ROI and the provenance info.
+
+    Raises
+    ------
+    DicomError, SUVError, ImageFileError
+        The PET cannot be read or converted to SUV (the message names the file and the fix).
+    SegmentationError, EmptyMaskError
+        No configured mask source gives a non-empty lesion mask, or ``segmentation.primary_roi``
+        matches no ROI.
+    """
+    stage = on_stage or (lambda _name: None)
+    info: dict[str, Any] = {}
+    reader = _nifti_suv_and_masks if task.nifti is not None else _dicom_suv_and_masks
+    suv, source, masks = reader(task, stage, info)
+    primary = _primary(masks, task.config.segmentation.primary_roi)
+    info.update(
+        mask_source=source,
+        rois=sorted(masks),
+        primary_roi=primary,
+        primary_volume_ml=masks[primary].volume_ml,
+        primary_components=int(ndimage.label(masks[primary].array)[1]),
+    )
+    pet = _pet_series(task, info.get("pet_series_uid"))
+    return PatientImages(suv=suv, source=source, masks=masks, primary=primary, info=info, pet=pet)
+
+
+def _pet_series(task: PatientTask, uid: Any) -> SeriesInfo | None:
+    return next((s for s in task.series if s.series_instance_uid == uid), None)
+
+
+def patient_features(task: PatientTask, images: PatientImages) -> pd.DataFrame:
+    """The tidy feature table of a patient: the primary lesion's features, then the patient-level metrics.
+
+    Parameters
+    ----------
+    task : PatientTask
+        The patient (its ID and the study's ``features`` settings are used).
+    images : PatientImages
+        From :func:`suv_and_masks` (or the stage cache).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`smartimaging.features.extract.OUTPUT_COLUMNS`; the patient-level rows have
+        ``roi = "patient"``.
+
+    Raises
+    ------
+    FeatureError, EmptyMaskError
+        If a feature cannot be computed on the primary lesion.
+    """
+    suv, masks, primary = images.suv, images.masks, images.primary
+    settings = ExtractionSettings.model_validate(task.config.features)
     tidy = extract(suv, masks[primary], settings=settings, case=task.patient_id, roi=primary, modality="PT")
     labels = np.zeros(suv.shape, dtype=np.int32)
     for i, name in enumerate(sorted(masks), start=1):
         labels[masks[name].array & (labels == 0)] = i
-    label_img = suv.with_array(labels)
-    whole = patient_metrics(suv, label_img)
+    whole = patient_metrics(suv, suv.with_array(labels))
     defs = {f.key: f for f in PATIENT_FEATURES}
     patient_rows = pd.DataFrame(
         {
@@ -377,17 +506,194 @@ def _run(task: PatientTask, result: PatientResult) -> None:
         },
         columns=list(OUTPUT_COLUMNS),
     )
-    result.features = pd.concat([tidy, patient_rows], ignore_index=True)
-    result.info["primary_volume_ml"] = masks[primary].volume_ml
+    return pd.concat([tidy, patient_rows], ignore_index=True)
+
+
+def _masks_settings(task: PatientTask) -> dict[str, Any]:
+    cfg = task.config
+    nifti = cfg.input.nifti
+    return {
+        "inputs": task.inputs_digest or files_digest(task.input_files()),
+        "nifti": None if nifti is None else nifti.model_dump(mode="json", exclude={"images", "masks"}),
+        "suv": cfg.suv.model_dump(mode="json"),
+        "segmentation": cfg.segmentation.model_dump(mode="json"),
+        "overrides": {k: str(v) for k, v in sorted(task.overrides.items())},
+    }
+
+
+def stage_keys(task: PatientTask) -> dict[str, str]:
+    """Cache key of each stage of a patient (``overlay`` only with ``report_overlays``).
+
+    ``masks``: input files' contents, SUV/segmentation/NIfTI settings, clinical overrides and the
+    package version; ``features``: the masks key and the extraction settings; ``overlay``: the
+    masks key.
+    """
+    masks = stage_key("masks", _masks_settings(task), version=__version__)
+    features = ExtractionSettings.model_validate(task.config.features).model_dump(mode="json")
+    keys = {"masks": masks, "features": stage_key("features", {"features": features}, parent=masks)}
+    if task.config.report_overlays:
+        keys["overlay"] = stage_key("overlay", {"overlay": 1}, parent=masks)
+    return keys
+
+
+def _images_to_entry(images: PatientImages) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    names = list(images.masks)
+    suv = images.suv
+    for name in names:
+        if not images.masks[name].same_geometry(suv):  # never happens: masks are resampled to the SUV grid
+            raise SegmentationError(f"mask {name!r} is not on the SUV grid; cannot cache it")
+    bits = np.stack([np.packbits(images.masks[n].array.astype(bool, copy=False).ravel()) for n in names])
+    arrays = {
+        "suv": np.ascontiguousarray(suv.array),
+        "masks": bits,
+        "spacing": np.asarray(suv.spacing, dtype=np.float64),
+        "origin": np.asarray(suv.origin, dtype=np.float64),
+        "direction": np.asarray(suv.direction, dtype=np.float64),
+    }
+    return arrays, {"names": names, "source": images.source, "primary": images.primary, "info": images.info}
+
+
+def _images_from_entry(
+    task: PatientTask, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+) -> PatientImages:
+    suv_arr = arrays["suv"]
+    geometry = (tuple(arrays["spacing"]), tuple(arrays["origin"]), arrays["direction"])
+    suv = Image(suv_arr, geometry[0], geometry[1], geometry[2].copy())
+    n = int(np.prod(suv_arr.shape))
+    masks = {
+        name: Mask(
+            np.unpackbits(arrays["masks"][i], count=n).astype(bool).reshape(suv_arr.shape),
+            geometry[0],
+            geometry[1],
+            geometry[2].copy(),
+        )
+        for i, name in enumerate(meta["names"])
+    }
+    info = dict(meta["info"])
+    return PatientImages(
+        suv,
+        str(meta["source"]),
+        masks,
+        str(meta["primary"]),
+        info,
+        _pet_series(task, info.get("pet_series_uid")),
+    )
+
+
+def _roundtrip(features: pd.DataFrame) -> pd.DataFrame:
+    """The table as the cache gives it back, so that computed and cached results are identical."""
+    return table_from_bytes(table_to_bytes(features))  # type: ignore[no-any-return]
+
+
+def load_cached_result(task: PatientTask, keys: Mapping[str, str] | None = None) -> PatientResult | None:
+    """The patient's result when its ``features`` (and ``overlay``) stages are all in the cache, else None.
+
+    The SUV and masks are not read: the features entry carries the masks stage's info.
+    """
+    if task.cache_dir is None:
+        return None
+    cache = StageCache(task.cache_dir)
+    keys = dict(keys or stage_keys(task))
+    feats = cache.load("features", task.patient_id, keys["features"])
+    if feats is None:
+        return None
+    info = dict(feats.meta["info"])
+    if "overlay" in keys:
+        overlay = cache.load("overlay", task.patient_id, keys["overlay"])
+        if overlay is None:
+            return None
+        info["thumbnail_png_b64"] = overlay.meta["thumbnail_png_b64"]
+    stages = {s: ("reused" if s == "masks" else "hit") for s in STAGES if s in keys}
+    return PatientResult(
+        task.patient_id,
+        "ok",
+        table_from_bytes(feats.arrays["table"]),
+        info=info,
+        cached=True,
+        stages=stages,
+    )
+
+
+def _store(
+    cache: StageCache,
+    stage: str,
+    pid: str,
+    key: str,
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+) -> None:
+    """Store an entry; a cache that cannot be written (disk full, read-only) only costs a recomputation."""
+    try:
+        cache.store(stage, pid, key, arrays, meta)
+    except OSError as exc:
+        log.warning(
+            "patient %s: the %s stage could not be cached (%s); it will be recomputed next run",
+            pid,
+            stage,
+            exc,
+        )
+
+
+def _run(task: PatientTask, result: PatientResult) -> None:
+    cfg = task.config
+    cache = StageCache(task.cache_dir) if task.cache_dir is not None else None
+    keys = stage_keys(task) if cache is not None else {}
+    pid = task.patient_id
+    images: PatientImages | None = None
+
+    def set_stage(name: str) -> None:
+        result.stage = name
+
+    def get_images() -> PatientImages:
+        nonlocal images
+        if images is None:
+            entry = cache.load("masks", pid, keys["masks"]) if cache is not None else None
+            if entry is not None:
+                images = _images_from_entry(task, entry.arrays, entry.meta)
+                result.stages["masks"] = "hit"
+            else:
+                images = suv_and_masks(task, on_stage=set_stage)
+                result.stages["masks"] = "computed"
+                if cache is not None:
+                    _store(cache, "masks", pid, keys["masks"], *_images_to_entry(images))
+        return images
+
+    feats = cache.load("features", pid, keys["features"]) if cache is not None else None
+    if feats is not None:
+        result.features = table_from_bytes(feats.arrays["table"])
+        result.info.update(feats.meta["info"])
+        result.stages["features"] = "hit"
+    else:
+        imgs = get_images()
+        result.info.update(imgs.info)
+        result.stage = "features"
+        blob = table_to_bytes(patient_features(task, imgs))
+        result.features = table_from_bytes(blob)
+        result.stages["features"] = "computed"
+        if cache is not None:
+            _store(cache, "features", pid, keys["features"], {"table": blob}, {"info": imgs.info})
     if cfg.report_overlays:
-        result.stage = "overlay"
-        result.info["thumbnail_png_b64"] = _thumbnail(task, suv, masks, primary)
-    n_cc = ndimage.label(masks[primary].array)[1]
-    result.info["primary_components"] = int(n_cc)
+        overlay = cache.load("overlay", pid, keys["overlay"]) if cache is not None else None
+        if overlay is not None:
+            thumbnail = overlay.meta["thumbnail_png_b64"]
+            result.stages["overlay"] = "hit"
+        else:
+            imgs = get_images()
+            result.stage = "overlay"
+            thumbnail = _thumbnail(task, imgs.suv, imgs.masks, imgs.primary)
+            result.stages["overlay"] = "computed"
+            if cache is not None:
+                _store(cache, "overlay", pid, keys["overlay"], {}, {"thumbnail_png_b64": thumbnail})
+        result.info["thumbnail_png_b64"] = thumbnail
+    if cache is not None:
+        result.stages.setdefault("masks", "reused")
 
 
 def process_patient(task: PatientTask) -> PatientResult:
-    """Run the per-patient stages; never raises for a data problem.
+    """Run the per-patient stages (through the stage cache when ``task.cache_dir`` is set); never raises for a data problem.
+
+    Each stage's result is stored in the cache as soon as it is computed, so a run killed after
+    this patient's masks resumes from them.
 
     Parameters
     ----------
@@ -398,7 +704,8 @@ def process_patient(task: PatientTask) -> PatientResult:
     -------
     PatientResult
         ``status="ok"`` with the tidy feature table, or ``status="failed"`` with the stage and
-        the reason (the exception's message, which names the file and the fix).
+        the reason (the exception's message, which names the file and the fix); ``stages`` says
+        which stages came from the cache.
     """
     t0 = time.perf_counter()
     result = PatientResult(patient_id=task.patient_id, status="ok")

@@ -19,12 +19,14 @@ Outputs in ``config.output_dir``:
 ``report.html``
     Self-contained report. ``run.log``: the log. ``provenance.json``: inputs, settings, versions.
 ``cache/``
-    Per-patient results, reused by the next run.
+    Per-patient stage results (SUV and masks, features, overlay), reused by the next run (see
+    :mod:`smartimaging.study.cache` and docs/runner.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -42,7 +44,7 @@ from smartimaging.exceptions import ConfigError, LearningError
 from smartimaging.features.extract import to_wide
 from smartimaging.io.dicom import DiscoveryResult, discover
 from smartimaging.io.qc import cohort_qc, qc_summary
-from smartimaging.study.cache import ResultCache, files_digest
+from smartimaging.study.cache import STAGES, StageCache, files_digest
 from smartimaging.study.config import StudyConfig, config_hash
 from smartimaging.study.executor import run_tasks
 from smartimaging.study.modelling import CohortModels, fit_cohort_models, write_model_tables
@@ -50,13 +52,15 @@ from smartimaging.study.pacs_input import fetch_from_pacs
 from smartimaging.study.patient import (
     PatientResult,
     PatientTask,
+    load_cached_result,
+    stage_keys,
     tasks_from_nifti,
     tasks_from_series,
 )
 from smartimaging.study.provenance import now_iso, write_provenance
 from smartimaging.study.reporting import build_report
 
-__all__ = ["RunSummary", "read_clinical", "run_study", "wide_table"]
+__all__ = ["RunSummary", "clinical_overrides", "read_clinical", "run_study", "wide_table"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,13 @@ class RunSummary:
     failures: pd.DataFrame
     models: CohortModels | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    cache_hits: dict[str, int] = field(default_factory=dict)
+    """Per cached stage (masks, features, overlay): patients whose result was not recomputed (read
+    from the cache, or not needed because everything computed from it was)."""
+    cache_computed: dict[str, int] = field(default_factory=dict)
+    """Per cached stage: patients for which it was computed in this run."""
+    cache_bytes: int = 0
+    """Disk use of the stage cache after the run."""
 
 
 @contextlib.contextmanager
@@ -138,8 +149,28 @@ def _override_value(key: str, value: Any, column: str, pid: str) -> Any:
     return number * {"dose_bq": 1e6, "uptake_s": 60.0}.get(key, 1.0)  # MBq -> Bq, min -> s
 
 
-def _overrides(config: StudyConfig, clinical: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
-    """Per-patient SUV values from the clinical table (suv.*_column: weight, height, sex, dose, times)."""
+def clinical_overrides(config: StudyConfig, clinical: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """Per-patient SUV values from the clinical table (suv.*_column: weight, height, sex, dose, times).
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The study (its ``suv.*_column`` settings name the columns).
+    clinical : DataFrame or None
+        The clinical table from :func:`read_clinical`.
+
+    Returns
+    -------
+    dict
+        Patient ID -> ``{weight_kg, height_m, sex, dose_bq, injection_time, uptake_s}`` (only the
+        non-empty cells; dose in Bq, uptake in s), the overrides of
+        :func:`smartimaging.io.suv.suv_factor`.
+
+    Raises
+    ------
+    ConfigError
+        If a configured column is absent or a cell is not a valid number or date-time.
+    """
     columns = config.suv.columns()
     if clinical is None or not columns:
         return {}
@@ -165,16 +196,6 @@ SUV_COLUMN_SETTINGS = {
     "injection_time_column": "injection_time",
     "uptake_column": "uptake_s",
 }
-
-
-def _patient_settings(config: StudyConfig) -> dict[str, Any]:
-    """The settings that the per-patient stage depends on (the cache key uses only these)."""
-    return {
-        "suv": config.suv.model_dump(mode="json"),
-        "segmentation": config.segmentation.model_dump(mode="json"),
-        "features": config.features,
-        "report_overlays": config.report_overlays,
-    }
 
 
 def wide_table(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -260,10 +281,12 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         ]
         if config.input.nifti is not None:
             tasks = tasks_from_nifti(
-                config, None if clinical is None else list(clinical.index), _overrides(config, clinical)
+                config,
+                None if clinical is None else list(clinical.index),
+                clinical_overrides(config, clinical),
             )
         else:
-            tasks = tasks_from_series(discovery.series, config, _overrides(config, clinical))
+            tasks = tasks_from_series(discovery.series, config, clinical_overrides(config, clinical))
         if clinical is not None:
             imaged = {t.patient_id for t in tasks}
             for pid in sorted(set(clinical.index) - imaged):
@@ -275,27 +298,22 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
                     }
                 )
 
-        cache = ResultCache(out / "cache")
-        settings = _patient_settings(config)
-        keys: dict[str, str] = {}
+        cache = StageCache(out / "cache")
+        if n_legacy := cache.remove_legacy():
+            log.info("cache: removed %d entries of an older cache format", n_legacy)
+        cache.remove_stale_temporaries()
         input_hashes: dict[str, str] = {}
         todo: list[PatientTask] = []
         results: dict[str, PatientResult] = {}
         for task in tasks:
             digest = files_digest(task.input_files())
             input_hashes[task.patient_id] = digest
-            keys[task.patient_id] = ResultCache.key(
-                digest,
-                {**settings, "overrides": {k: str(v) for k, v in sorted(task.overrides.items())}},
-                __version__,
-            )
-            hit = cache.load(task.patient_id, keys[task.patient_id])
+            task = dataclasses.replace(task, cache_dir=cache.root, inputs_digest=digest)
+            hit = load_cached_result(task, stage_keys(task))
             if hit is None:
                 todo.append(task)
             else:
-                results[task.patient_id] = PatientResult(
-                    task.patient_id, "ok", hit[0], info=hit[1], cached=True
-                )
+                results[task.patient_id] = hit
         log.info(
             "%d patients: %d cached, %d to process with %d job(s)", len(tasks), len(results), len(todo), jobs
         )
@@ -303,8 +321,12 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
         def on_done(res: PatientResult) -> None:
             results[res.patient_id] = res
             if res.status == "ok" and res.features is not None:
-                cache.store(res.patient_id, keys[res.patient_id], res.features, res.info)
-                log.info("patient %s done in %.2f s", res.patient_id, res.seconds)
+                log.info(
+                    "patient %s done in %.2f s (%s)",
+                    res.patient_id,
+                    res.seconds,
+                    ", ".join(f"{k} {v}" for k, v in res.stages.items()),
+                )
             else:
                 log.warning("patient %s failed at %s: %s", res.patient_id, res.stage, res.reason)
 
@@ -363,6 +385,22 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
             failures=failure_table,
             models=models,
             files=files,
+            cache_hits={
+                st: sum(1 for r in results.values() if r.stages.get(st) in ("hit", "reused")) for st in STAGES
+            },
+            cache_computed={
+                st: sum(1 for r in results.values() if r.stages.get(st) == "computed") for st in STAGES
+            },
+            cache_bytes=cache.size_bytes(),
+        )
+        log.info(
+            "cache (%s, %.1f MB): %s",
+            cache.base,
+            summary.cache_bytes / 1e6,
+            "; ".join(
+                f"{st} {summary.cache_hits[st]} from cache, {summary.cache_computed[st]} computed"
+                for st in STAGES
+            ),
         )
         info = {pid: r.info for pid, r in results.items()}
         html = build_report(
@@ -388,7 +426,11 @@ def run_study(config: StudyConfig, *, quiet: bool = False, jobs: int | None = No
                 "cached": summary.n_cached,
                 "unreadable_files": len(discovery.problems),
             },
-            extra={"seconds": round(seconds, 3), "outputs": {k: str(v) for k, v in files.items()}},
+            extra={
+                "seconds": round(seconds, 3),
+                "outputs": {k: str(v) for k, v in files.items()},
+                "cache": {"from_cache": summary.cache_hits, "computed": summary.cache_computed},
+            },
         )
         log.info("run finished in %.1f s: %d ok, %d failed", seconds, summary.n_ok, summary.n_failed)
     return summary
@@ -400,6 +442,14 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"patients: {summary.n_patients} ({summary.n_ok} ok, {summary.n_failed} failed, {summary.n_cached} from cache)",
         f"time: {summary.seconds:.1f} s",
     ]
+    if summary.cache_hits:
+        lines.append(
+            "cache: "
+            + ", ".join(
+                f"{st} {summary.cache_hits.get(st, 0)} reused/{summary.cache_computed.get(st, 0)} computed"
+                for st in STAGES
+            )
+        )
     if summary.models is not None:
         for row in summary.models.table.itertuples():
             lines.append(
