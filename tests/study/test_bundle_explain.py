@@ -228,7 +228,10 @@ def test_the_bundle_is_the_validated_pipeline_with_selection_and_combat(tmp_path
     kinds = {type(v).__name__ for v in bundle.pipeline.get_params(deep=True).values()}
     assert {"NearZeroVariance", "CorrelationClusterSelector"} <= kinds, kinds
     assert bundle.manifest["harmonisation"]["batch"] == "site"
-    assert "site" in bundle.manifest["clinical_columns"] and "__batch__" not in bundle.manifest["clinical_columns"]
+    assert (
+        "site" in bundle.manifest["clinical_columns"]
+        and "__batch__" not in bundle.manifest["clinical_columns"]
+    )
     loaded = load_bundle(save_bundle(bundle, tmp_path / "model.zip"))
     table = wide.join(clinical.drop(columns=["label"]))
     before = predict_features(loaded, table.iloc[:6], explain=False)
