@@ -49,6 +49,7 @@ __all__ = [
     "holdout_validate",
     "nested_cross_validate",
     "permutation_check",
+    "repeat_calibration",
 ]
 
 #: How :attr:`CVResult.auc_ci` is obtained (shown in reports).
@@ -414,6 +415,41 @@ def permutation_check(
 Scheme = Literal["nested_cv", "holdout", "external"]
 
 
+def repeat_calibration(y: NDArray[np.int_], scores: NDArray[np.float64]) -> dict[str, float | None]:
+    """Calibration of repeated out-of-fold probabilities: the mean over repeats of the slope, the
+    intercept and calibration-in-the-large, and the median Hosmer-Lemeshow p-value.
+
+    Parameters
+    ----------
+    y : ndarray of int, shape (n,)
+        Binary outcome.
+    scores : ndarray, shape (n, r)
+        Probabilities of ``r`` repeats.
+
+    Returns
+    -------
+    dict
+        ``calibration_slope``, ``calibration_intercept``, ``calibration_in_the_large``,
+        ``hosmer_lemeshow_p``; None where no repeat could be computed (e.g. separable data).
+    """
+    cal, hl = [], []
+    for k in range(scores.shape[1]):
+        try:
+            cal.append(calibration_slope_intercept(y, scores[:, k]))
+        except LearningError:
+            pass
+        try:
+            hl.append(hosmer_lemeshow(y, scores[:, k], n_groups=min(10, max(3, y.size // 5))).p_value)
+        except LearningError:
+            pass
+    return {
+        "calibration_slope": float(np.mean([c.slope for c in cal])) if cal else None,
+        "calibration_intercept": float(np.mean([c.intercept for c in cal])) if cal else None,
+        "calibration_in_the_large": float(np.mean([c.citl for c in cal])) if cal else None,
+        "hosmer_lemeshow_p": float(np.median(hl)) if hl else None,
+    }
+
+
 @dataclass
 class ValidationResult:
     """Out-of-sample predictions of one validation scheme, from which every metric follows.
@@ -554,21 +590,7 @@ class ValidationResult:
                 alpha=alpha,
                 random_state=random_state,
             )
-            cal = []
-            hl = []
-            for k in range(r):
-                try:
-                    cal.append(calibration_slope_intercept(y, scores[:, k]))
-                except LearningError:
-                    pass
-                try:
-                    hl.append(hosmer_lemeshow(y, scores[:, k], n_groups=min(10, max(3, y.size // 5))).p_value)
-                except LearningError:
-                    pass
-            out["calibration_slope"] = float(np.mean([c.slope for c in cal])) if cal else None
-            out["calibration_intercept"] = float(np.mean([c.intercept for c in cal])) if cal else None
-            out["calibration_in_the_large"] = float(np.mean([c.citl for c in cal])) if cal else None
-            out["hosmer_lemeshow_p"] = float(np.median(hl)) if hl else None
+            out.update(repeat_calibration(y, scores))
         else:
             for key in (
                 "brier",

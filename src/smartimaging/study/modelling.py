@@ -62,6 +62,7 @@ from smartimaging.learn.validate import (
     holdout_validate,
     nested_cross_validate,
     permutation_check,
+    repeat_calibration,
 )
 from smartimaging.study.config import (
     BorutaStep,
@@ -480,12 +481,7 @@ def _summary(vr: ValidationResult, *, n_boot: int, seed: int) -> dict[str, Any]:
     fixed on the training data of the fit that scored them), without bootstrap intervals of the
     threshold metrics, which would cost thousands of re-evaluations per model.
     """
-    from smartimaging.learn.clinical_metrics import (
-        brier_score,
-        calibration_slope_intercept,
-        hosmer_lemeshow,
-        threshold_metrics,
-    )
+    from smartimaging.learn.clinical_metrics import brier_score, threshold_metrics
     from smartimaging.learn.delong import delong_auc
     from smartimaging.learn.metrics import bootstrap_auc_ci
 
@@ -512,21 +508,8 @@ def _summary(vr: ValidationResult, *, n_boot: int, seed: int) -> dict[str, Any]:
                 values.append(v)
     for attr, values in rates.items():
         out[attr] = float(np.mean(values)) if len(values) == r else None
-    cal, hl = [], []
-    for k in range(r):
-        try:
-            cal.append(calibration_slope_intercept(y, scores[:, k]))
-        except LearningError:
-            pass
-        try:
-            hl.append(hosmer_lemeshow(y, scores[:, k], n_groups=min(10, max(3, y.size // 5))).p_value)
-        except LearningError:
-            pass
     out["brier"] = float(np.mean([brier_score(y, scores[:, k]) for k in range(r)]))
-    out["calibration_slope"] = float(np.mean([c.slope for c in cal])) if cal else None
-    out["calibration_intercept"] = float(np.mean([c.intercept for c in cal])) if cal else None
-    out["calibration_in_the_large"] = float(np.mean([c.citl for c in cal])) if cal else None
-    out["hosmer_lemeshow_p"] = float(np.median(hl)) if hl else None
+    out.update(repeat_calibration(y, scores))
     return out
 
 
