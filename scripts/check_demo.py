@@ -17,7 +17,14 @@ import pandas as pd
 def main(out: Path) -> list[str]:
     results = out / "results"
     problems: list[str] = []
-    for name in ("report.html", "features.csv", "models.csv", "failures.csv", "provenance.json"):
+    for name in (
+        "report.html",
+        "features.csv",
+        "models.csv",
+        "survival_models.csv",
+        "failures.csv",
+        "provenance.json",
+    ):
         if not (results / name).is_file():
             problems.append(f"{results / name} was not written")
     if problems:
