@@ -152,3 +152,21 @@ def test_inner_folds_too_small_is_explained() -> None:
     X, y = _cohort(12)
     with pytest.raises(LearningError, match="inner cross-validation"):
         nested_cross_validate(X, y, n_splits=3, n_repeats=1, inner_splits=5)
+
+
+def test_compare_validated_models_ranking_patients_identically_are_not_different() -> None:
+    """Two models whose scores rank every patient the same way (here: one feature, and the same feature
+    scaled) have equal AUCs and a zero-variance difference: p = 1 with a note, not a failed comparison."""
+    X, y = _cohort(40, seed=8)
+    one = nested_cross_validate(X[["f1"]], y, kind="logistic", n_splits=2, n_repeats=1, param_grid={})
+    scaled = nested_cross_validate(
+        X[["f1"]] * 10.0, y, kind="logistic", n_splits=2, n_repeats=1, param_grid={}
+    )
+    noise = nested_cross_validate(X[["f3"]], y, kind="logistic", n_splits=2, n_repeats=1, param_grid={})
+    table = compare_validated({"one": one, "scaled": scaled, "noise": noise}).set_index(
+        ["model_a", "model_b"]
+    )
+    same = table.loc[("one", "scaled")]
+    assert same["p_value"] == 1.0 and same["difference"] == 0.0 and same["auc_a"] == same["auc_b"]
+    assert "identically" in same["note"]
+    assert table.loc[("one", "noise"), "note"] == "" and table.loc[("one", "noise"), "p_value"] < 1.0

@@ -56,12 +56,23 @@ def _canonical_family_order(monkeypatch: pytest.MonkeyPatch) -> None:
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("resume_cohort")
     generate_cohort(root, n_patients=N, seed=3, n_slices=48, progress=False)
+    # balanced outcome (4 / 4): the model stage's 2-fold outer and inner splits need two of each class
+    clinical = pd.read_csv(root / "clinical.csv", dtype={"patient_id": str})
+    clinical["label"] = [i % 2 for i in range(len(clinical))]
+    clinical.to_csv(root / "clinical.csv", index=False)
     return root
 
 
 def _study(cohort: Path, out: Path) -> Path:
     settings = demo_study(cohort, out, jobs=2)
-    settings["model"] = settings["model"] | {"n_splits": 2, "n_repeats": 2, "n_permutations": 2}  # type: ignore[operator]
+    settings["model"] = settings["model"] | {  # type: ignore[operator]
+        "kinds": ["logistic"],
+        "selection": [],
+        "survival": None,
+        "n_splits": 2,
+        "n_repeats": 2,
+        "n_permutations": 2,
+    }
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     return path

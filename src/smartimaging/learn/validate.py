@@ -34,7 +34,7 @@ from smartimaging.learn.clinical_metrics import (
     hosmer_lemeshow,
     threshold_metrics,
 )
-from smartimaging.learn.delong import delong_auc, delong_test
+from smartimaging.learn.delong import delong_auc, delong_covariance, delong_test
 from smartimaging.learn.metrics import bootstrap_auc_ci, bootstrap_ci, roc_auc, roc_curve_points
 from smartimaging.learn.models import ClassifierKind, default_param_grid, make_classifier
 
@@ -958,7 +958,8 @@ def compare_validated(results: Mapping[str, ValidationResult], *, level: float =
     -------
     DataFrame
         One row per pair: ``model_a, model_b, auc_a, auc_b, difference, ci_lo, ci_hi, z,
-        p_value``.
+        p_value, note``. Two models that rank every patient pair the same way have equal AUCs and
+        a difference of zero variance: their row has ``p_value`` 1 and says so in ``note``.
 
     Raises
     ------
@@ -987,7 +988,31 @@ def compare_validated(results: Mapping[str, ValidationResult], *, level: float =
                 raise LearningError(
                     f"compare_validated: {a!r} and {b!r} have different labels for the same patients."
                 )
-            t = delong_test(ya, sa.mean(axis=1), sb[pos_b].mean(axis=1), level=level)
+            score_a, score_b = sa.mean(axis=1), sb[pos_b].mean(axis=1)
+            try:
+                t = delong_test(ya, score_a, score_b, level=level)
+            except LearningError:
+                # the difference has zero variance: the two models rank every positive-negative pair
+                # the same way, so their AUCs are equal and there is no difference to test
+                aucs, cov = delong_covariance(ya, np.vstack([score_a, score_b]))
+                if float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1]) > 1e-15:
+                    raise
+                diff = float(aucs[0] - aucs[1])
+                rows.append(
+                    {
+                        "model_a": a,
+                        "model_b": b,
+                        "auc_a": float(aucs[0]),
+                        "auc_b": float(aucs[1]),
+                        "difference": diff,
+                        "ci_lo": diff,
+                        "ci_hi": diff,
+                        "z": 0.0,
+                        "p_value": 1.0,
+                        "note": "the two models rank the patients identically: no difference to test",
+                    }
+                )
+                continue
             rows.append(
                 {
                     "model_a": a,
@@ -999,6 +1024,7 @@ def compare_validated(results: Mapping[str, ValidationResult], *, level: float =
                     "ci_hi": t.ci_difference[1],
                     "z": t.z,
                     "p_value": t.p_value,
+                    "note": "",
                 }
             )
     return pd.DataFrame(rows)
