@@ -89,3 +89,21 @@ def test_model_sections_render_and_tables_are_written(harmonised, tmp_path: Path
     shap = pd.read_csv(files["shap_values"], index_col=0)
     assert len(shap) == 30  # the development cohort (45 minus the 15 external patients)
     assert model_sections(None) == {"models": ()}
+
+
+def test_an_all_zero_permutation_importance_is_explained_not_listed(harmonised) -> None:
+    """Zeros in column order would read as a ranking: the report lists only features whose shuffling
+    lowers the AUC, and says why when there is none."""
+    import copy
+
+    _, models = harmonised
+    assert models.final is not None and models.final.importance is not None
+    zeroed = copy.copy(models)
+    zeroed.final = copy.copy(models.final)
+    zeroed.final.importance = models.final.importance.assign(importance_mean=0.0, importance_sd=0.0)
+    parts = model_sections(zeroed)
+    assert "importance" not in parts
+    assert any("ranks no feature" in note for note in parts["model_notes"])
+    listed = model_sections(models).get("importance")
+    if listed is not None:
+        assert (listed["importance_mean"] > 0).all()

@@ -168,8 +168,19 @@ def model_sections(models: CohortModels | None) -> dict[str, Any]:
                 )
             }
         if final.importance is not None and not final.importance.empty:
-            imp = final.importance.sort_values("importance_mean", ascending=False, kind="stable").head(20)
-            out["importance"] = imp.set_index("feature")
+            ranked = final.importance.sort_values("importance_mean", ascending=False, kind="stable")
+            useful = ranked[ranked["importance_mean"] > 0]
+            if useful.empty:
+                # e.g. a boosted model that ranks its training patients perfectly whichever single feature
+                # is shuffled: a table of zeros in column order would read as a ranking, so say why instead
+                out["model_notes"] = [
+                    *out["model_notes"],
+                    f"Permutation importance of {final.name}: shuffling any single feature does not lower the "
+                    "AUC on the patients the final model was fitted on (it separates them through many "
+                    "redundant features), so it ranks no feature; read the SHAP summary instead.",
+                ]
+            else:
+                out["importance"] = useful.head(20).set_index("feature")
         if final.nomogram_png is not None:
             out["nomogram_images"] = {
                 f"Nomogram of {final.nomogram_model}, refitted on all patients": final.nomogram_png
