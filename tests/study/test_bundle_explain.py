@@ -247,3 +247,33 @@ def test_the_bundle_is_the_validated_pipeline_with_selection_and_combat(tmp_path
     lone["site"] = "Z"
     with pytest.raises(BundleError, match="cannot be applied"):
         predict_features(loaded, lone, explain=False)
+
+
+def test_a_scanner_merged_in_training_keeps_its_trained_batch_at_prediction() -> None:
+    """Training merges scanners with fewer than ``min_batch_size`` patients into one batch; a new patient
+    of such a scanner must get that batch (which ComBat knows), not its own label (which it does not)."""
+    from smartimaging.learn.combat import batches_from_qc
+    from smartimaging.study.bundle import _harmonisation, _with_batch
+    from smartimaging.study.config import ModelConfig
+    from smartimaging.study.modelling import BATCH_COLUMN
+
+    scanners = ["Big"] * 4 + ["Rare1", "Rare2"]
+    ids = [f"P{i}" for i in range(len(scanners))]
+    qc = pd.DataFrame({"PatientID": ids, "Modality": "PT", "ManufacturerModelName": scanners})
+    spec = ModelConfig.model_validate(
+        {"target": "label", "harmonise": {"batch": "qc:ManufacturerModelName", "min_batch_size": 3}}
+    )
+    trained = batches_from_qc(qc, keys=["ManufacturerModelName"], min_size=3)
+    assert trained.nunique() == 2  # Big, and the two rare scanners merged
+    X = pd.DataFrame({"f": np.arange(6.0), BATCH_COLUMN: trained.loc[ids].to_numpy()}, index=ids)
+    harm = _harmonisation(spec, X, qc)
+    assert harm is not None and set(harm["merged"]) == {
+        batches_from_qc(qc, keys=["ManufacturerModelName"]).loc["P4"],
+        batches_from_qc(qc, keys=["ManufacturerModelName"]).loc["P5"],
+    }
+    bundle = ModelBundle({"harmonisation": harm, "columns": ["f", BATCH_COLUMN]}, None, None)  # type: ignore[arg-type]
+    new_qc = pd.DataFrame(
+        {"PatientID": ["N1", "N2"], "Modality": "PT", "ManufacturerModelName": ["Rare1", "Big"]}
+    )
+    new = _with_batch(bundle, pd.DataFrame({"f": [1.0, 2.0]}, index=["N1", "N2"]), new_qc)
+    assert list(new[BATCH_COLUMN]) == [trained.loc["P4"], trained.loc["P0"]]

@@ -371,14 +371,7 @@ def fit_bundle(
         ),
         "categorical_levels": categorical,
         "threshold": threshold,
-        "harmonisation": None
-        if spec.harmonise is None
-        else {
-            "batch": spec.harmonise.batch,
-            "qc_keys": list(spec.harmonise.qc_keys) if spec.harmonise.qc_keys else None,
-            "modality": spec.harmonise.modality,
-            "column": BATCH_COLUMN,
-        },
+        "harmonisation": _harmonisation(spec, X, qc),
         "conformal": conformal_info,
         "explanation": {
             "method": "SHAP values of the predicted probability through the whole pipeline",
@@ -491,6 +484,38 @@ def _explanations(bundle: ModelBundle, X: pd.DataFrame, top: int) -> list[list[d
     return out
 
 
+def _qc_batches(harm: Mapping[str, Any], qc: pd.DataFrame) -> pd.Series:
+    """Each patient's own batch label from the DICOM QC table (no merging of small batches)."""
+    batch = batches_from_qc(qc, keys=harm["qc_keys"], modality=harm.get("modality", "PT"), min_size=1)
+    batch.index = batch.index.astype(str)
+    return batch
+
+
+def _harmonisation(spec: Any, X: pd.DataFrame, qc: pd.DataFrame | None) -> dict[str, Any] | None:
+    """Where a harmonised model's batch comes from, for the manifest.
+
+    For a ``qc:`` batch, ``merged`` maps the scanner labels that training merged into a shared batch
+    (``harmonise.min_batch_size``) to that batch, so a new patient of such a scanner gets the batch
+    ComBat was fitted with, not a label it has never seen.
+    """
+    if spec.harmonise is None:
+        return None
+    harm: dict[str, Any] = {
+        "batch": spec.harmonise.batch,
+        "qc_keys": list(spec.harmonise.qc_keys) if spec.harmonise.qc_keys else None,
+        "modality": spec.harmonise.modality,
+        "column": BATCH_COLUMN,
+        "merged": {},
+    }
+    if harm["qc_keys"] and qc is not None and BATCH_COLUMN in X.columns:
+        own = _qc_batches(harm, qc).reindex(X.index.astype(str))
+        trained = X[BATCH_COLUMN].astype(str).to_numpy()
+        harm["merged"] = {
+            str(o): str(t) for o, t in zip(own, trained, strict=True) if isinstance(o, str) and o != t
+        }
+    return harm
+
+
 def _with_batch(bundle: ModelBundle, features: pd.DataFrame, qc: pd.DataFrame | None) -> pd.DataFrame:
     """Add the harmonisation batch column a ComBat-harmonised model needs, from its recorded source."""
     harm = bundle.manifest.get("harmonisation")
@@ -511,8 +536,8 @@ def _with_batch(bundle: ModelBundle, features: pd.DataFrame, qc: pd.DataFrame | 
             f"the model is harmonised (ComBat) by {harm['batch']!r} from the DICOM headers, and no DICOM QC table "
             "was given: predict from DICOM (smartimaging predict / validate), not from a feature table"
         )
-    batch = batches_from_qc(qc, keys=harm["qc_keys"], modality=harm.get("modality", "PT"), min_size=1)
-    batch.index = batch.index.astype(str)
+    merged = harm.get("merged", {})
+    batch = _qc_batches(harm, qc).map(lambda label: merged.get(label, label))
     features[BATCH_COLUMN] = batch.reindex(features.index.astype(str)).to_numpy()
     return features
 
