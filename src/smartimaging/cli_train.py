@@ -27,25 +27,9 @@ def _fail(exc: SmartImagingError) -> NoReturn:
 
 
 def _read_clinical(path: Path, id_column: str) -> Any:
-    import pandas as pd
+    from smartimaging.study.runner import read_table_by_id
 
-    if not path.is_file():
-        raise ConfigError(f"--clinical: file not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--clinical: cannot read {path}: {exc}") from exc
-    if id_column not in table.columns:
-        raise ConfigError(
-            f"--id-column {id_column!r} is not a column of {path}; columns are {list(table.columns)}"
-        )
-    ids = table[id_column].astype(str)
-    if ids.duplicated().any():
-        raise ConfigError(
-            f"{path}: patient IDs appear more than once in column {id_column!r}: "
-            f"{sorted(ids[ids.duplicated()].unique())[:10]}"
-        )
-    return table.drop(columns=[id_column]).set_index(pd.Index(ids, name=id_column))
+    return read_table_by_id(path, id_column, file_key="--clinical", column_key="--id-column")
 
 
 def _model_config(

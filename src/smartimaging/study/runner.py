@@ -60,7 +60,7 @@ from smartimaging.study.patient import (
 from smartimaging.study.provenance import now_iso, write_provenance
 from smartimaging.study.reporting import build_report
 
-__all__ = ["RunSummary", "clinical_overrides", "read_clinical", "run_study", "wide_table"]
+__all__ = ["RunSummary", "clinical_overrides", "read_clinical", "read_table_by_id", "run_study", "wide_table"]
 
 log = logging.getLogger(__name__)
 
@@ -105,30 +105,55 @@ def _run_log(path: Path) -> Iterator[None]:
         handler.close()
 
 
+def read_table_by_id(path: Path, id_column: str, *, file_key: str, column_key: str) -> pd.DataFrame:
+    """A CSV table indexed by its patient-ID column (as strings), with errors naming the setting.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    id_column : str
+        Its patient-ID column.
+    file_key, column_key : str
+        How the user gave the file and the column (``input.clinical`` / ``input.id_column`` in a
+        study file, ``--clinical`` / ``--id-column`` on the command line), for the messages.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or unreadable, lacks the ID column or repeats a patient ID.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{file_key}: file not found: {path}")
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{file_key}: cannot read {path}: {exc}") from exc
+    if id_column not in table.columns:
+        raise ConfigError(
+            f"{column_key} {id_column!r} is not a column of {path}; columns are {list(table.columns)}"
+        )
+    table[id_column] = table[id_column].astype(str)
+    if table[id_column].duplicated().any():
+        dup = sorted(table.loc[table[id_column].duplicated(), id_column].unique())
+        raise ConfigError(f"{path}: patient IDs appear more than once in column {id_column!r}: {dup[:10]}")
+    return table.set_index(id_column)
+
+
 def read_clinical(config: StudyConfig) -> pd.DataFrame | None:
     """The study's clinical table indexed by patient ID (string), or None when the study has none.
 
     Raises
     ------
     ConfigError
-        If the file is missing, lacks ``input.id_column`` or repeats a patient ID.
+        If the file is missing or unreadable, lacks ``input.id_column`` or repeats a patient ID.
     """
     path = config.input.clinical
     if path is None:
         return None
-    if not path.is_file():
-        raise ConfigError(f"input.clinical: file not found: {path}")
-    table = pd.read_csv(path)
-    col = config.input.id_column
-    if col not in table.columns:
-        raise ConfigError(
-            f"input.id_column {col!r} is not a column of {path}; columns are {list(table.columns)}"
-        )
-    table[col] = table[col].astype(str)
-    if table[col].duplicated().any():
-        dup = sorted(table.loc[table[col].duplicated(), col].unique())
-        raise ConfigError(f"{path}: patient IDs appear more than once in column {col!r}: {dup[:10]}")
-    return table.set_index(col)
+    return read_table_by_id(
+        path, config.input.id_column, file_key="input.clinical", column_key="input.id_column"
+    )
 
 
 def _override_value(key: str, value: Any, column: str, pid: str) -> Any:
