@@ -89,3 +89,27 @@ def test_resample_intensity_linear_is_exact_for_a_linear_ramp() -> None:
 def test_sitk_2d_is_rejected() -> None:
     with pytest.raises(ValueError, match="3D"):
         Image.from_sitk(sitk.Image(4, 4, sitk.sitkFloat32))
+
+
+def test_same_geometry_follows_numpy_allclose() -> None:
+    """The plain-float comparison decides exactly as np.allclose (default rtol 1e-5) would."""
+    rng = np.random.default_rng(3)
+    base = Image(np.zeros((2, 3, 4)), spacing=(0.98, 1.5, 3.27), origin=(-250.0, 12.5, 1000.0))
+    tol = 1e-4  # the geometry tolerance in mm
+    n_same = 0
+    for _ in range(400):
+        # perturbations straddling the tolerance, incl. exactly-on-the-boundary multiples
+        scale = rng.choice([0.0, 1e-6, 5e-5, 1e-4, 2e-3, 0.02])
+        sp = tuple(float(v) for v in np.asarray(base.spacing) + scale * rng.standard_normal(3))
+        org = tuple(float(v) for v in np.asarray(base.origin) + scale * rng.standard_normal(3))
+        direction = np.eye(3) + rng.choice([0.0, 1e-7, 1e-5]) * rng.standard_normal((3, 3))
+        other = Image(np.zeros((2, 3, 4)), spacing=sp, origin=org, direction=direction)
+        expect = (
+            np.allclose(base.spacing, sp, atol=tol)
+            and np.allclose(base.origin, org, atol=tol)
+            and np.allclose(base.direction, direction, atol=1e-6)
+        )
+        assert base.same_geometry(other, atol=tol) == expect
+        n_same += expect
+    assert 50 < n_same < 350  # both outcomes exercised
+    assert not base.same_geometry(Image(np.zeros((2, 3, 5)), spacing=base.spacing, origin=base.origin))

@@ -369,6 +369,6 @@ def test_cropping_to_the_roi_changes_no_value(monkeypatch):
     assert c_img.shape == tuple(hi - lo) and c_mask.n_voxels == mask.n_voxels
     assert np.allclose(c_img.origin, img.index_to_physical(lo[::-1]))
     cropped = ex.extract(img, mask, settings=s, modality="PT")
-    monkeypatch.setattr(ex, "_crop_to_roi", lambda image, morph, inten: (image, morph, inten))
+    monkeypatch.setattr(ex, "_crop", lambda image, morph, inten, box: (image, morph, inten))
     whole = ex.extract(img, mask, settings=s, modality="PT")
     pd.testing.assert_frame_equal(cropped, whole, check_exact=False, rtol=1e-12, atol=1e-12)

@@ -216,6 +216,11 @@ class FamilySpec:
     compute: Callable[[RoiData], FamilyResult]
     modalities: tuple[str, ...] = ()
 
+    @cached_property
+    def by_key(self) -> dict[str, FeatureDef]:
+        """The family's feature definitions by machine key."""
+        return {f.key: f for f in self.features}
+
 
 #: Family name -> how to compute it. Order here is the row order of the output.
 FAMILY_TABLE: dict[str, FamilySpec] = {
@@ -292,25 +297,32 @@ def _intensity_mask(image: Image, mask: Mask, settings: ExtractionSettings, wher
     return Mask(keep, mask.spacing, mask.origin, mask.direction.copy(), dict(mask.meta))
 
 
-def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[Image, Mask, Mask]:
-    """Image and masks cropped to the ROI's bounding box plus the 1 cm³ sphere's half-width.
+def _roi_box(image: Image, mask: Mask) -> tuple[slice, slice, slice] | None:
+    """The ROI's bounding box plus the 1 cm³ sphere's half-width, clipped to the grid; None if empty.
 
     Every family only reads voxels of the masks, except the local intensity sphere means (and
     SUVpeak), which read the image within :data:`~smartimaging.preprocess.sphere.RADIUS_MM` of
     ROI voxels; the margin keeps those, so cropping changes no value but confines all work
-    (and every ``nonzero`` over the grid) to the ROI. Positions are shifted consistently
-    (the origin moves with the crop), and no feature depends on the absolute position.
+    (and every ``nonzero`` over the grid) to the ROI.
     """
+    arr = mask.array
+    rows = [np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    if rows[0].size == 0:
+        return None
     margin = np.floor(RADIUS_MM / np.asarray(image.spacing_zyx) + 1e-9).astype(int) + 1
-    rows = [
-        np.flatnonzero(morph_mask.array.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)
-    ]
-    lo = np.maximum([int(r[0]) for r in rows] - margin, 0)
-    hi = np.minimum([int(r[-1]) + 1 for r in rows] + margin, image.shape)
-    if np.all(lo == 0) and np.all(hi == image.shape):
-        return image, morph_mask, intensity_mask
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    o = image.index_to_physical(lo[::-1])
+    shape = arr.shape
+    lo = [max(int(r[0]) - int(m), 0) for r, m in zip(rows, margin, strict=True)]
+    hi = [min(int(r[-1]) + 1 + int(m), n) for r, m, n in zip(rows, margin, shape, strict=True)]
+    return (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+
+
+def _crop(
+    image: Image, mask: Mask, intensity_mask: Mask | None, box: tuple[slice, slice, slice]
+) -> tuple[Image, Mask, Mask | None]:
+    """Image and masks cut to ``box``; positions shift consistently (the origin moves with the crop)."""
+    if all(b.start == 0 and b.stop == n for b, n in zip(box, image.shape, strict=True)):
+        return image, mask, intensity_mask
+    o = image.index_to_physical([box[2].start, box[1].start, box[0].start])
     origin = (float(o[0]), float(o[1]), float(o[2]))
 
     def crop(img: _ImageT) -> _ImageT:
@@ -318,7 +330,21 @@ def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[
             np.ascontiguousarray(img.array[box]), img.spacing, origin, img.direction.copy(), dict(img.meta)
         )
 
-    return crop(image), crop(morph_mask), crop(intensity_mask)
+    return crop(image), crop(mask), None if intensity_mask is None else crop(intensity_mask)
+
+
+def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[Image, Mask, Mask]:
+    """Image and masks cropped to the ROI's bounding box plus the 1 cm³ sphere's half-width.
+
+    See :func:`_roi_box`; the masks must not be empty. Cropping changes no feature value:
+    no feature depends on the absolute position.
+    """
+    box = _roi_box(image, morph_mask)
+    if box is None:
+        raise EmptyMaskError("the morphological mask contains no voxel; nothing to crop to")
+    cropped_image, cropped_morph, cropped_inten = _crop(image, morph_mask, intensity_mask, box)
+    assert cropped_inten is not None
+    return cropped_image, cropped_morph, cropped_inten
 
 
 def extract(
@@ -385,19 +411,6 @@ def extract(
     settings = settings if settings is not None else ExtractionSettings()
     where = ", ".join(f"{k} '{v}'" for k, v in (("case", case), ("roi", roi)) if v) or "unnamed ROI"
     check_same_geometry(image, mask, what=f"image and mask ({where})")
-    if mask.n_voxels == 0:
-        raise EmptyMaskError(
-            f"the mask of {where} contains no voxel: check the ROI name, the contour's frame of "
-            "reference, or the segmentation threshold"
-        )
-    n_bad = int(np.count_nonzero(~np.isfinite(image.array[mask.array])))
-    if n_bad:
-        raise FeatureError(
-            f"the image holds {n_bad} NaN or infinite value(s) inside the ROI ({where}, {mask.n_voxels} voxels); "
-            "fill them upstream (e.g. resample with a finite default value) or exclude them explicitly: "
-            "Mask(mask.array & np.isfinite(image.array), mask.spacing, mask.origin, mask.direction)"
-        )
-    base = mask
     if intensity_mask is not None:
         check_same_geometry(image, intensity_mask, what=f"image and intensity mask ({where})")
         outside = int(np.count_nonzero(intensity_mask.array & ~mask.array))
@@ -406,14 +419,31 @@ def extract(
                 f"the intensity mask of {where} has {outside} voxel(s) outside the morphological mask; "
                 "pass the masks of preprocess() in the order (image, intensity_mask, morph_mask)"
             )
-        if intensity_mask.n_voxels == 0:
+    # every other check below runs on the ROI's box only: the whole-image work is three any()
+    # reductions of the mask, which matters for whole-body images and small lesions
+    box = _roi_box(image, mask)
+    if box is None:
+        raise EmptyMaskError(
+            f"the mask of {where} contains no voxel: check the ROI name, the contour's frame of "
+            "reference, or the segmentation threshold"
+        )
+    image, mask, given_inten = _crop(image, mask, intensity_mask, box)
+    n_bad = int(np.count_nonzero(~np.isfinite(image.array[mask.array])))
+    if n_bad:
+        raise FeatureError(
+            f"the image holds {n_bad} NaN or infinite value(s) inside the ROI ({where}, {mask.n_voxels} voxels); "
+            "fill them upstream (e.g. resample with a finite default value) or exclude them explicitly: "
+            "Mask(mask.array & np.isfinite(image.array), mask.spacing, mask.origin, mask.direction)"
+        )
+    base = mask
+    if given_inten is not None:
+        if not given_inten.array.any():
             raise EmptyMaskError(
                 f"the intensity mask of {where} contains no voxel: re-segmentation removed the whole ROI; "
                 "widen resegmentation_range or check the image units"
             )
-        base = intensity_mask
+        base = given_inten
     inten = _intensity_mask(image, base, settings, where)
-    image, mask, inten = _crop_to_roi(image, mask, inten)
     data = RoiData(image, mask, inten, settings)
     defs_out: list[FeatureDef] = []
     aggs_out: list[str] = []
@@ -421,7 +451,7 @@ def extract(
     excluded = settings.excluded_keys()
     for family in _families_to_run(settings, modality):
         spec = FAMILY_TABLE[family]
-        defs = {f.key: f for f in spec.features}
+        defs = spec.by_key
         if defs.keys() <= excluded:
             continue
         for raw_key, value in spec.compute(data).items():
@@ -434,20 +464,39 @@ def extract(
             defs_out.append(d)
             aggs_out.append(aggregation)
             values_out.append(value)
-    # the tidy table is built once, column by column (no per-row objects, no dtype conversion)
-    n = len(defs_out)
-    columns: dict[str, object] = {
-        "case": [case] * n,
-        "roi": [roi] * n,
-        "modality": [modality] * n,
-        "image_type": [image_type] * n,
-        "family": [d.family for d in defs_out],
-        "feature": [d.name for d in defs_out],
-        "ibsi_id": [d.ibsi_id for d in defs_out],
-        "aggregation": aggs_out,
-        "value": np.array(values_out, dtype=np.float64),
-        KEY_COLUMN: [d.key for d in defs_out],
-    }
+    return _table(defs_out, aggs_out, values_out, (case, roi, modality, image_type))
+
+
+def _table(
+    defs: list[FeatureDef], aggregations: list[str], values: list[float], labels: tuple[str, str, str, str]
+) -> pd.DataFrame:
+    """The tidy table, built column by column from object arrays (no per-row objects).
+
+    Object arrays skip pandas' list conversion (about half the construction time of a ~200-row
+    table); pandas still infers the string dtype of each column, as it would from lists.
+    """
+    n = len(defs)
+    text = np.empty((9, n), dtype=object)
+    for i, label in enumerate(labels):
+        text[i] = label
+    text[4] = [d.family for d in defs]
+    text[5] = [d.name for d in defs]
+    text[6] = [d.ibsi_id for d in defs]
+    text[7] = aggregations
+    text[8] = [d.key for d in defs]
+    names = (
+        "case",
+        "roi",
+        "modality",
+        "image_type",
+        "family",
+        "feature",
+        "ibsi_id",
+        "aggregation",
+        KEY_COLUMN,
+    )
+    columns: dict[str, np.ndarray] = dict(zip(names, text, strict=True))
+    columns["value"] = np.array(values, dtype=np.float64)
     return pd.DataFrame({c: columns[c] for c in OUTPUT_COLUMNS})
 
 
