@@ -18,10 +18,12 @@ Conventions
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError
+from smartimaging.features.order_statistics import IBSI_PERCENTILES, percentiles_from_counts
 from smartimaging.features.registry import FeatureDef
 
 __all__ = ["FEATURES", "compute"]
@@ -67,7 +69,7 @@ def _validate_levels(levels: npt.ArrayLike, n_levels: int) -> np.ndarray:
         )
     if x.size == 0:
         raise EmptyMaskError("no voxel in the ROI intensity mask: the intensity histogram needs at least one")
-    if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
+    if x.dtype.kind not in "iu" and (not np.all(np.isfinite(x)) or not np.all(x == np.round(x))):
         raise FeatureError(
             "levels must be whole discretised grey levels 1..n_levels; discretise the intensities "
             "first (fixed bin number or fixed bin size)"
@@ -93,6 +95,67 @@ def _histogram_gradient(counts: np.ndarray) -> np.ndarray:
     if n > 2:
         grad[1:-1] = (c[2:] - c[:-2]) / 2.0
     return grad
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_sums(
+    counts: np.ndarray, n_v: int, p10: float, p90: float, median: float
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Mean, central moments 2-4, MAD, robust MAD, median AD, entropy and uniformity from the counts.
+
+    Every sum over voxels is a sum over levels weighted by their counts. With no level between
+    P10 and P90 (a ROI of two or three voxels) the robust MAD is undefined: NaN.
+    """
+    n_g = counts.size
+    mu = 0.0
+    for g in range(n_g):
+        mu += (g + 1.0) * (counts[g] / n_v)
+    var = 0.0
+    m3 = 0.0
+    m4 = 0.0
+    mad = 0.0
+    medad = 0.0
+    entropy = 0.0
+    uniformity = 0.0
+    r_sum = 0.0
+    r_n = 0
+    for g in range(n_g):
+        c = counts[g]
+        if c == 0:
+            continue
+        level = g + 1.0
+        p = c / n_v
+        d = level - mu
+        var += d * d * p
+        m3 += d * d * d * p
+        m4 += d * d * d * d * p
+        mad += abs(d) * c
+        medad += abs(level - median) * c
+        entropy -= p * np.log2(p)
+        uniformity += p * p
+        if p10 <= level <= p90:
+            r_sum += level * c
+            r_n += c
+    rmad = np.nan
+    if r_n > 0:
+        r_mean = r_sum / r_n
+        rmad = 0.0
+        for g in range(n_g):
+            level = g + 1.0
+            if counts[g] > 0 and p10 <= level <= p90:
+                rmad += abs(level - r_mean) * counts[g]
+        rmad /= r_n
+    out = np.empty(9)
+    out[0] = mu
+    out[1] = var
+    out[2] = m3
+    out[3] = m4
+    out[4] = mad / n_v
+    out[5] = rmad
+    out[6] = medad / n_v
+    out[7] = entropy
+    out[8] = uniformity
+    return out
 
 
 def compute(levels: npt.ArrayLike, *, n_levels: int) -> dict[str, float]:
@@ -132,33 +195,23 @@ def compute(levels: npt.ArrayLike, *, n_levels: int) -> dict[str, float]:
     (1.0, 1.5)
     """
     x = _validate_levels(levels, n_levels)
-    xf = x.astype(float)
     n_v = x.size
     counts = np.bincount(x - 1, minlength=n_levels)
-    p = counts / n_v
-    g = np.arange(1, n_levels + 1, dtype=float)
-
-    mu = float(np.sum(g * p))
-    var = float(np.sum((g - mu) ** 2 * p))
-    sigma = np.sqrt(var)
+    p10, p25, median, p75, p90 = (float(v) for v in percentiles_from_counts(counts, IBSI_PERCENTILES))
+    mu, var, m3, m4, mad, rmad, medad, entropy, uniformity = (
+        float(v) for v in _count_sums(counts, n_v, p10, p90, median)
+    )
+    sigma = float(np.sqrt(var))
     if var > 0.0:
-        skew = float(np.sum((g - mu) ** 3 * p) / sigma**3)
-        kurt = float(np.sum((g - mu) ** 4 * p) / var**2 - 3.0)
+        skew = m3 / sigma**3
+        kurt = m4 / var**2 - 3.0
     else:
         skew = 0.0
         kurt = 0.0
-
-    p10, p25, median, p75, p90 = (float(v) for v in np.percentile(xf, [10, 25, 50, 75, 90]))
-
     modes = np.flatnonzero(counts == counts.max()) + 1
     mode = float(modes[np.argmin(np.abs(modes - mu))])
-
-    robust = xf[(xf >= p10) & (xf <= p90)]
-    # no value between P10 and P90 (a ROI of two or three voxels): the robust set is empty and the
-    # feature undefined, reported as NaN (not a numpy empty-mean warning)
-    rmad = float(np.mean(np.abs(robust - robust.mean()))) if robust.size else float("nan")
-
-    nz = p[p > 0]
+    present = np.flatnonzero(counts)
+    x_min, x_max = float(present[0] + 1), float(present[-1] + 1)
     grad = _histogram_gradient(counts)
     i_max = int(np.argmax(grad))
     i_min = int(np.argmin(grad))
@@ -169,21 +222,21 @@ def compute(levels: npt.ArrayLike, *, n_levels: int) -> dict[str, float]:
         "ih.skew": skew,
         "ih.kurt": kurt,
         "ih.median": median,
-        "ih.min": float(x.min()),
+        "ih.min": x_min,
         "ih.p10": p10,
         "ih.p90": p90,
-        "ih.max": float(x.max()),
+        "ih.max": x_max,
         "ih.mode": mode,
         "ih.iqr": p75 - p25,
-        "ih.range": float(x.max() - x.min()),
-        "ih.mad": float(np.mean(np.abs(xf - mu))),
+        "ih.range": x_max - x_min,
+        "ih.mad": mad,
         "ih.rmad": rmad,
-        "ih.medad": float(np.mean(np.abs(xf - median))),
+        "ih.medad": medad,
         # levels are >= 1, so mean and P75 + P25 are positive
         "ih.cov": float(sigma / mu),
         "ih.qcod": (p75 - p25) / (p75 + p25),
-        "ih.entropy": float(-np.sum(nz * np.log2(nz))),
-        "ih.uniformity": float(np.sum(p**2)),
+        "ih.entropy": entropy,
+        "ih.uniformity": uniformity,
         "ih.max.grad": float(grad[i_max]),
         "ih.max.grad.gl": float(i_max + 1),
         "ih.min.grad": float(grad[i_min]),

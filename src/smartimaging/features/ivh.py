@@ -63,8 +63,12 @@ def _discretise(
     lower: float | None,
     upper: float | None,
     discrete: bool,
-) -> tuple[np.ndarray, float, float, float]:
-    """Return (discretised intensities X_d,gl, min G, max G, w_d)."""
+) -> tuple[np.ndarray, float, float, float, np.ndarray | None]:
+    """Return (discretised intensities X_d,gl, min G, max G, w_d, bin numbers or None).
+
+    The bin numbers (whole numbers >= 1, as floats) are returned for continuous data, whose
+    discretised intensities are an increasing function of them; ``None`` for discrete data.
+    """
     if discrete:
         if n_bins is not None:
             raise FeatureError(
@@ -81,7 +85,7 @@ def _discretise(
                 f"ROI intensity {float(x.min()):g} lies below lower={g_min:g}; re-segment the ROI to "
                 "the range first or lower the bound"
             )
-        return x, g_min, g_max, w_d
+        return x, g_min, g_max, w_d, None
 
     if (bin_width is None) == (n_bins is None):
         raise FeatureError(
@@ -102,7 +106,7 @@ def _discretise(
             )
         bins = np.floor((x - x_min) / w_b) + 1.0
         x_dgl = x_min + (bins - 0.5) * w_b
-        return x_dgl, x_min + 0.5 * w_b, x_max - 0.5 * w_b, w_b
+        return x_dgl, x_min + 0.5 * w_b, x_max - 0.5 * w_b, w_b, bins
 
     if lower is not None or upper is not None:
         raise FeatureError(
@@ -117,7 +121,7 @@ def _discretise(
         bins = np.minimum(bins, float(n_bins))
     else:
         bins = np.ones_like(x)
-    return bins, 1.0, float(n_bins), 1.0
+    return bins, 1.0, float(n_bins), 1.0, bins
 
 
 def ivh_curve(
@@ -146,7 +150,7 @@ def ivh_curve(
         raise EmptyMaskError("no voxel in the ROI intensity mask: the IVH needs at least one")
     if not np.all(np.isfinite(x)):
         raise FeatureError("values hold NaN or infinite intensities; mask them out before the IVH")
-    x_dgl, g_min, g_max, w_d = _discretise(
+    x_dgl, g_min, g_max, w_d, bins = _discretise(
         x, bin_width=bin_width, n_bins=n_bins, lower=lower, upper=upper, discrete=discrete
     )
     if g_max < g_min:
@@ -155,8 +159,22 @@ def ivh_curve(
     intensities = g_min + w_d * np.arange(n_steps + 1, dtype=float)
     # half a step of slack so that floating-point bin centres compare as the levels they are
     eps = 1e-6 * w_d
-    sorted_x = np.sort(x_dgl)
-    below = np.searchsorted(sorted_x, intensities - eps, side="left")
+    if bins is None:
+        sorted_x = np.sort(x_dgl)
+        below = np.searchsorted(sorted_x, intensities - eps, side="left")
+    else:
+        # continuous data: x_dgl is an increasing function of the bin number, so its sorted
+        # values are its distinct values (one per occupied bin, in bin order) repeated by the
+        # bins' counts; count instead of sorting (same comparisons, same result)
+        bin_of = bins.astype(np.int64)
+        counts = np.bincount(bin_of)
+        occupied = np.flatnonzero(counts)
+        # any voxel of a bin holds the bin's value (same formula, same bin number)
+        voxel_of_bin = np.empty(counts.size, dtype=np.int64)
+        voxel_of_bin[bin_of] = np.arange(bin_of.size)
+        distinct = x_dgl[voxel_of_bin[occupied]]
+        before = np.concatenate(([0], np.cumsum(counts[occupied])))
+        below = before[np.searchsorted(distinct, intensities - eps, side="left")]
     nu = 1.0 - below / x.size
     span = intensities[-1] - intensities[0]
     gamma = (intensities - g_min) / span if span > 0 else np.ones(1)
