@@ -372,3 +372,23 @@ def test_cropping_to_the_roi_changes_no_value(monkeypatch):
     monkeypatch.setattr(ex, "_crop", lambda image, morph, inten, box: (image, morph, inten))
     whole = ex.extract(img, mask, settings=s, modality="PT")
     pd.testing.assert_frame_equal(cropped, whole, check_exact=False, rtol=1e-12, atol=1e-12)
+
+
+def test_morphology_in_a_second_thread_changes_nothing_and_passes_errors_on(monkeypatch):
+    img, mask = _case(seed=4)
+    s = ExtractionSettings(n_bins=16)
+    monkeypatch.setattr(ex, "THREAD_MIN_VOXELS", 1)
+    one = ex.extract(img, mask, settings=s, modality="PT", threads=1)
+    two = ex.extract(img, mask, settings=s, modality="PT", threads=2)
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    assert list(one["family"].unique())[:2] == ["morphology", "local intensity"]  # order kept
+
+    def broken(roi):
+        raise FeatureError("mesh failed in the side thread")
+
+    monkeypatch.setitem(ex.FAMILY_TABLE, "morphology", ex.FamilySpec(morphology.FEATURES, broken))
+    with pytest.raises(FeatureError, match="side thread"):
+        ex.extract(img, mask, settings=s, modality="PT", threads=2)
+    monkeypatch.setenv("SMARTIMAGING_THREADS", "two")
+    with pytest.raises(FeatureError, match="SMARTIMAGING_THREADS"):
+        ex.extract(img, mask, settings=s, modality="PT")

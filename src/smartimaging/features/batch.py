@@ -236,8 +236,13 @@ def read_case(
     return img, sel, roi, modality
 
 
-def extract_case(case: Case, *, settings: ExtractionSettings | None = None) -> pd.DataFrame:
-    """Read one case and extract its features (the tidy table of :func:`~smartimaging.features.extract.extract`)."""
+def extract_case(
+    case: Case, *, settings: ExtractionSettings | None = None, threads: int | None = None
+) -> pd.DataFrame:
+    """Read one case and extract its features (the tidy table of :func:`~smartimaging.features.extract.extract`).
+
+    ``threads`` is passed to :func:`~smartimaging.features.extract.extract`.
+    """
     image, mask, roi, modality = read_case(case.image, case.mask, roi=case.roi, label=case.label)
     return extract(
         image,
@@ -246,13 +251,16 @@ def extract_case(case: Case, *, settings: ExtractionSettings | None = None) -> p
         case=case.case,
         roi=case.roi or roi,
         modality=case.modality or modality,
+        threads=threads,
     )
 
 
-def _run_one(case: Case, settings: ExtractionSettings | None) -> tuple[pd.DataFrame | None, str]:
+def _run_one(
+    case: Case, settings: ExtractionSettings | None, threads: int | None = None
+) -> tuple[pd.DataFrame | None, str]:
     """Worker: the table, or ``None`` and the reason; never raises for a case's problem."""
     try:
-        return extract_case(case, settings=settings), ""
+        return extract_case(case, settings=settings, threads=threads), ""
     except SmartImagingError as exc:
         return None, str(exc)
     except Exception as exc:  # an unexpected error in one case must not stop the batch
@@ -321,8 +329,9 @@ def extract_batch(
                 bar.advance(task)
         else:
             with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo))) as pool:
+                # the processes already share the cores: one thread per case in each
                 futures = {
-                    pool.submit(_run_one, _for_worker(case), settings): i for i, case in enumerate(todo)
+                    pool.submit(_run_one, _for_worker(case), settings, 1): i for i, case in enumerate(todo)
                 }
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()

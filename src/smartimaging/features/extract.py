@@ -37,6 +37,8 @@ ignored by the local intensity sphere means.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -70,6 +72,7 @@ __all__ = [
     "FAMILY_TABLE",
     "KEY_COLUMN",
     "OUTPUT_COLUMNS",
+    "THREAD_MIN_VOXELS",
     "FamilySpec",
     "RoiData",
     "extract",
@@ -347,6 +350,53 @@ def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[
     return cropped_image, cropped_morph, cropped_inten
 
 
+#: Smallest ROI (voxels) for which :func:`extract` runs morphology in a second thread; below
+#: it, starting a thread costs about what it saves.
+THREAD_MIN_VOXELS = 2000
+
+#: Families that may run in the second thread: they read only the image and the masks (no
+#: shared cached data of :class:`RoiData`), and spend their time in code that releases the GIL.
+_SIDE_FAMILIES = ("morphology",)
+
+
+def _default_threads() -> int:
+    value = os.environ.get("SMARTIMAGING_THREADS", "").strip()
+    if not value:
+        return 2
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise FeatureError(f"SMARTIMAGING_THREADS must be a whole number of threads, got {value!r}") from None
+
+
+def _compute_families(data: RoiData, families: list[str], *, threaded: bool) -> dict[str, FamilyResult]:
+    """Every family's result; with ``threaded``, the side families run in a second thread."""
+    side = [f for f in families if f in _SIDE_FAMILIES] if threaded and len(families) > 1 else []
+    results: dict[str, FamilyResult] = {}
+    errors: list[BaseException] = []
+
+    def run_side() -> None:
+        try:
+            for family in side:
+                results[family] = FAMILY_TABLE[family].compute(data)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run_side, name="smartimaging-morphology", daemon=True) if side else None
+    if worker is not None:
+        worker.start()
+    try:
+        for family in families:
+            if family not in side:
+                results[family] = FAMILY_TABLE[family].compute(data)
+    finally:
+        if worker is not None:
+            worker.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def extract(
     image: Image,
     mask: Mask,
@@ -357,6 +407,7 @@ def extract(
     modality: str = "",
     image_type: str = "original",
     intensity_mask: Mask | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Compute IBSI 1 features of ``image`` inside ``mask`` as a tidy table.
 
@@ -375,6 +426,12 @@ def extract(
         Intensity mask from image processing (e.g. the second output of
         :func:`smartimaging.preprocess.resample.preprocess`); it must lie on the image grid and
         within ``mask``. ``settings.resegmentation_range`` is then applied to it. Default: ``mask``.
+    threads : int, optional
+        Threads for one ROI: with 2 or more, the morphology family (mesh, hull, Moran's I and
+        Geary's C, whose compiled and FFT code releases the GIL) runs in a second thread beside
+        the other families for ROIs of at least :data:`THREAD_MIN_VOXELS` voxels. Default: the
+        environment variable ``SMARTIMAGING_THREADS``, else 2. Batch extraction with several
+        processes passes 1. Values do not depend on it.
 
     Returns
     -------
@@ -445,16 +502,18 @@ def extract(
         base = given_inten
     inten = _intensity_mask(image, base, settings, where)
     data = RoiData(image, mask, inten, settings)
+    excluded = settings.excluded_keys()
+    families = [
+        f for f in _families_to_run(settings, modality) if not FAMILY_TABLE[f].by_key.keys() <= excluded
+    ]
+    n_threads = _default_threads() if threads is None else threads
+    results = _compute_families(data, families, threaded=n_threads > 1 and mask.n_voxels >= THREAD_MIN_VOXELS)
     defs_out: list[FeatureDef] = []
     aggs_out: list[str] = []
     values_out: list[float] = []
-    excluded = settings.excluded_keys()
-    for family in _families_to_run(settings, modality):
-        spec = FAMILY_TABLE[family]
-        defs = spec.by_key
-        if defs.keys() <= excluded:
-            continue
-        for raw_key, value in spec.compute(data).items():
+    for family in families:
+        defs = FAMILY_TABLE[family].by_key
+        for raw_key, value in results[family].items():
             key, aggregation = (raw_key, "") if isinstance(raw_key, str) else raw_key
             d = defs.get(key)
             if d is None:
