@@ -392,3 +392,20 @@ def test_morphology_in_a_second_thread_changes_nothing_and_passes_errors_on(monk
     monkeypatch.setenv("SMARTIMAGING_THREADS", "two")
     with pytest.raises(FeatureError, match="SMARTIMAGING_THREADS"):
         ex.extract(img, mask, settings=s, modality="PT")
+
+
+def test_tables_of_successive_rois_are_independent():
+    """The kept table layout is copied: labels and values are each ROI's, edits do not leak."""
+    img, mask = _case(seed=5)
+    s = ExtractionSettings(families=["intensity statistics"])
+    first = ex.extract(img, mask, settings=s, case="p1", roi="GTV")
+    first.loc[0, "feature"] = "edited"
+    first.loc[0, "value"] = -1.0
+    other = Mask(mask.array & (img.array > 3.0), spacing=SP)
+    second = ex.extract(img, other, settings=s, case="p2", roi="GTV")
+    again = ex.extract(img, mask, settings=s, case="p1", roi="GTV")
+    assert set(second["case"]) == {"p2"} and set(again["case"]) == {"p1"}
+    assert again.loc[0, "feature"] == "Mean intensity" and again.loc[0, "value"] > 0
+    assert not np.allclose(second["value"], again["value"])
+    third = ex.extract(img, mask, settings=s, case="p3", roi="GTV2", modality="PT")
+    assert set(third["roi"]) == {"GTV2"} and set(third["modality"]) == {"PT"}
