@@ -192,7 +192,12 @@ def _zone_rows_per_slice(z_level, z_j, z_slice, per_slice_nv):  # type: ignore[n
 
 def glszm_reference(levels: np.ndarray, mask: np.ndarray, *, n_levels: int) -> dict[str, np.ndarray]:
     """Generic 17-feature rows of the GLSZM for ``2D`` (mean of slices), ``2.5D`` and ``3D``."""
-    from smartimaging.features.texture_common import label_zones, mean_rows, prepare_levels, size_features_pairs
+    from smartimaging.features.texture_common import (
+        label_zones,
+        mean_rows,
+        prepare_levels,
+        size_features_pairs,
+    )
 
     padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLSZM")
     out = {}
@@ -233,8 +238,19 @@ def gldzm_reference(
     )
 
     padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLDZM")
+    from smartimaging.exceptions import GeometryMismatchError
+
     roi = np.asarray(mask, dtype=bool)
     morph = roi if morphological_mask is None else np.asarray(morphological_mask, dtype=bool)
+    if morph.shape != roi.shape:
+        raise GeometryMismatchError(
+            f"GLDZM: morphological_mask shape {morph.shape} differs from mask shape {roi.shape}"
+        )
+    if np.any(roi & ~morph):
+        raise GeometryMismatchError(
+            "GLDZM: the intensity mask has voxels outside morphological_mask; re-segmentation only "
+            "removes voxels, so pass the mask before re-segmentation as morphological_mask"
+        )
     box = bounding_box(roi)
     out = {}
     for three_d in (False, True):
@@ -246,5 +262,7 @@ def gldzm_reference(
         if not three_d:
             per_slice_nv = np.count_nonzero(padded, axis=(1, 2))
             out["2D"] = mean_rows(_zone_rows_per_slice(z_level, z_dist, z_slice, per_slice_nv))
-        out["3D" if three_d else "2.5D"] = size_features_pairs(z_level, z_dist, float(np.count_nonzero(padded)))
+        out["3D" if three_d else "2.5D"] = size_features_pairs(
+            z_level, z_dist, float(np.count_nonzero(padded))
+        )
     return out
