@@ -190,7 +190,11 @@ def test_border_distance_kernel_equals_scipy(seed: int, three_d: bool) -> None:
     mask = ndimage.binary_opening(rng.random(shape) < 0.85) | (rng.random(shape) < 0.3)
     framed = np.pad(mask, 1).astype(np.int32) * (2**20)
     flat = framed.ravel()
-    _border_distance_kernel(flat, *framed.shape, three_d)
+    rows = framed.reshape(-1, framed.shape[2]) > 0
+    some = rows.any(axis=1)
+    first = np.where(some, rows.argmax(axis=1), 1)
+    last = np.where(some, rows.shape[1] - 1 - rows[:, ::-1].argmax(axis=1), 0)
+    _border_distance_kernel(flat, *framed.shape, three_d, first.astype(np.int64), last.astype(np.int64))
     np.testing.assert_array_equal(
         flat.reshape(framed.shape)[1:-1, 1:-1, 1:-1], border_distance_reference(mask, three_d=three_d)
     )

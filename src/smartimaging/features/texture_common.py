@@ -298,24 +298,31 @@ _KEEP_BELOW = ~((1 << 0) | (1 << 1) | (1 << 2) | (1 << 3))
 
 
 @numba.njit(cache=True, nogil=True)
-def _border_distance_kernel(dist: np.ndarray, pz: int, py: int, px: int, three_d: bool) -> None:
+def _border_distance_kernel(
+    dist: np.ndarray, pz: int, py: int, px: int, three_d: bool, first: np.ndarray, last: np.ndarray
+) -> None:  # pragma: no cover - compiled
     """City-block distance to the nearest 0 of ``dist`` (``> 0`` marks the mask), in place.
 
-    ``dist`` is a flat ``(pz, py, px)`` array with a zero frame. The L1 transform is separable:
-    1D distances along x, then min-plus passes along y (and z in 3D) with the kernel ``|d|``,
-    each of two sweeps; the y and z sweeps run over whole rows so that they vectorise.
-    """  # pragma: no cover - compiled
+    ``dist`` is a flat ``(pz, py, px)`` array with a zero frame; ``first`` and ``last`` give
+    the x range of the mask voxels of each of the ``pz * py`` rows (``first > last``: none).
+    The L1 transform is separable: 1D distances along x (within each row's range), then
+    min-plus passes along y (and z in 3D) with the kernel ``|d|``, each of two sweeps; the y
+    and z sweeps run over whole rows so that they vectorise.
+    """
     plane = py * px
     for row in range(pz * py):
+        if first[row] > last[row]:
+            continue
         base = row * px
         prev = 0
-        for x in range(px):
+        for x in range(first[row], last[row] + 1):
             d = dist[base + x]
             if d > 0:
                 d = prev + 1
             dist[base + x] = d
             prev = d
-        for x in range(px - 1, -1, -1):
+        prev = 0
+        for x in range(last[row], first[row] - 1, -1):
             d = min(dist[base + x], prev + 1)
             dist[base + x] = d
             prev = d
@@ -359,17 +366,24 @@ def _zone_table_kernel(
     three_d = (mode & 1) != 0
     with_dist = (mode & 2) != 0
     nz, ny, nx = levels.shape
-    # one pass over the input: checks, bounding box, and the framed work arrays of its extent
+    # one pass over the input: checks, bounding box, ROI voxel positions, x range of each row,
+    # and the framed work arrays of the input's extent
     fy, fx = ny + 2, nx + 2
     grid = np.zeros((nz + 2) * fy * fx, dtype=np.int32)  # level inside the ROI, 0 elsewhere
     dist = np.zeros(grid.size if with_dist else 1, dtype=np.int32)  # > 0 inside morph
     far = np.int32(min(grid.size, 2**30))
+    pos = np.empty(nz * ny * nx, dtype=np.int64)
+    first = np.ones((nz + 2) * fy, dtype=np.int64)
+    last = np.zeros((nz + 2) * fy, dtype=np.int64)
     z0, y0, x0 = nz, ny, nx
     z1 = y1 = x1 = -1
     n_roi = 0
     for z in range(nz):
         for y in range(ny):
-            row = ((z + 1) * fy + y + 1) * fx + 1
+            row = (z + 1) * fy + y + 1
+            base = row * fx + 1
+            lo_x = nx
+            hi_x = -1
             for x in range(nx):
                 inside = mask[z, y, x]
                 outer = morph[z, y, x] if with_dist else inside
@@ -379,23 +393,31 @@ def _zone_table_kernel(
                         return _ZONE_OUTSIDE_MORPH, np.empty((0, 4), dtype=np.int64)
                     if v < 1 or v > n_levels:
                         return _ZONE_BAD_LEVEL, np.empty((0, 4), dtype=np.int64)
-                    grid[row + x] = v
+                    grid[base + x] = v
+                    pos[n_roi] = base + x
                     n_roi += 1
                 if outer:
                     if with_dist:
-                        dist[row + x] = far
-                    z0 = min(z0, z)
-                    z1 = max(z1, z)
-                    y0 = min(y0, y)
-                    y1 = max(y1, y)
-                    x0 = min(x0, x)
-                    x1 = max(x1, x)
+                        dist[base + x] = far
+                    lo_x = min(lo_x, x)
+                    hi_x = x
+            if hi_x >= 0:
+                first[row] = lo_x + 1
+                last[row] = hi_x + 1
+                z0 = min(z0, z)
+                z1 = z
+                y0 = min(y0, y)
+                y1 = max(y1, y)
+                x0 = min(x0, lo_x)
+                x1 = max(x1, hi_x)
     if n_roi == 0:
         return _ZONE_EMPTY, np.empty((0, 4), dtype=np.int64)
     pz, py, px = z1 - z0 + 3, y1 - y0 + 3, x1 - x0 + 3
-    if pz * py * px < grid.size:  # cut to the bounding box
+    if pz * py * px < grid.size:  # cut to the bounding box (input not cut to it already)
         cut = np.zeros(pz * py * px, dtype=np.int32)
         cut_dist = np.zeros(cut.size if with_dist else 1, dtype=np.int32)
+        cut_first = np.ones(pz * py, dtype=np.int64)
+        cut_last = np.zeros(pz * py, dtype=np.int64)
         for z in range(z0, z1 + 1):
             for y in range(y0, y1 + 1):
                 src = ((z + 1) * fy + y + 1) * fx + x0 + 1
@@ -403,12 +425,22 @@ def _zone_table_kernel(
                 cut[dst : dst + px - 2] = grid[src : src + px - 2]
                 if with_dist:
                     cut_dist[dst : dst + px - 2] = dist[src : src + px - 2]
+                cut_first[(z - z0 + 1) * py + y - y0 + 1] = first[(z + 1) * fy + y + 1] - x0
+                cut_last[(z - z0 + 1) * py + y - y0 + 1] = last[(z + 1) * fy + y + 1] - x0
+        for t in range(n_roi):
+            q = pos[t]
+            zf = q // (fy * fx)
+            yf = (q // fx) % fy
+            xf = q % fx
+            pos[t] = ((zf - z0) * py + yf - y0) * px + xf - x0
         grid = cut
         dist = cut_dist
+        first = cut_first
+        last = cut_last
     plane = py * px
     n = pz * plane
     if with_dist:
-        _border_distance_kernel(dist, pz, py, px, three_d)
+        _border_distance_kernel(dist, pz, py, px, three_d, first, last)
     back = np.empty(13, dtype=np.int64)
     for dy in range(-1, 2):
         for dx in range(-1, 2):
@@ -427,8 +459,6 @@ def _zone_table_kernel(
             if inner[i] == other[i]:
                 bits[i] |= b
     log2 = _LOG2_MOD37
-    # every voxel starts as its own set (background ones are never used); parent[p] < p for
-    # every non-root, so a set's root is its first voxel in raster order
     parent = np.empty(n, dtype=np.int32)  # parent[p] < p for every non-root
     size = np.empty(n, dtype=np.int32)  # at roots: voxel count of the set
     near = dist if with_dist else np.zeros(1, dtype=np.int32)  # at roots: smallest distance
@@ -438,23 +468,22 @@ def _zone_table_kernel(
     firsts = np.empty(n_roi + 1, dtype=np.int64)
     n_linked = 0
     n_firsts = 0
-    for i in range(hi - lo):
-        roi = inner[i] != 0
-        some = bits[i] != 0
-        linked[n_linked] = i
-        n_linked += roi & some
-        firsts[n_firsts] = i + lo
-        n_firsts += roi & (not some)
+    for t in range(n_roi):
+        p = pos[t]
+        some = bits[p - lo] != 0
+        linked[n_linked] = p
+        n_linked += some
+        firsts[n_firsts] = p
+        n_firsts += not some
     for t in range(n_firsts):
         p = firsts[t]
         parent[p] = p
         size[p] = 1
     for t in range(n_linked):
-        i = linked[t]
-        p = i + lo
+        p = linked[t]
         parent[p] = p
         size[p] = 1
-        m = np.int64(bits[i])
+        m = np.int64(bits[p - lo])
         m &= (_KEEP_LEFT | (1 << 12)) if m & (1 << 12) else -1
         m &= _KEEP_UP if m & (1 << 10) else -1
         m &= _KEEP_BELOW if m & (1 << 4) else -1
@@ -464,20 +493,19 @@ def _zone_table_kernel(
             m ^= low
             r = p + back[log2[low % 37]]
             # find: two hops cover almost every set of these small zones; the loop is rare
-            r1 = parent[r]
-            r2 = parent[r1]
+            r2 = parent[parent[r]]
             parent[r] = r2
             r = r2
             while parent[r] != r:
                 parent[r] = parent[parent[r]]
                 r = parent[r]
-            first = min(r, root)
+            top = min(r, root)
             other = max(r, root)
-            parent[other] = first
-            size[first] += size[other] if other != first else 0
+            parent[other] = top
+            size[top] += size[other] if other != top else 0
             if with_dist:
-                near[first] = min(near[first], near[other])
-            root = first
+                near[top] = min(near[top], near[other])
+            root = top
             if m == 0:
                 break
     # the zones: the candidates still roots, in raster order
@@ -486,10 +514,9 @@ def _zone_table_kernel(
         p = firsts[t]
         firsts[n_zones] = p
         n_zones += parent[p] == p
-    roots = firsts
     table = np.empty((n_zones, 4), dtype=np.int64)
     for t in range(n_zones):
-        p = roots[t]
+        p = firsts[t]
         table[t, 0] = grid[p]
         table[t, 1] = size[p]
         table[t, 2] = p // plane
