@@ -5,7 +5,10 @@ Zones are those of the GLSZM (connected voxels of one grey level: 8-connected in
 ``j``. The distance of a voxel is its city-block distance to the nearest voxel outside the
 morphological mask, with 4-connectivity in-plane (2D, per slice) or 6-connectivity (3D); voxels
 outside the ROI and beyond the image edge count as outside, so a voxel on the ROI border has
-distance 1. The distance of a zone is the smallest distance among its voxels.
+distance 1. The distance of a zone is the smallest distance among its voxels. Zones, their
+sizes and distances come from one compiled pass of
+:class:`~smartimaging.features.texture_common.Zones` (which a caller may share with GLSZM);
+:func:`border_distance` is the same distance map on a whole array.
 
 Aggregations: ``2D`` (per slice, averaged over slices holding ROI voxels), ``2.5D`` (slice
 matrices merged), ``3D``. ``Nv`` of the zone percentage is the number of ROI voxels.

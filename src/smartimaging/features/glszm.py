@@ -2,7 +2,9 @@
 
 A zone is a set of connected ROI voxels sharing one grey level: 8-connected in-plane for 2D,
 26-connected for 3D (IBSI linkage distance 1). ``s_ij`` counts zones of level ``i`` and size
-(voxel count) ``j``. Zones are labelled with a Numba flood fill.
+(voxel count) ``j``. Zones are labelled by :class:`~smartimaging.features.texture_common.Zones`
+(one compiled union-find pass, shared with GLDZM when the caller passes the same object) and
+the features come from one compiled call per aggregation.
 
 Aggregations: ``2D`` (per slice, features averaged over the slices holding ROI voxels),
 ``2.5D`` (slice matrices merged), ``3D``. ``Nv`` of the zone percentage is the number of ROI
