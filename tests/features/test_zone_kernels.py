@@ -144,7 +144,9 @@ def test_other_dtypes_equal_int32() -> None:
     outside = np.where(mask, levels, 99)  # values outside the ROI are ignored
     assert glszm.compute(outside.astype(np.int64), mask.astype(np.uint8), n_levels=6) == ref
     assert glszm.compute(outside.astype(np.float64), mask, n_levels=np.int64(6)) == ref
+    assert glszm.compute(levels.tolist(), mask.tolist(), n_levels=6) == ref  # type: ignore[arg-type]
     ref_dz = gldzm.compute(levels, mask, n_levels=6, morphological_mask=morph)
+    assert gldzm.compute(levels, mask, n_levels=6, morphological_mask=morph.tolist()) == ref_dz  # type: ignore[arg-type]
     assert (
         gldzm.compute(levels.astype(np.int16), mask, n_levels=6, morphological_mask=morph.astype(int))
         == ref_dz

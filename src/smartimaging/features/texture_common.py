@@ -21,6 +21,7 @@ section "Feature calculation", texture matrix aggregation (2D_avg, 2D_smrg, 2.5D
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NoReturn
 
 import numba
 import numpy as np
@@ -619,13 +620,15 @@ class Zones:
         if self._arrays is not None:
             return self._arrays
         levels, mask, morph = self._inputs
+        levels = levels if isinstance(levels, np.ndarray) else np.asarray(levels)
+        mask = mask if isinstance(mask, np.ndarray) else np.asarray(mask)
+        if morph is not None and not isinstance(morph, np.ndarray):
+            morph = np.asarray(morph)
         n_levels = self._n_levels
         if (
-            not isinstance(levels, np.ndarray)
-            or not isinstance(mask, np.ndarray)
-            or levels.ndim != 3
+            levels.ndim != 3
             or mask.shape != levels.shape
-            or (morph is not None and (not isinstance(morph, np.ndarray) or morph.shape != levels.shape))
+            or (morph is not None and morph.shape != levels.shape)
             or isinstance(n_levels, bool)
             or not isinstance(n_levels, int | np.integer)
             or n_levels < 1
@@ -642,7 +645,7 @@ class Zones:
         self._arrays = (lv, mk, mm)
         return self._arrays
 
-    def _raise_invalid(self, family: str) -> None:
+    def _raise_invalid(self, family: str) -> NoReturn:
         """Raise the error the input deserves (the checks of the per-family code, in order)."""
         levels, mask, morph = self._inputs
         prepare_levels(levels, mask, n_levels=self._n_levels, pad=0, family=family)
