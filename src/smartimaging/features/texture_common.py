@@ -556,7 +556,13 @@ class Zones:
     :func:`prepare_levels`, and :class:`~smartimaging.exceptions.GeometryMismatchError` for a
     morphological mask of another shape or not holding ``mask``). The arrays are not copied:
     do not modify them while the object is in use. Input already cut to the ROI's bounding
-    box is used as it is (int32 levels and boolean masks need no conversion).
+    box is used as it is (int32 levels and boolean masks need no conversion). There is no
+    lock: two threads asking for the same table at once may both label it (same result).
+
+    References
+    ----------
+    IBSI 1, GLSZM (9SAK) and GLDZM (VMDZ): zones with linkage distance 1, distance to the ROI
+    border in the morphological mask.
     """
 
     __slots__ = ("_arrays", "_distances", "_inputs", "_n_levels", "_tables")
