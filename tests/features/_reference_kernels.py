@@ -172,3 +172,97 @@ def mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float
     volume = abs(float(np.sum(np.einsum("ij,ij->i", a, np.cross(b, c)))) / 6.0)
     area = float(np.sum(np.linalg.norm(np.cross(b - a, c - a), axis=1)) / 2.0)
     return volume, area
+
+
+# texture-b: GLSZM and GLDZM as computed before the one-pass zone kernels (zones labelled by
+# texture_common.label_zones, border distances by scipy's chamfer transform of the padded
+# morphological mask, features by texture_common.size_features_pairs, one call per matrix).
+def _zone_rows_per_slice(z_level, z_j, z_slice, per_slice_nv):  # type: ignore[no-untyped-def]
+    from smartimaging.features.texture_common import size_features_pairs
+
+    order = np.argsort(z_slice, kind="stable")
+    bounds = np.flatnonzero(np.diff(z_slice[order])) + 1
+    return np.stack(
+        [
+            size_features_pairs(z_level[sel], z_j[sel], float(per_slice_nv[z_slice[sel[0]]]))
+            for sel in np.split(order, bounds)
+        ]
+    )
+
+
+def glszm_reference(levels: np.ndarray, mask: np.ndarray, *, n_levels: int) -> dict[str, np.ndarray]:
+    """Generic 17-feature rows of the GLSZM for ``2D`` (mean of slices), ``2.5D`` and ``3D``."""
+    from smartimaging.features.texture_common import (
+        label_zones,
+        mean_rows,
+        prepare_levels,
+        size_features_pairs,
+    )
+
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLSZM")
+    out = {}
+    _, z_level, z_size, z_slice = label_zones(padded, three_d=False)
+    out["2D"] = mean_rows(
+        _zone_rows_per_slice(z_level, z_size, z_slice, np.count_nonzero(padded, axis=(1, 2)))
+    )
+    out["2.5D"] = size_features_pairs(z_level, z_size, float(np.sum(z_size)))
+    _, z_level, z_size, _ = label_zones(padded, three_d=True)
+    out["3D"] = size_features_pairs(z_level, z_size, float(np.sum(z_size)))
+    return out
+
+
+def border_distance_reference(mask: np.ndarray, *, three_d: bool) -> np.ndarray:
+    """City-block distance of each mask voxel to the nearest voxel outside (scipy chamfer)."""
+    from scipy import ndimage
+
+    padded = np.pad(np.asarray(mask, dtype=bool), 1)
+    if three_d:
+        structure = ndimage.generate_binary_structure(3, 1)
+    else:
+        structure = np.zeros((3, 3, 3), dtype=bool)
+        structure[1] = ndimage.generate_binary_structure(2, 1)
+    dist = ndimage.distance_transform_cdt(padded, metric=structure)
+    return np.asarray(dist[1:-1, 1:-1, 1:-1], dtype=np.int64)
+
+
+def gldzm_reference(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, morphological_mask: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Generic 17-feature rows of the GLDZM for ``2D`` (mean of slices), ``2.5D`` and ``3D``."""
+    from smartimaging.features.texture_common import (
+        bounding_box,
+        label_zones,
+        mean_rows,
+        prepare_levels,
+        size_features_pairs,
+    )
+
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLDZM")
+    from smartimaging.exceptions import GeometryMismatchError
+
+    roi = np.asarray(mask, dtype=bool)
+    morph = roi if morphological_mask is None else np.asarray(morphological_mask, dtype=bool)
+    if morph.shape != roi.shape:
+        raise GeometryMismatchError(
+            f"GLDZM: morphological_mask shape {morph.shape} differs from mask shape {roi.shape}"
+        )
+    if np.any(roi & ~morph):
+        raise GeometryMismatchError(
+            "GLDZM: the intensity mask has voxels outside morphological_mask; re-segmentation only "
+            "removes voxels, so pass the mask before re-segmentation as morphological_mask"
+        )
+    box = bounding_box(roi)
+    out = {}
+    for three_d in (False, True):
+        dist = np.pad(border_distance_reference(morph, three_d=three_d)[box], 1)
+        labels, z_level, _, z_slice = label_zones(padded, three_d=three_d)
+        inside = labels > 0
+        z_dist = np.full(z_level.size, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(z_dist, labels[inside] - 1, dist[inside])
+        if not three_d:
+            per_slice_nv = np.count_nonzero(padded, axis=(1, 2))
+            out["2D"] = mean_rows(_zone_rows_per_slice(z_level, z_dist, z_slice, per_slice_nv))
+        out["3D" if three_d else "2.5D"] = size_features_pairs(
+            z_level, z_dist, float(np.count_nonzero(padded))
+        )
+    return out

@@ -5,7 +5,10 @@ Zones are those of the GLSZM (connected voxels of one grey level: 8-connected in
 ``j``. The distance of a voxel is its city-block distance to the nearest voxel outside the
 morphological mask, with 4-connectivity in-plane (2D, per slice) or 6-connectivity (3D); voxels
 outside the ROI and beyond the image edge count as outside, so a voxel on the ROI border has
-distance 1. The distance of a zone is the smallest distance among its voxels.
+distance 1. The distance of a zone is the smallest distance among its voxels. Zones, their
+sizes and distances come from one compiled pass of
+:class:`~smartimaging.features.texture_common.Zones` (which a caller may share with GLSZM);
+:func:`border_distance` is the same distance map on a whole array.
 
 Aggregations: ``2D`` (per slice, averaged over slices holding ROI voxels), ``2.5D`` (slice
 matrices merged), ``3D``. ``Nv`` of the zone percentage is the number of ROI voxels.
@@ -21,17 +24,17 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from smartimaging.exceptions import GeometryMismatchError
+from smartimaging.exceptions import ConfigError
 from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
+    ZONE_DISTANCE,
     MatrixFeatureNames,
-    bounding_box,
+    Zones,
     check_distance,
-    label_zones,
     mean_rows,
-    prepare_levels,
     resolve_aggregations,
     size_features_pairs,
+    zone_features,
 )
 
 __all__ = ["AGGREGATIONS", "FEATURES", "border_distance", "compute", "features_from_zones"]
@@ -78,25 +81,18 @@ def border_distance(mask: np.ndarray, *, three_d: bool) -> np.ndarray:
     return np.asarray(dist[1:-1, 1:-1, 1:-1], dtype=np.int64)
 
 
-_COLUMN = {name: c for c, name in enumerate(MatrixFeatureNames)}
-
-
-def _as_dict(generic: np.ndarray) -> dict[str, float]:
-    return {key: float(generic[_COLUMN[g]]) for key, _, _, g in _SPEC}
+#: Feature keys in the column order of the generic size-matrix features (the first 16).
+_KEYS: tuple[str, ...] = tuple(key for key, _, _, _ in _SPEC)
+assert [g for _, _, _, g in _SPEC] == list(MatrixFeatureNames[: len(_SPEC)])
 
 
 def features_from_zones(
     zone_level: np.ndarray, zone_distance: np.ndarray, n_voxels: float
 ) -> dict[str, float]:
     """The 16 GLDZM features of a non-empty set of zones (grey level and border distance)."""
-    return _as_dict(size_features_pairs(zone_level, zone_distance, float(n_voxels)))
-
-
-def _zone_distances(labels: np.ndarray, dist: np.ndarray, n_zones: int) -> np.ndarray:
-    inside = labels > 0
-    zd = np.full(n_zones, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(zd, labels[inside] - 1, dist[inside])
-    return zd
+    return dict(
+        zip(_KEYS, size_features_pairs(zone_level, zone_distance, float(n_voxels)).tolist(), strict=False)
+    )
 
 
 def compute(
@@ -108,6 +104,7 @@ def compute(
     aggregations: Sequence[str] | None = None,
     distance: int = 1,
     morphological_mask: np.ndarray | None = None,
+    zones: Zones | None = None,
 ) -> dict[str, dict[str, float]]:
     """Compute the GLDZM features for the requested aggregations.
 
@@ -128,6 +125,10 @@ def compute(
     morphological_mask : numpy.ndarray, optional
         Mask the border distance is measured to (IBSI uses the morphological mask, which
         differs from ``mask`` after re-segmentation); ``mask`` by default.
+    zones : Zones, optional
+        Zones with distances, already labelled from these very ``levels``, ``mask`` and
+        ``morphological_mask`` objects (e.g. shared with
+        :func:`smartimaging.features.glszm.compute`); labelled here when absent.
 
     Returns
     -------
@@ -137,7 +138,8 @@ def compute(
     Raises
     ------
     ConfigError
-        Unknown aggregation or ``distance != 1``.
+        Unknown aggregation, ``distance != 1``, or ``zones`` built from other arrays or
+        without distances.
     GeometryMismatchError
         ``morphological_mask`` does not have the shape of ``mask`` or does not contain it.
     EmptyMaskError, FeatureError
@@ -149,37 +151,24 @@ def compute(
     """
     aggs = resolve_aggregations(aggregations, AGGREGATIONS, "GLDZM")
     check_distance(distance, "GLDZM", only_one=True)
-    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLDZM")
-    roi = np.asarray(mask, dtype=bool)
-    morph = roi if morphological_mask is None else np.asarray(morphological_mask, dtype=bool)
-    if morph.shape != roi.shape:
-        raise GeometryMismatchError(
-            f"GLDZM: morphological_mask shape {morph.shape} differs from mask shape {roi.shape}"
+    if zones is None:
+        zones = Zones(levels, mask, n_levels=n_levels, morphological_mask=morphological_mask)
+    elif not (zones.has_distances and zones.built_from(levels, mask, morphological_mask)):
+        raise ConfigError(
+            "GLDZM: zones were labelled from other levels/mask/morphological_mask arrays or "
+            "without distances; pass Zones(levels, mask, n_levels=..., morphological_mask=...) "
+            "built from these very arrays, or none"
         )
-    if np.any(roi & ~morph):
-        raise GeometryMismatchError(
-            "GLDZM: the intensity mask has voxels outside morphological_mask; re-segmentation only "
-            "removes voxels, so pass the mask before re-segmentation as morphological_mask"
-        )
-    box = bounding_box(roi)
     out: dict[str, dict[str, float]] = {}
-    for three_d in (False, True):
-        wanted = [a for a in aggs if (a == "3D") == three_d]
-        if not wanted:
-            continue
-        dist = np.pad(border_distance(morph, three_d=three_d)[box], 1)
-        labels, z_level, _, z_slice = label_zones(padded, three_d=three_d)
-        z_dist = _zone_distances(labels, dist, z_level.size)
-        if "2D" in wanted:
-            per_slice_nv = np.count_nonzero(padded, axis=(1, 2))
-            order = np.argsort(z_slice, kind="stable")
-            bounds = np.flatnonzero(np.diff(z_slice[order])) + 1
-            rows = [
-                size_features_pairs(z_level[sel], z_dist[sel], float(per_slice_nv[z_slice[sel[0]]]))
-                for sel in np.split(order, bounds)
-            ]
-            out["2D"] = _as_dict(mean_rows(np.stack(rows)))
-        if "2.5D" in wanted or "3D" in wanted:
-            key = "3D" if three_d else "2.5D"
-            out[key] = features_from_zones(z_level, z_dist, float(np.count_nonzero(padded)))
+    if "2D" in aggs or "2.5D" in aggs:
+        table = zones.table(three_d=False, family="GLDZM")
+        rows = zone_features(table, column=ZONE_DISTANCE, per_slice=True)
+        if "2D" in aggs:
+            out["2D"] = dict(zip(_KEYS, mean_rows(rows[:-1]).tolist(), strict=False))
+        if "2.5D" in aggs:
+            out["2.5D"] = dict(zip(_KEYS, rows[-1].tolist(), strict=False))
+    if "3D" in aggs:
+        table = zones.table(three_d=True, family="GLDZM")
+        rows = zone_features(table, column=ZONE_DISTANCE, per_slice=False)
+        out["3D"] = dict(zip(_KEYS, rows[0].tolist(), strict=False))
     return {a: out[a] for a in aggs}

@@ -2,7 +2,9 @@
 
 A zone is a set of connected ROI voxels sharing one grey level: 8-connected in-plane for 2D,
 26-connected for 3D (IBSI linkage distance 1). ``s_ij`` counts zones of level ``i`` and size
-(voxel count) ``j``. Zones are labelled with a Numba flood fill.
+(voxel count) ``j``. Zones are labelled by :class:`~smartimaging.features.texture_common.Zones`
+(one compiled union-find pass, shared with GLDZM when the caller passes the same object) and
+the features come from one compiled call per aggregation.
 
 Aggregations: ``2D`` (per slice, features averaged over the slices holding ROI voxels),
 ``2.5D`` (slice matrices merged), ``3D``. ``Nv`` of the zone percentage is the number of ROI
@@ -19,15 +21,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from smartimaging.exceptions import ConfigError
 from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
+    ZONE_SIZE,
     MatrixFeatureNames,
+    Zones,
     check_distance,
-    label_zones,
     mean_rows,
-    prepare_levels,
     resolve_aggregations,
     size_features_pairs,
+    zone_features,
 )
 
 __all__ = ["AGGREGATIONS", "FEATURES", "compute", "features_from_zones"]
@@ -59,20 +63,15 @@ _SPEC = (
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLSZM", i) for k, n, i, _ in _SPEC)
 
 
-_COLUMN = {name: c for c, name in enumerate(MatrixFeatureNames)}
-
-
-def _row(zone_level: np.ndarray, zone_size: np.ndarray) -> np.ndarray:
-    return size_features_pairs(zone_level, zone_size, float(np.sum(zone_size)))
-
-
-def _as_dict(generic: np.ndarray) -> dict[str, float]:
-    return {key: float(generic[_COLUMN[g]]) for key, _, _, g in _SPEC}
+#: Feature keys in the column order of the generic size-matrix features (the first 16).
+_KEYS: tuple[str, ...] = tuple(key for key, _, _, _ in _SPEC)
+assert [g for _, _, _, g in _SPEC] == list(MatrixFeatureNames[: len(_SPEC)])
 
 
 def features_from_zones(zone_level: np.ndarray, zone_size: np.ndarray) -> dict[str, float]:
     """The 16 GLSZM features of a non-empty set of zones (grey level and size of each)."""
-    return _as_dict(_row(zone_level, zone_size))
+    row = size_features_pairs(zone_level, zone_size, float(np.sum(zone_size)))
+    return dict(zip(_KEYS, row.tolist(), strict=False))
 
 
 def compute(
@@ -83,6 +82,7 @@ def compute(
     spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0),
     aggregations: Sequence[str] | None = None,
     distance: int = 1,
+    zones: Zones | None = None,
 ) -> dict[str, dict[str, float]]:
     """Compute the GLSZM features for the requested aggregations.
 
@@ -100,6 +100,9 @@ def compute(
         Subset of :data:`AGGREGATIONS`; all by default.
     distance : int
         Linkage distance; must be 1 (the IBSI setting).
+    zones : Zones, optional
+        Zones already labelled from these very ``levels`` and ``mask`` objects (e.g. shared
+        with :func:`smartimaging.features.gldzm.compute`); labelled here when absent.
 
     Returns
     -------
@@ -109,7 +112,7 @@ def compute(
     Raises
     ------
     ConfigError
-        Unknown aggregation or ``distance != 1``.
+        Unknown aggregation, ``distance != 1``, or ``zones`` built from other arrays.
     EmptyMaskError, FeatureError, GeometryMismatchError
         See :func:`~smartimaging.features.texture_common.prepare_levels`.
 
@@ -119,18 +122,21 @@ def compute(
     """
     aggs = resolve_aggregations(aggregations, AGGREGATIONS, "GLSZM")
     check_distance(distance, "GLSZM", only_one=True)
-    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLSZM")
+    if zones is None:
+        zones = Zones(levels, mask, n_levels=n_levels, distances=False)
+    elif not zones.built_from(levels, mask, zones.morphological_mask):
+        raise ConfigError(
+            "GLSZM: zones were labelled from other levels/mask arrays; pass the Zones built from "
+            "these very arrays, or none"
+        )
     out: dict[str, dict[str, float]] = {}
     if "2D" in aggs or "2.5D" in aggs:
-        _, z_level, z_size, z_slice = label_zones(padded, three_d=False)
+        rows = zone_features(zones.table(three_d=False, family="GLSZM"), column=ZONE_SIZE, per_slice=True)
         if "2D" in aggs:
-            order = np.argsort(z_slice, kind="stable")
-            bounds = np.flatnonzero(np.diff(z_slice[order])) + 1
-            rows = [_row(z_level[sel], z_size[sel]) for sel in np.split(order, bounds)]
-            out["2D"] = _as_dict(mean_rows(np.stack(rows)))
+            out["2D"] = dict(zip(_KEYS, mean_rows(rows[:-1]).tolist(), strict=False))
         if "2.5D" in aggs:
-            out["2.5D"] = features_from_zones(z_level, z_size)
+            out["2.5D"] = dict(zip(_KEYS, rows[-1].tolist(), strict=False))
     if "3D" in aggs:
-        _, z_level, z_size, _ = label_zones(padded, three_d=True)
-        out["3D"] = features_from_zones(z_level, z_size)
+        rows = zone_features(zones.table(three_d=True, family="GLSZM"), column=ZONE_SIZE, per_slice=False)
+        out["3D"] = dict(zip(_KEYS, rows[0].tolist(), strict=False))
     return {a: out[a] for a in aggs}

@@ -21,6 +21,7 @@ section "Feature calculation", texture matrix aggregation (2D_avg, 2D_smrg, 2.5D
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NoReturn
 
 import numba
 import numpy as np
@@ -28,7 +29,12 @@ import numpy as np
 from smartimaging.exceptions import ConfigError, EmptyMaskError, FeatureError, GeometryMismatchError
 
 __all__ = [
+    "ZONE_DISTANCE",
+    "ZONE_LEVEL",
+    "ZONE_SIZE",
+    "ZONE_SLICE",
     "MatrixFeatureNames",
+    "Zones",
     "bounding_box",
     "chebyshev_neighbourhood",
     "check_distance",
@@ -43,6 +49,7 @@ __all__ = [
     "size_features_pairs",
     "size_matrix_features",
     "triples_from_pairs",
+    "zone_features",
 ]
 
 
@@ -200,7 +207,7 @@ def mean_features(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # zones (GLSZM, GLDZM)
 # --------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _label_zones_kernel(
     levels: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -271,6 +278,399 @@ def label_zones(
     return _label_zones_kernel(np.ascontiguousarray(padded, dtype=np.int32), offs)
 
 
+#: Columns of a zone table (see :class:`Zones`).
+ZONE_LEVEL, ZONE_SIZE, ZONE_SLICE, ZONE_DISTANCE = 0, 1, 2, 3
+
+_ZONE_OK, _ZONE_EMPTY, _ZONE_BAD_LEVEL, _ZONE_OUTSIDE_MORPH = 0, 1, 2, 3
+
+
+#: ``_LOG2_MOD37[(1 << k) % 37] == k``: bit index of a power of two without a loop.
+_LOG2_MOD37 = np.zeros(37, dtype=np.int64)
+for _k in range(32):
+    _LOG2_MOD37[(1 << _k) % 37] = _k
+
+# Backward neighbours of a voxel in raster order, as bits: 0..8 the 9 of the slice below
+# (bit (dy + 1) * 3 + dx + 1), 9..11 the row above (bit 10 + dx), 12 the left neighbour.
+# Bits to keep once a voxel is linked to its left (12), upper (10) or lower-slice (4)
+# neighbour: the rest are backward neighbours of that one too, hence already in its set.
+_KEEP_LEFT = (1 << 2) | (1 << 5) | (1 << 8) | (1 << 11)
+_KEEP_UP = ~((1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 9))
+_KEEP_BELOW = ~((1 << 0) | (1 << 1) | (1 << 2) | (1 << 3))
+
+
+@numba.njit(cache=True, nogil=True)
+def _border_distance_kernel(
+    dist: np.ndarray, pz: int, py: int, px: int, three_d: bool, first: np.ndarray, last: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """City-block distance to the nearest 0 of ``dist`` (``> 0`` marks the mask), in place.
+
+    ``dist`` is a flat ``(pz, py, px)`` array with a zero frame; ``first`` and ``last`` give
+    the x range of the mask voxels of each of the ``pz * py`` rows (``first > last``: none).
+    The L1 transform is separable: 1D distances along x (within each row's range), then
+    min-plus passes along y (and z in 3D) with the kernel ``|d|``, each of two sweeps; the y
+    and z sweeps run over whole rows so that they vectorise.
+    """
+    plane = py * px
+    for row in range(pz * py):
+        if first[row] > last[row]:
+            continue
+        base = row * px
+        prev = 0
+        for x in range(first[row], last[row] + 1):
+            d = dist[base + x]
+            if d > 0:
+                d = prev + 1
+            dist[base + x] = d
+            prev = d
+        prev = 0
+        for x in range(last[row], first[row] - 1, -1):
+            d = min(dist[base + x], prev + 1)
+            dist[base + x] = d
+            prev = d
+    for z in range(pz):
+        for y in range(1, py):
+            cur = dist[z * plane + y * px : z * plane + (y + 1) * px]
+            up = dist[z * plane + (y - 1) * px : z * plane + y * px]
+            for x in range(px):
+                cur[x] = min(cur[x], up[x] + 1)
+        for y in range(py - 2, -1, -1):
+            cur = dist[z * plane + y * px : z * plane + (y + 1) * px]
+            down = dist[z * plane + (y + 1) * px : z * plane + (y + 2) * px]
+            for x in range(px):
+                cur[x] = min(cur[x], down[x] + 1)
+    if three_d:
+        for z in range(1, pz):
+            cur = dist[z * plane : (z + 1) * plane]
+            below = dist[(z - 1) * plane : z * plane]
+            for q in range(plane):
+                cur[q] = min(cur[q], below[q] + 1)
+        for z in range(pz - 2, -1, -1):
+            cur = dist[z * plane : (z + 1) * plane]
+            above = dist[(z + 1) * plane : (z + 2) * plane]
+            for q in range(plane):
+                cur[q] = min(cur[q], above[q] + 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _zone_table_kernel(
+    levels: np.ndarray, mask: np.ndarray, morph: np.ndarray, n_levels: int, mode: int
+) -> tuple[int, np.ndarray]:  # pragma: no cover - compiled
+    """Zones of an ROI in one pass: ``(error code, (n_zones, 4) int64 table)``.
+
+    ``mode`` bit 0: 26-connectivity (else 8-connectivity in-plane); bit 1: border distances in
+    ``morph`` (city-block, 6-connectivity, or 4 in-plane). The work arrays cover the bounding
+    box of ``morph`` (bit 1) or ``mask`` with a one-voxel background frame. Zones are labelled
+    by union-find over the backward neighbours in raster order (equalities found by whole-array
+    compares that vectorise), with each set's size and smallest distance kept at its root, the
+    set's first voxel; the roots in raster order are the zones.
+    """
+    three_d = (mode & 1) != 0
+    with_dist = (mode & 2) != 0
+    nz, ny, nx = levels.shape
+    # one pass over the input: checks, bounding box, ROI voxel positions, x range of each row,
+    # and the framed work arrays of the input's extent
+    fy, fx = ny + 2, nx + 2
+    grid = np.zeros((nz + 2) * fy * fx, dtype=np.int32)  # level inside the ROI, 0 elsewhere
+    dist = np.zeros(grid.size if with_dist else 1, dtype=np.int32)  # > 0 inside morph
+    far = np.int32(min(grid.size, 2**30))
+    pos = np.empty(nz * ny * nx, dtype=np.int64)
+    first = np.ones((nz + 2) * fy, dtype=np.int64)
+    last = np.zeros((nz + 2) * fy, dtype=np.int64)
+    z0, y0, x0 = nz, ny, nx
+    z1 = y1 = x1 = -1
+    n_roi = 0
+    for z in range(nz):
+        for y in range(ny):
+            row = (z + 1) * fy + y + 1
+            base = row * fx + 1
+            lo_x = nx
+            hi_x = -1
+            for x in range(nx):
+                inside = mask[z, y, x]
+                outer = morph[z, y, x] if with_dist else inside
+                if inside:
+                    v = levels[z, y, x]
+                    if not outer:
+                        return _ZONE_OUTSIDE_MORPH, np.empty((0, 4), dtype=np.int64)
+                    if v < 1 or v > n_levels:
+                        return _ZONE_BAD_LEVEL, np.empty((0, 4), dtype=np.int64)
+                    grid[base + x] = v
+                    pos[n_roi] = base + x
+                    n_roi += 1
+                if outer:
+                    if with_dist:
+                        dist[base + x] = far
+                    lo_x = min(lo_x, x)
+                    hi_x = x
+            if hi_x >= 0:
+                first[row] = lo_x + 1
+                last[row] = hi_x + 1
+                z0 = min(z0, z)
+                z1 = z
+                y0 = min(y0, y)
+                y1 = max(y1, y)
+                x0 = min(x0, lo_x)
+                x1 = max(x1, hi_x)
+    if n_roi == 0:
+        return _ZONE_EMPTY, np.empty((0, 4), dtype=np.int64)
+    pz, py, px = z1 - z0 + 3, y1 - y0 + 3, x1 - x0 + 3
+    if pz * py * px < grid.size:  # cut to the bounding box (input not cut to it already)
+        cut = np.zeros(pz * py * px, dtype=np.int32)
+        cut_dist = np.zeros(cut.size if with_dist else 1, dtype=np.int32)
+        cut_first = np.ones(pz * py, dtype=np.int64)
+        cut_last = np.zeros(pz * py, dtype=np.int64)
+        for z in range(z0, z1 + 1):
+            for y in range(y0, y1 + 1):
+                src = ((z + 1) * fy + y + 1) * fx + x0 + 1
+                dst = ((z - z0 + 1) * py + y - y0 + 1) * px + 1
+                cut[dst : dst + px - 2] = grid[src : src + px - 2]
+                if with_dist:
+                    cut_dist[dst : dst + px - 2] = dist[src : src + px - 2]
+                cut_first[(z - z0 + 1) * py + y - y0 + 1] = first[(z + 1) * fy + y + 1] - x0
+                cut_last[(z - z0 + 1) * py + y - y0 + 1] = last[(z + 1) * fy + y + 1] - x0
+        for t in range(n_roi):
+            q = pos[t]
+            zf = q // (fy * fx)
+            yf = (q // fx) % fy
+            xf = q % fx
+            pos[t] = ((zf - z0) * py + yf - y0) * px + xf - x0
+        grid = cut
+        dist = cut_dist
+        first = cut_first
+        last = cut_last
+    plane = py * px
+    n = pz * plane
+    if with_dist:
+        _border_distance_kernel(dist, pz, py, px, three_d, first, last)
+    back = np.empty(13, dtype=np.int64)
+    for dy in range(-1, 2):
+        for dx in range(-1, 2):
+            back[(dy + 1) * 3 + dx + 1] = -plane + dy * px + dx
+    for dx in range(-1, 2):
+        back[10 + dx] = -px + dx
+    back[12] = -1
+    lo = plane + px + 1
+    hi = n - plane - px - 1
+    inner = grid[lo:hi]
+    bits = np.zeros(hi - lo, dtype=np.int16)
+    for k in range(0 if three_d else 9, 13):
+        other = grid[lo + back[k] : hi + back[k]]
+        b = np.int16(1 << k)
+        for i in range(hi - lo):
+            if inner[i] == other[i]:
+                bits[i] |= b
+    log2 = _LOG2_MOD37
+    parent = np.empty(n, dtype=np.int32)  # parent[p] < p for every non-root
+    size = np.empty(n, dtype=np.int32)  # at roots: voxel count of the set
+    near = dist if with_dist else np.zeros(1, dtype=np.int32)  # at roots: smallest distance
+    # every ROI voxel starts as a set of its own; those with an equal backward neighbour are
+    # linked below (never to become roots again), the others are the candidate zones
+    linked = np.empty(n_roi, dtype=np.int64)
+    firsts = np.empty(n_roi + 1, dtype=np.int64)
+    n_linked = 0
+    n_firsts = 0
+    for t in range(n_roi):
+        p = pos[t]
+        some = bits[p - lo] != 0
+        linked[n_linked] = p
+        n_linked += some
+        firsts[n_firsts] = p
+        n_firsts += not some
+    for t in range(n_firsts):
+        p = firsts[t]
+        parent[p] = p
+        size[p] = 1
+    for t in range(n_linked):
+        p = linked[t]
+        parent[p] = p
+        size[p] = 1
+        m = np.int64(bits[p - lo])
+        m &= (_KEEP_LEFT | (1 << 12)) if m & (1 << 12) else -1
+        m &= _KEEP_UP if m & (1 << 10) else -1
+        m &= _KEEP_BELOW if m & (1 << 4) else -1
+        root = p
+        while True:
+            low = m & -m
+            m ^= low
+            r = p + back[log2[low % 37]]
+            # find: two hops cover almost every set of these small zones; the loop is rare
+            r2 = parent[parent[r]]
+            parent[r] = r2
+            r = r2
+            while parent[r] != r:
+                parent[r] = parent[parent[r]]
+                r = parent[r]
+            top = min(r, root)
+            other = max(r, root)
+            parent[other] = top
+            size[top] += size[other] if other != top else 0
+            if with_dist:
+                near[top] = min(near[top], near[other])
+            root = top
+            if m == 0:
+                break
+    # the zones: the candidates still roots, in raster order
+    n_zones = 0
+    for t in range(n_firsts):
+        p = firsts[t]
+        firsts[n_zones] = p
+        n_zones += parent[p] == p
+    table = np.empty((n_zones, 4), dtype=np.int64)
+    for t in range(n_zones):
+        p = firsts[t]
+        table[t, 0] = grid[p]
+        table[t, 1] = size[p]
+        table[t, 2] = p // plane
+        table[t, 3] = near[p] if with_dist else 0
+    return _ZONE_OK, table
+
+
+class Zones:
+    """The zones of one ROI, labelled once per connectivity and shared by GLSZM and GLDZM.
+
+    A zone is a set of connected ROI voxels of one grey level: 8-connected in-plane (``2D``
+    and ``2.5D`` aggregations, zones never cross slices) or 26-connected (``3D``). Each zone's
+    table row holds its grey level, its voxel count, the index of its first slice (in an
+    internal frame: only the order of slices is meaningful) and, when distances are asked
+    for, its GLDZM distance: the smallest city-block distance of its voxels to the nearest
+    voxel outside the morphological mask (4-connectivity in-plane, 6 in 3D; beyond the array
+    counts as outside, so a voxel on the border has distance 1).
+
+    Parameters
+    ----------
+    levels : numpy.ndarray
+        Discretised grey levels ``(z, y, x)``, ``1..n_levels`` inside ``mask``.
+    mask : numpy.ndarray
+        Boolean (intensity) ROI of the same shape.
+    n_levels : int
+        Number of grey levels ``Ng``.
+    morphological_mask : numpy.ndarray, optional
+        Mask the border distances are measured in; ``mask`` by default. Must hold ``mask``.
+    distances : bool
+        Compute the border distances (GLDZM); GLSZM alone needs none.
+
+    Notes
+    -----
+    Labelling is lazy: :meth:`table` labels on first use for each connectivity and keeps the
+    result. Inputs are validated then (the errors of
+    :func:`prepare_levels`, and :class:`~smartimaging.exceptions.GeometryMismatchError` for a
+    morphological mask of another shape or not holding ``mask``). The arrays are not copied:
+    do not modify them while the object is in use. Input already cut to the ROI's bounding
+    box is used as it is (int32 levels and boolean masks need no conversion). There is no
+    lock: two threads asking for the same table at once may both label it (same result).
+
+    References
+    ----------
+    IBSI 1, GLSZM (9SAK) and GLDZM (VMDZ): zones with linkage distance 1, distance to the ROI
+    border in the morphological mask.
+    """
+
+    __slots__ = ("_arrays", "_distances", "_inputs", "_n_levels", "_tables")
+
+    def __init__(
+        self,
+        levels: np.ndarray,
+        mask: np.ndarray,
+        *,
+        n_levels: int,
+        morphological_mask: np.ndarray | None = None,
+        distances: bool = True,
+    ) -> None:
+        self._inputs = (levels, mask, morphological_mask)
+        self._n_levels = n_levels
+        self._distances = bool(distances)
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._tables: list[np.ndarray | None] = [None, None]
+
+    @property
+    def morphological_mask(self) -> np.ndarray | None:
+        """The morphological mask given (``None``: distances are measured in ``mask``)."""
+        return self._inputs[2]
+
+    @property
+    def has_distances(self) -> bool:
+        """Whether the tables hold border distances."""
+        return self._distances
+
+    def built_from(
+        self, levels: np.ndarray, mask: np.ndarray, morphological_mask: np.ndarray | None = None
+    ) -> bool:
+        """Whether these zones were built from these very arrays (identity, not equality)."""
+        lv, mk, mm = self._inputs
+        return lv is levels and mk is mask and mm is morphological_mask
+
+    def table(self, *, three_d: bool, family: str = "texture") -> np.ndarray:
+        """Zone table ``(n_zones, 4)`` int64 for 2D (in-plane) or 3D connectivity.
+
+        Columns: :data:`ZONE_LEVEL`, :data:`ZONE_SIZE`, :data:`ZONE_SLICE`,
+        :data:`ZONE_DISTANCE` (0 when built without distances). Rows follow the raster order
+        of each zone's first voxel.
+
+        Raises
+        ------
+        EmptyMaskError, FeatureError, GeometryMismatchError, ConfigError
+            Invalid input (see :class:`Zones`); ``family`` names the caller in the message.
+        """
+        t = self._tables[three_d]
+        if t is None:
+            lv, mk, mm = self._checked(family)
+            mode = (1 if three_d else 0) | (2 if self._distances else 0)
+            code, t = _zone_table_kernel(lv, mk, mm, self._n_levels, mode)
+            if code != _ZONE_OK:
+                self._raise_invalid(family)
+            self._tables[three_d] = t
+        return t
+
+    def _checked(self, family: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kernel's arrays: int32 levels and boolean masks of one 3D shape."""
+        if self._arrays is not None:
+            return self._arrays
+        levels, mask, morph = self._inputs
+        levels = levels if isinstance(levels, np.ndarray) else np.asarray(levels)
+        mask = mask if isinstance(mask, np.ndarray) else np.asarray(mask)
+        if morph is not None and not isinstance(morph, np.ndarray):
+            morph = np.asarray(morph)
+        n_levels = self._n_levels
+        if (
+            levels.ndim != 3
+            or mask.shape != levels.shape
+            or (morph is not None and morph.shape != levels.shape)
+            or isinstance(n_levels, bool)
+            or not isinstance(n_levels, int | np.integer)
+            or n_levels < 1
+        ):
+            self._raise_invalid(family)
+        mk = mask if mask.dtype == np.bool_ else mask.astype(bool)
+        mm = mk if morph is None else (morph if morph.dtype == np.bool_ else morph.astype(bool))
+        lv = levels
+        if lv.dtype != np.int32:
+            # validated first: the conversion of levels outside 1..Ng could wrap
+            prepare_levels(levels, mask, n_levels=n_levels, pad=0, family=family)
+            lv = np.where(mk, levels, 0).astype(np.int32)
+        self._n_levels = int(n_levels)
+        self._arrays = (lv, mk, mm)
+        return self._arrays
+
+    def _raise_invalid(self, family: str) -> NoReturn:
+        """Raise the error the input deserves (the checks of the per-family code, in order)."""
+        levels, mask, morph = self._inputs
+        prepare_levels(levels, mask, n_levels=self._n_levels, pad=0, family=family)
+        roi = np.asarray(mask, dtype=bool)
+        if morph is not None:
+            mm = np.asarray(morph, dtype=bool)
+            if mm.shape != roi.shape:
+                raise GeometryMismatchError(
+                    f"{family}: morphological_mask shape {mm.shape} differs from mask shape {roi.shape}"
+                )
+            if np.any(roi & ~mm):
+                raise GeometryMismatchError(
+                    f"{family}: the intensity mask has voxels outside morphological_mask; "
+                    "re-segmentation only removes voxels, so pass the mask before re-segmentation "
+                    "as morphological_mask"
+                )
+        raise FeatureError(f"{family}: the zones of this ROI could not be labelled")  # pragma: no cover
+
+
 # --------------------------------------------------------------------------------------------
 # features of (grey level x size) matrices: GLRLM, GLSZM, GLDZM, NGLDM share their formulas
 # --------------------------------------------------------------------------------------------
@@ -285,7 +685,7 @@ MatrixFeatureNames = (
 _N_SIZE_FEATURES = len(MatrixFeatureNames)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cell_features(
     ci: np.ndarray, cj: np.ndarray, cm: np.ndarray, n_cells: int, n_voxels: float, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -352,7 +752,7 @@ def _cell_features(
     out[16] = energy
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _dense_features_kernel(mats: np.ndarray, n_voxels: np.ndarray) -> np.ndarray:  # pragma: no cover
     n_mats, n_i, n_j = mats.shape
     out = np.empty((n_mats, 17))
@@ -373,7 +773,7 @@ def _dense_features_kernel(mats: np.ndarray, n_voxels: np.ndarray) -> np.ndarray
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pair_features_kernel(
     i: np.ndarray, j: np.ndarray, w: np.ndarray, n_voxels: float
 ) -> np.ndarray:  # pragma: no cover - compiled
@@ -400,6 +800,122 @@ def _pair_features_kernel(
     out = np.empty(17)
     _cell_features(ci, cj, cm, n_cells, n_voxels, out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _stable_order(key: np.ndarray, order: np.ndarray, max_key: int) -> np.ndarray:  # pragma: no cover
+    """``order`` stably re-sorted by ``key[order]`` (counting sort, keys ``0..max_key``)."""
+    start = np.zeros(max_key + 2, dtype=np.int64)
+    for t in range(order.size):
+        start[key[order[t]] + 1] += 1
+    for k in range(1, max_key + 2):
+        start[k] += start[k - 1]
+    out = np.empty_like(order)
+    for t in range(order.size):
+        q = order[t]
+        k = key[q]
+        out[start[k]] = q
+        start[k] += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _zone_features_kernel(table: np.ndarray, column: int, per_slice: bool) -> np.ndarray:  # pragma: no cover
+    """Generic features of zone tables: one row per slice (``per_slice``), then all zones."""
+    n = table.shape[0]
+    level = np.ascontiguousarray(table[:, 0])
+    jval = np.ascontiguousarray(table[:, column])
+    max_l = max_j = max_z = 0
+    for t in range(n):
+        max_l = max(max_l, level[t])
+        max_j = max(max_j, jval[t])
+        max_z = max(max_z, table[t, 2])
+    ci = np.empty(n, dtype=np.int64)
+    cj = np.empty(n, dtype=np.int64)
+    cm = np.empty(n)
+    if not per_slice and (max_l + 1) * (max_j + 1) <= 4 * n + 4096:
+        # one small dense matrix: its non-zero cells read row by row are in (i, j) order
+        width = max_j + 1
+        counts = np.zeros((max_l + 1) * width, dtype=np.int64)
+        n_voxels = 0
+        for t in range(n):
+            counts[level[t] * width + jval[t]] += 1
+            n_voxels += table[t, 1]
+        n_cells = 0
+        for c in range(counts.size):
+            if counts[c] != 0:
+                ci[n_cells] = c // width
+                cj[n_cells] = c % width
+                cm[n_cells] = counts[c]
+                n_cells += 1
+        out = np.empty((1, 17))
+        _cell_features(ci, cj, cm, n_cells, float(n_voxels), out[0])
+        return out
+    # cells in (i, j) order, the order in which the per-matrix kernel sums them
+    order = _stable_order(jval, np.arange(n), max_j)
+    order = _stable_order(level, order, max_l)
+    n_slices = 0
+    by_slice = order
+    if per_slice:
+        zkey = np.ascontiguousarray(table[:, 2])
+        by_slice = _stable_order(zkey, order, max_z)
+        last = -1
+        for t in range(n):
+            if zkey[by_slice[t]] != last:
+                last = zkey[by_slice[t]]
+                n_slices += 1
+    out = np.empty((n_slices + 1, 17))
+    start = 0
+    for row in range(n_slices + 1):
+        # rows < n_slices: the zones of one slice, in turn; the last row: every zone
+        if row < n_slices:
+            seq = by_slice
+            z = table[seq[start], 2]
+            stop = start
+            while stop < n and table[seq[stop], 2] == z:
+                stop += 1
+        else:
+            seq = order
+            start = 0
+            stop = n
+        n_cells = 0
+        n_voxels = 0
+        for t in range(start, stop):
+            q = seq[t]
+            n_voxels += table[q, 1]
+            if n_cells > 0 and ci[n_cells - 1] == level[q] and cj[n_cells - 1] == jval[q]:
+                cm[n_cells - 1] += 1.0
+            else:
+                ci[n_cells] = level[q]
+                cj[n_cells] = jval[q]
+                cm[n_cells] = 1.0
+                n_cells += 1
+        _cell_features(ci, cj, cm, n_cells, float(n_voxels), out[row])
+        start = stop
+    return out
+
+
+def zone_features(table: np.ndarray, *, column: int, per_slice: bool) -> np.ndarray:
+    """Generic size-matrix features of a zone table, in one compiled call.
+
+    Parameters
+    ----------
+    table : numpy.ndarray
+        Non-empty ``(n_zones, 4)`` int64 zone table of :meth:`Zones.table`.
+    column : int
+        Second matrix index: :data:`ZONE_SIZE` (GLSZM) or :data:`ZONE_DISTANCE` (GLDZM).
+    per_slice : bool
+        Also compute one row per slice holding zones (2D aggregation of in-plane zones).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rows, 17)`` float64 in the order of :data:`MatrixFeatureNames`: one row per slice
+        in slice order when ``per_slice``, then the row of every zone together. ``Nv`` of a row
+        is the voxel count of its zones. Equal to :func:`size_features_pairs` of the same
+        (level, size or distance) pairs.
+    """
+    return np.asarray(_zone_features_kernel(table, int(column), bool(per_slice)))
 
 
 def size_features_dense(mats: np.ndarray, n_voxels: np.ndarray) -> np.ndarray:
