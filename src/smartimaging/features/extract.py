@@ -66,6 +66,7 @@ from smartimaging.features import (
 )
 from smartimaging.features.registry import TIDY_COLUMNS, FeatureDef
 from smartimaging.features.settings import ExtractionSettings
+from smartimaging.features.texture_common import Zones
 from smartimaging.image import Image, Mask, check_same_geometry
 from smartimaging.preprocess.discretise import discretise
 from smartimaging.preprocess.sphere import RADIUS_MM
@@ -160,6 +161,12 @@ class RoiData:
         return levels[box], self.intensity_mask.array[box], morph[box]
 
     @cached_property
+    def zones(self) -> Zones:
+        """Zones of :attr:`texture_arrays` (GLSZM, GLDZM), labelled once; distances in the morphological mask."""
+        levels, inten, morph = self.texture_arrays
+        return Zones(levels, inten, n_levels=self.levels[1], morphological_mask=morph)
+
+    @cached_property
     def local_peaks(self) -> dict[str, float]:
         """Local and global intensity peaks (shared by the local intensity family and SUVpeak)."""
         return local_intensity.compute_image(self.image, self.intensity_mask)
@@ -239,9 +246,15 @@ FAMILY_TABLE: dict[str, FamilySpec] = {
     "intensity-volume histogram": FamilySpec(ivh.FEATURES, _ivh),
     "GLCM": FamilySpec(glcm.FEATURES, _texture(glcm.compute, "GLCM", distance=lambda r: r.settings.distance)),
     "GLRLM": FamilySpec(glrlm.FEATURES, _texture(glrlm.compute, "GLRLM")),
-    "GLSZM": FamilySpec(glszm.FEATURES, _texture(glszm.compute, "GLSZM")),
+    "GLSZM": FamilySpec(glszm.FEATURES, _texture(glszm.compute, "GLSZM", zones=lambda r: r.zones)),
     "GLDZM": FamilySpec(
-        gldzm.FEATURES, _texture(gldzm.compute, "GLDZM", morphological_mask=lambda r: r.texture_arrays[2])
+        gldzm.FEATURES,
+        _texture(
+            gldzm.compute,
+            "GLDZM",
+            morphological_mask=lambda r: r.texture_arrays[2],
+            zones=lambda r: r.zones,
+        ),
     ),
     "NGTDM": FamilySpec(
         ngtdm.FEATURES, _texture(ngtdm.compute, "NGTDM", distance=lambda r: r.settings.distance)
