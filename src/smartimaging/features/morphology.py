@@ -428,6 +428,24 @@ def _parseval_sums(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def _toeplitz_self_pair(
+    spectra: np.ndarray, planes: np.ndarray, k1: int, z: int
+) -> tuple[float, float, float]:  # pragma: no cover
+    """The plane pair ``(z, z)`` of :func:`_toeplitz_sums` (cross term doubled, as there)."""
+    sw = 0.0
+    sc = 0.0
+    sg = 0.0
+    for c in range(spectra.shape[3]):
+        t = planes[0, k1, c]
+        m = spectra[0, z, k1, c]
+        d = spectra[1, z, k1, c]
+        sw += t * (m * m)
+        sc += t * (d * d)
+        sg += 2.0 * t * (m * spectra[2, z, k1, c])
+    return sw, sc, sg
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _toeplitz_sums(spectra: np.ndarray, planes: np.ndarray) -> tuple[float, float, float]:  # pragma: no cover
     """The three weighted sums from spectra transformed along the last two axes only.
 
@@ -435,42 +453,48 @@ def _toeplitz_sums(spectra: np.ndarray, planes: np.ndarray) -> tuple[float, floa
     interleaved) of the mask, centred and squared fields in each of the ``B0`` planes along
     the untransformed axis; ``planes`` comes from :func:`_weight_spectrum_planes`. Along that
     axis the weighted sum is a symmetric Toeplitz form, evaluated directly: for every plane
-    offset ``o``, ``sum_z Re(conj(A_z) B_{z + o})`` weighted by the plane spectrum of
-    ``w(o, ., .)``, offsets ``o > 0`` counting for both orders of the two planes.
+    pair ``z <= z2``, ``Re(conj(A_z) B_z2)`` weighted by the plane spectrum of ``w(z2 - z, ., .)``,
+    pairs ``z < z2`` counting for both orders. Planes go two at a time (``z``, ``z + 1``), so
+    that each plane ``z2`` is read once per two planes ``z``.
     """
     b0, p1, k2 = spectra.shape[1], spectra.shape[2], spectra.shape[3]
     tot_w = 0.0
     tot_c = 0.0
-    tot_g = 0.0
+    tot_g = 0.0  # twice the cross sum until the end
     for k1 in range(p1):
-        row_w = 0.0
-        row_c = 0.0
-        row_g = 0.0
-        for o in range(b0):
-            acc_w = 0.0
-            acc_c = 0.0
-            acc_g = 0.0
-            for z in range(b0 - o):
-                z2 = z + o
+        for za in range(0, b0 - 1, 2):
+            zb = za + 1
+            for z2 in range(zb, b0):
+                oa = z2 - za
+                fb = 1.0 if z2 == zb else 2.0
+                sw = 0.0
+                sc = 0.0
+                sg = 0.0
                 for c in range(k2):
-                    t = planes[o, k1, c]
-                    m1 = spectra[0, z, k1, c]
+                    ta = 2.0 * planes[oa, k1, c]
+                    tb = fb * planes[oa - 1, k1, c]
                     m2 = spectra[0, z2, k1, c]
-                    acc_w += t * (m1 * m2)
-                    acc_c += t * (spectra[1, z, k1, c] * spectra[1, z2, k1, c])
-                    acc_g += t * (m1 * spectra[2, z2, k1, c] + m2 * spectra[2, z, k1, c])
-            if o == 0:
-                row_w += acc_w
-                row_c += acc_c
-                row_g += 0.5 * acc_g
-            else:
-                row_w += 2.0 * acc_w
-                row_c += 2.0 * acc_c
-                row_g += acc_g
-        tot_w += row_w
-        tot_c += row_c
-        tot_g += row_g
-    return tot_w, tot_c, tot_g
+                    g2 = spectra[2, z2, k1, c]
+                    ma = spectra[0, za, k1, c]
+                    mb = spectra[0, zb, k1, c]
+                    sw += m2 * (ta * ma + tb * mb)
+                    sc += spectra[1, z2, k1, c] * (ta * spectra[1, za, k1, c] + tb * spectra[1, zb, k1, c])
+                    sg += ta * (ma * g2 + m2 * spectra[2, za, k1, c]) + tb * (
+                        mb * g2 + m2 * spectra[2, zb, k1, c]
+                    )
+                tot_w += sw
+                tot_c += sc
+                tot_g += sg
+            sw, sc, sg = _toeplitz_self_pair(spectra, planes, k1, za)
+            tot_w += sw
+            tot_c += sc
+            tot_g += sg
+        if b0 % 2 == 1:
+            sw, sc, sg = _toeplitz_self_pair(spectra, planes, k1, b0 - 1)
+            tot_w += sw
+            tot_c += sc
+            tot_g += sg
+    return tot_w, tot_c, 0.5 * tot_g
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
