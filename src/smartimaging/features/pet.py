@@ -33,13 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError
-from smartimaging.features import local_intensity
 from smartimaging.features.registry import FeatureDef
 from smartimaging.image import Image, Mask, check_same_geometry
+from smartimaging.preprocess.sphere import RADIUS_MM, _sphere_peaks
 
 __all__ = ["FAMILY", "FEATURES", "LESION_FEATURES", "PATIENT_FEATURES", "lesion_metrics", "patient_metrics"]
 
@@ -69,8 +70,71 @@ PATIENT_FEATURES: tuple[FeatureDef, ...] = (
 FEATURES: tuple[FeatureDef, ...] = LESION_FEATURES + PATIENT_FEATURES
 
 
-def lesion_metrics(suv: Image, mask: Mask, *, local_peak: float | None = None) -> dict[str, float]:
+_BLOCK = 128  # values summed in blocks, the block sums added up (rounding close to NumPy's pairwise sums)
+
+
+@numba.njit(cache=True, nogil=True)
+def _lesion_stats(values: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``[n, n_non_finite, max, min, mean, population sd]`` of ``values[mask]`` (two passes).
+
+    Sums run over blocks of :data:`_BLOCK` values whose sums are then added, so rounding stays
+    close to NumPy's pairwise summation; the statistics are NaN when a value is not finite.
+    """
+    v = values.ravel()
+    m = mask.ravel()
+    n = 0
+    n_bad = 0
+    vmax = -np.inf
+    vmin = np.inf
+    total = 0.0
+    block = 0.0
+    for i in range(m.size):
+        if m[i]:
+            x = v[i]
+            if not np.isfinite(x):
+                n_bad += 1
+            if x > vmax:
+                vmax = x
+            if x < vmin:
+                vmin = x
+            block += x
+            n += 1
+            if n % _BLOCK == 0:
+                total += block
+                block = 0.0
+    out = np.full(6, np.nan)
+    out[0] = n
+    out[1] = n_bad
+    if n == 0 or n_bad > 0:
+        return out
+    mean = (total + block) / n
+    total = 0.0
+    block = 0.0
+    k = 0
+    for i in range(m.size):
+        if m[i]:
+            d = v[i] - mean
+            block += d * d
+            k += 1
+            if k % _BLOCK == 0:
+                total += block
+                block = 0.0
+    out[2] = vmax
+    out[3] = vmin
+    out[4] = mean
+    out[5] = np.sqrt((total + block) / n)
+    return out
+
+
+def lesion_metrics(
+    suv: Image, mask: Mask, *, local_peak: float | None = None, _checked: bool = False
+) -> dict[str, float]:
     """SUV and volume metrics of one lesion.
+
+    One compiled pass over the mask gives the voxel count, maximum, minimum and sum, a
+    second the squared deviations from the mean (sums in blocks, as exact as NumPy's); when
+    ``local_peak`` is not given, SUVpeak comes from the sphere means around the lesion's
+    hottest voxel(s) only (:mod:`smartimaging.preprocess.sphere`).
 
     Parameters
     ----------
@@ -82,6 +146,9 @@ def lesion_metrics(suv: Image, mask: Mask, *, local_peak: float | None = None) -
         The IBSI local intensity peak of ``suv`` in ``mask`` when the caller has already
         computed it (:func:`smartimaging.features.local_intensity.compute_image`); computed
         here otherwise.
+    _checked : bool
+        Private: the caller has already checked that the SUV image and the mask share a
+        voxel grid (:func:`smartimaging.features.extract.extract` does), so the check is skipped.
 
     Returns
     -------
@@ -110,27 +177,31 @@ def lesion_metrics(suv: Image, mask: Mask, *, local_peak: float | None = None) -
     >>> out["PET.SUVpeak"], out["PET.MTV"], out["PET.TLG"]
     (4.0, 0.216, 0.864)
     """
-    check_same_geometry(suv, mask, what="SUV image and lesion mask")
-    mask.require_nonempty("PET lesion")
-    values = np.asarray(suv.array[mask.array], dtype=np.float64)
-    n_bad = int(np.count_nonzero(~np.isfinite(values)))
+    if not _checked:
+        check_same_geometry(suv, mask, what="SUV image and lesion mask")
+    values = np.ascontiguousarray(suv.array, dtype=np.float64)
+    roi = np.ascontiguousarray(mask.array, dtype=np.bool_)
+    n_f, n_bad_f, vmax, vmin, mean, sd = _lesion_stats(values, roi)
+    n, n_bad = int(n_f), int(n_bad_f)
+    if n == 0:
+        mask.require_nonempty("PET lesion")
     if n_bad:
         raise FeatureError(
             f"PET metrics: the SUV image holds {n_bad} non-finite value(s) inside the lesion; "
             "remove those voxels from the mask or fill them before extraction"
         )
     if local_peak is None:
-        local_peak = local_intensity.compute_image(suv, mask)["loc.peak.local"]
-    mtv = mask.volume_ml
-    mean = float(values.mean())
+        local_peak = _sphere_peaks(values, roi, suv.spacing_zyx, RADIUS_MM, want_global=False)[2]
+    sx, sy, sz = mask.spacing
+    mtv = n * (sx * sy * sz) / 1000.0
     return {
-        "PET.SUVmax": float(values.max()),
-        "PET.SUVmean": mean,
+        "PET.SUVmax": float(vmax),
+        "PET.SUVmean": float(mean),
         "PET.SUVpeak": float(local_peak),
-        "PET.SUVmin": float(values.min()),
-        "PET.SUVsd": float(values.std()),
+        "PET.SUVmin": float(vmin),
+        "PET.SUVsd": float(sd),
         "PET.MTV": mtv,
-        "PET.TLG": mean * mtv,
+        "PET.TLG": float(mean) * mtv,
     }
 
 

@@ -2,10 +2,25 @@
 
 The 1 cm³ sphere (radius 6.2 mm) gives the IBSI local intensity peak (features) and SUVpeak as a
 threshold reference (segment); both use these functions.
+
+A sphere holds every image voxel whose centre lies within the radius of the centre voxel
+(:func:`sphere_kernel`); voxels beyond the image border and non-finite voxels are not counted.
+The means are summed directly, voxel by voxel, by a compiled kernel, and only where they are
+needed: at every ROI voxel (:func:`sphere_means`, the global peak), or only at the ROI's
+maximum-intensity voxels (the local peak). A sphere that lies inside the image is summed over
+the kernel's flat offsets without bounds checks; when that sum is not finite (a non-finite voxel
+in the sphere), or the sphere crosses the image border, the sphere is summed again voxel by
+voxel, skipping non-finite and out-of-image voxels. Every sum is exact up to floating-point
+rounding (the order of the additions differs from a correlation's, about ``1e-16`` relative).
+ROIs so large that ``voxels x kernel size`` exceeds :data:`_DIRECT_MAX_OPS` are correlated over
+their bounding box instead (FFT), which is faster there.
 """
 
 from __future__ import annotations
 
+import functools
+
+import numba
 import numpy as np
 from scipy import ndimage, signal
 
@@ -16,8 +31,10 @@ __all__ = ["RADIUS_MM", "sphere_kernel", "sphere_means"]
 #: Radius (mm) of a 1 cm³ sphere, as the IBSI rounds it: (3 * 1000 / (4 pi))^(1/3) = 6.2035.
 RADIUS_MM = 6.2
 
-# above this many multiply-adds the FFT is faster than direct correlation
-_DIRECT_MAX_OPS = 20_000_000
+# above this many voxel reads (ROI voxels x kernel voxels) the box correlation (FFT) is used
+_DIRECT_MAX_OPS = 100_000_000
+# within the box correlation: above this many multiply-adds the FFT is faster than direct correlation
+_CORRELATE_MAX_OPS = 20_000_000
 
 
 def sphere_kernel(spacing_zyx: tuple[float, float, float], radius_mm: float = RADIUS_MM) -> np.ndarray:
@@ -35,18 +52,237 @@ def sphere_kernel(spacing_zyx: tuple[float, float, float], radius_mm: float = RA
     numpy.ndarray
         Boolean array of odd shape, centred on the central voxel.
 
+    Raises
+    ------
+    ValueError
+        If ``radius_mm`` is not positive.
+
     Examples
     --------
     >>> int(sphere_kernel((2.0, 2.0, 2.0), 2.0).sum())  # centre plus its 6 face neighbours
     7
     """
+    return _cached_kernel(tuple(float(s) for s in spacing_zyx), float(radius_mm)).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_kernel(spacing_zyx: tuple[float, ...], radius_mm: float) -> np.ndarray:
+    """:func:`sphere_kernel`, computed once per spacing and radius (read-only)."""
     if not radius_mm > 0:
         raise ValueError(f"radius_mm must be positive, got {radius_mm}")
     sp = np.asarray(spacing_zyx, dtype=float)
     half = np.floor(radius_mm / sp + 1e-9).astype(int)
     grids = np.meshgrid(*(np.arange(-h, h + 1) * s for h, s in zip(half, sp, strict=True)), indexing="ij")
     dist2 = sum(g**2 for g in grids)
-    return np.asarray(dist2 <= radius_mm**2 * (1 + 1e-12))
+    kernel = np.asarray(dist2 <= radius_mm**2 * (1 + 1e-12))
+    kernel.flags.writeable = False
+    return kernel
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel_offsets(spacing_zyx: tuple[float, ...], radius_mm: float) -> np.ndarray:
+    """Offsets ``(dz, dy, dx)`` (int64, C order) of the voxels of :func:`sphere_kernel` (read-only)."""
+    kernel = _cached_kernel(spacing_zyx, radius_mm)
+    offs = np.ascontiguousarray(np.argwhere(kernel) - np.array(kernel.shape) // 2, dtype=np.int64)
+    offs.flags.writeable = False
+    return offs
+
+
+@numba.njit(cache=True, nogil=True)
+def _sphere_mean(
+    v: np.ndarray,
+    shape: tuple[int, int, int],
+    offs: np.ndarray,
+    flat_offs: np.ndarray,
+    half: np.ndarray,
+    i: int,
+) -> float:  # pragma: no cover - compiled
+    """Mean of the finite in-image values of the sphere around flat index ``i``."""
+    ny, nx = shape[1], shape[2]
+    a = i // (ny * nx)
+    b = (i // nx) % ny
+    c = i % nx
+    k_n = flat_offs.shape[0]
+    if half[0] <= a < shape[0] - half[0] and half[1] <= b < ny - half[1] and half[2] <= c < nx - half[2]:
+        s = 0.0
+        for k in range(k_n):
+            s += v[i + flat_offs[k]]
+        if np.isfinite(s):
+            return s / k_n
+    s = 0.0
+    cnt = 0
+    for k in range(k_n):
+        z = a + offs[k, 0]
+        y = b + offs[k, 1]
+        x = c + offs[k, 2]
+        if 0 <= z < shape[0] and 0 <= y < ny and 0 <= x < nx:
+            val = v[(z * ny + y) * nx + x]
+            if np.isfinite(val):
+                s += val
+                cnt += 1
+    return s / cnt
+
+
+@numba.njit(cache=True, nogil=True)
+def _flat_offsets(offs: np.ndarray, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    flat = np.empty(offs.shape[0], dtype=np.int64)
+    half = np.zeros(3, dtype=np.int64)
+    for k in range(offs.shape[0]):
+        flat[k] = (offs[k, 0] * ny + offs[k, 1]) * nx + offs[k, 2]
+        for ax in range(3):
+            half[ax] = max(half[ax], abs(offs[k, ax]))
+    return flat, half
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_means(
+    v: np.ndarray,
+    m: np.ndarray,
+    shape: tuple[int, int, int],
+    offs: np.ndarray,
+    flat: np.ndarray,
+    half: np.ndarray,
+    row: int,
+    acc: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Sphere means of the ROI voxels of one x-row (flat start index ``row``) into ``acc``.
+
+    Returns the first and last x of the row's ROI voxels (``-1, -2`` when there are none);
+    ``acc[x - first]`` holds the mean at ROI voxels (other entries are meaningless). When
+    every sphere of the run lies inside the image the run is summed offset by offset, all
+    voxels at once (SIMD, in the same order of offsets as :func:`_sphere_mean`); a mean
+    that is not finite, or a run reaching the border, goes through :func:`_sphere_mean`.
+    """
+    nz, ny, nx = shape
+    first = -1
+    last = -2
+    for c in range(nx):
+        if m[row + c]:
+            if first < 0:
+                first = c
+            last = c
+    if first < 0:
+        return first, last
+    a = row // (ny * nx)
+    b = (row // nx) % ny
+    length = last - first + 1
+    inside = half[0] <= a < nz - half[0] and half[1] <= b < ny - half[1]
+    if inside and first >= half[2] and last < nx - half[2]:
+        for c in range(length):
+            acc[c] = 0.0
+        start = row + first
+        for k in range(flat.shape[0]):
+            o = start + flat[k]
+            for c in range(length):
+                acc[c] += v[o + c]
+        k_n = float(flat.shape[0])
+        for c in range(length):
+            mean = acc[c] / k_n
+            if not np.isfinite(mean) and m[row + first + c]:
+                mean = _sphere_mean(v, shape, offs, flat, half, row + first + c)
+            acc[c] = mean
+    else:
+        for c in range(length):
+            if m[row + first + c]:
+                acc[c] = _sphere_mean(v, shape, offs, flat, half, row + first + c)
+    return first, last
+
+
+@numba.njit(cache=True, nogil=True)
+def _peaks_kernel(
+    values: np.ndarray, mask: np.ndarray, offs: np.ndarray, want_global: bool
+) -> tuple[int, int, float, float]:  # pragma: no cover - compiled
+    """ROI voxel count, non-finite ROI voxel count, local peak and global peak (NaN if not computed).
+
+    The local peak is the highest sphere mean among the ROI voxels of maximum intensity; the
+    global peak the highest over all ROI voxels (only when ``want_global``). Nothing is
+    averaged when the ROI is empty or holds a non-finite value.
+    """
+    shape = values.shape
+    v = values.ravel()
+    m = mask.ravel()
+    n = 0
+    n_bad = 0
+    vmax = -np.inf
+    for i in range(m.size):
+        if m[i]:
+            n += 1
+            x = v[i]
+            if not np.isfinite(x):
+                n_bad += 1
+            elif x > vmax:
+                vmax = x
+    if n == 0 or n_bad > 0:
+        return n, n_bad, np.nan, np.nan
+    flat, half = _flat_offsets(offs, shape[1], shape[2])
+    local = -np.inf
+    glob = -np.inf
+    if not want_global:
+        for i in range(m.size):
+            if m[i] and v[i] == vmax:
+                mean = _sphere_mean(v, shape, offs, flat, half, i)
+                if mean > local:
+                    local = mean
+        return n, n_bad, local, np.nan
+    acc = np.empty(shape[2], dtype=np.float64)
+    for row in range(0, m.size, shape[2]):
+        first, last = _row_means(v, m, shape, offs, flat, half, row, acc)
+        for c in range(first, last + 1):
+            if m[row + c]:
+                mean = acc[c - first]
+                if mean > glob:
+                    glob = mean
+                if v[row + c] == vmax and mean > local:
+                    local = mean
+    return n, n_bad, local, glob
+
+
+@numba.njit(cache=True, nogil=True)
+def _means_kernel(values: np.ndarray, mask: np.ndarray, offs: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Sphere mean at every ROI voxel, C order."""
+    shape = values.shape
+    v = values.ravel()
+    m = mask.ravel()
+    n = 0
+    for i in range(m.size):
+        if m[i]:
+            n += 1
+    out = np.empty(n, dtype=np.float64)
+    flat, half = _flat_offsets(offs, shape[1], shape[2])
+    acc = np.empty(shape[2], dtype=np.float64)
+    j = 0
+    for row in range(0, m.size, shape[2]):
+        first, last = _row_means(v, m, shape, offs, flat, half, row, acc)
+        for c in range(first, last + 1):
+            if m[row + c]:
+                out[j] = acc[c - first]
+                j += 1
+    return out
+
+
+def _sphere_peaks(
+    array: np.ndarray,
+    mask: np.ndarray,
+    spacing_zyx: tuple[float, float, float],
+    radius_mm: float = RADIUS_MM,
+    want_global: bool = True,
+) -> tuple[int, int, float, float]:
+    """ROI size, number of non-finite ROI values, local and global sphere-mean peaks.
+
+    ``array`` and ``mask`` are the image and ROI arrays of one grid (the caller checks the
+    geometry). The local peak is the highest sphere mean among the ROI voxels of maximum
+    intensity (every voxel sharing the maximum is a candidate), the global peak the highest
+    sphere mean over all ROI voxels (NaN unless ``want_global``). Both peaks are NaN when the
+    ROI is empty or holds a non-finite value: callers check the two counts and raise.
+    """
+    offs = _kernel_offsets(tuple(float(s) for s in spacing_zyx), float(radius_mm))
+    values = np.ascontiguousarray(array, dtype=np.float64)
+    roi = np.ascontiguousarray(mask, dtype=np.bool_)
+    big = want_global and offs.shape[0] * int(np.count_nonzero(roi)) > _DIRECT_MAX_OPS
+    n, n_bad, local, glob = _peaks_kernel(values, roi, offs, want_global and not big)
+    if big and n and not n_bad:
+        glob = float(_box_sphere_means(values, roi, spacing_zyx, radius_mm).max())
+    return int(n), int(n_bad), float(local), float(glob)
 
 
 def sphere_means(image: Image, mask: Mask, *, radius_mm: float = RADIUS_MM) -> np.ndarray:
@@ -76,25 +312,38 @@ def sphere_means(image: Image, mask: Mask, *, radius_mm: float = RADIUS_MM) -> n
     """
     check_same_geometry(image, mask)
     mask.require_nonempty("local intensity")
-    kernel = sphere_kernel(image.spacing_zyx, radius_mm)
+    offs = _kernel_offsets(image.spacing_zyx, float(radius_mm))
+    values = np.ascontiguousarray(image.array, dtype=np.float64)
+    roi = np.ascontiguousarray(mask.array, dtype=np.bool_)
+    if offs.shape[0] * mask.n_voxels > _DIRECT_MAX_OPS:
+        return _box_sphere_means(values, roi, image.spacing_zyx, radius_mm)
+    return np.asarray(_means_kernel(values, roi, offs))
+
+
+def _box_sphere_means(
+    array: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float], radius_mm: float
+) -> np.ndarray:
+    """Sphere means at the ROI voxels by correlating the ROI's bounding box, padded by the
+    radius, with the kernel (direct correlation for small problems, FFT otherwise)."""
+    kernel = _cached_kernel(tuple(float(s) for s in spacing_zyx), float(radius_mm))
     half = np.array(kernel.shape) // 2
-    idx = np.nonzero(mask.array)
+    idx = np.nonzero(mask)
     lo = np.maximum(np.array([i.min() for i in idx]) - half, 0)
-    hi = np.minimum(np.array([i.max() for i in idx]) + half + 1, image.shape)
+    hi = np.minimum(np.array([i.max() for i in idx]) + half + 1, array.shape)
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    crop = np.asarray(image.array[box], dtype=np.float64)
+    crop = np.asarray(array[box], dtype=np.float64)
     finite = np.isfinite(crop)
     values = np.where(finite, crop, 0.0)
     weights = finite.astype(np.float64)
     kern = kernel.astype(np.float64)
-    roi = mask.array[box]
+    roi = mask[box]
     # Every ROI voxel's sphere lies inside the box unless the box was clipped at the image
     # border; with no clipping and no non-finite voxel, every sphere holds all kernel voxels.
     unclipped = bool(np.all(lo == np.array([i.min() for i in idx]) - half)) and bool(
         np.all(hi == np.array([i.max() for i in idx]) + half + 1)
     )
     full_count = unclipped and bool(finite.all())
-    if crop.size * kernel.sum() <= _DIRECT_MAX_OPS:
+    if crop.size * kernel.sum() <= _CORRELATE_MAX_OPS:
         sums = ndimage.correlate(values, kern, mode="constant", cval=0.0)
         if full_count:
             return np.asarray(sums[roi] / float(kernel.sum()))
