@@ -79,6 +79,7 @@ def _lesion_stats(values: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma
 
     Sums run over blocks of :data:`_BLOCK` values whose sums are then added, so rounding stays
     close to NumPy's pairwise summation; the statistics are NaN when a value is not finite.
+    Constant values give their value as the mean and an sd of exactly 0.
     """
     v = values.ravel()
     m = mask.ravel()
@@ -121,6 +122,10 @@ def _lesion_stats(values: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma
                 block = 0.0
     out[2] = vmax
     out[3] = vmin
+    if vmax == vmin:  # constant: the exact mean and sd, not the rounding residue of the sums
+        out[4] = vmax
+        out[5] = 0.0
+        return out
     out[4] = mean
     out[5] = np.sqrt((total + block) / n)
     return out
