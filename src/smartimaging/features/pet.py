@@ -70,64 +70,58 @@ PATIENT_FEATURES: tuple[FeatureDef, ...] = (
 FEATURES: tuple[FeatureDef, ...] = LESION_FEATURES + PATIENT_FEATURES
 
 
-_BLOCK = 128  # values summed in blocks, the block sums added up (rounding close to NumPy's pairwise sums)
-
-
 @numba.njit(cache=True, nogil=True)
-def _lesion_stats(values: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """``[n, n_non_finite, max, min, mean, population sd]`` of ``values[mask]`` (two passes).
-
-    Sums run over blocks of :data:`_BLOCK` values whose sums are then added, so rounding stays
-    close to NumPy's pairwise summation; the statistics are NaN when a value is not finite.
-    Constant values give their value as the mean and an sd of exactly 0.
-    """
+def _masked_values(values: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``values[mask]`` (C order), without branches: every value is written, the index only
+    advances inside the mask."""
     v = values.ravel()
     m = mask.ravel()
+    buf = np.empty(m.size + 1, dtype=np.float64)
     n = 0
-    n_bad = 0
-    vmax = -np.inf
-    vmin = np.inf
-    total = 0.0
-    block = 0.0
     for i in range(m.size):
-        if m[i]:
-            x = v[i]
-            if not np.isfinite(x):
-                n_bad += 1
-            if x > vmax:
-                vmax = x
-            if x < vmin:
-                vmin = x
-            block += x
-            n += 1
-            if n % _BLOCK == 0:
-                total += block
-                block = 0.0
+        buf[n] = v[i]
+        n += m[i]
+    return buf[:n]
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _value_stats(x: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``[n, n_non_finite, max, min, mean, population sd]`` of ``x`` (NaN statistics if a value is
+    not finite; a constant ``x`` gets its value as mean and an sd of exactly 0).
+
+    Sums may be reassociated (SIMD lanes: partial sums, as accurate as NumPy's pairwise sums);
+    non-finite values are still detected (no ``nnan``/``ninf`` assumption).
+    """
+    n = x.size
     out = np.full(6, np.nan)
     out[0] = n
+    n_bad = 0
+    for i in range(n):
+        n_bad += not np.isfinite(x[i])
     out[1] = n_bad
     if n == 0 or n_bad > 0:
         return out
-    mean = (total + block) / n
+    vmax = x[0]
+    vmin = x[0]
     total = 0.0
-    block = 0.0
-    k = 0
-    for i in range(m.size):
-        if m[i]:
-            d = v[i] - mean
-            block += d * d
-            k += 1
-            if k % _BLOCK == 0:
-                total += block
-                block = 0.0
+    for i in range(n):
+        xi = x[i]
+        vmax = max(vmax, xi)
+        vmin = min(vmin, xi)
+        total += xi
     out[2] = vmax
     out[3] = vmin
-    if vmax == vmin:  # constant: the exact mean and sd, not the rounding residue of the sums
+    if vmax == vmin:
         out[4] = vmax
         out[5] = 0.0
         return out
+    mean = total / n
+    sq = 0.0
+    for i in range(n):
+        d = x[i] - mean
+        sq += d * d
     out[4] = mean
-    out[5] = np.sqrt((total + block) / n)
+    out[5] = np.sqrt(sq / n)
     return out
 
 
@@ -136,8 +130,9 @@ def lesion_metrics(
 ) -> dict[str, float]:
     """SUV and volume metrics of one lesion.
 
-    One compiled pass over the mask gives the voxel count, maximum, minimum and sum, a
-    second the squared deviations from the mean (sums in blocks, as exact as NumPy's); when
+    Compiled passes gather the lesion's values, then give the voxel count, maximum, minimum
+    and sum, then the squared deviations from the mean (SIMD partial sums, as exact as
+    NumPy's pairwise sums; a constant lesion gets an sd of exactly 0); when
     ``local_peak`` is not given, SUVpeak comes from the sphere means around the lesion's
     hottest voxel(s) only (:mod:`smartimaging.preprocess.sphere`).
 
@@ -186,7 +181,7 @@ def lesion_metrics(
         check_same_geometry(suv, mask, what="SUV image and lesion mask")
     values = np.ascontiguousarray(suv.array, dtype=np.float64)
     roi = np.ascontiguousarray(mask.array, dtype=np.bool_)
-    n_f, n_bad_f, vmax, vmin, mean, sd = _lesion_stats(values, roi)
+    n_f, n_bad_f, vmax, vmin, mean, sd = _value_stats(_masked_values(values, roi))
     n, n_bad = int(n_f), int(n_bad_f)
     if n == 0:
         mask.require_nonempty("PET lesion")

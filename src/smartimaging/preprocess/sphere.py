@@ -89,29 +89,32 @@ def _kernel_offsets(spacing_zyx: tuple[float, ...], radius_mm: float) -> np.ndar
 
 
 @numba.njit(cache=True, nogil=True)
-def _sphere_mean(
-    v: np.ndarray,
-    shape: tuple[int, int, int],
-    offs: np.ndarray,
-    flat_offs: np.ndarray,
-    half: np.ndarray,
-    i: int,
+def _flat_offsets(offs: np.ndarray, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Offsets in a C-ordered ``(., ny, nx)`` array, and the kernel's half-widths per axis."""
+    flat = np.empty(offs.shape[0], dtype=np.int64)
+    half = np.zeros(3, dtype=np.int64)
+    for k in range(offs.shape[0]):
+        flat[k] = (offs[k, 0] * ny + offs[k, 1]) * nx + offs[k, 2]
+        for ax in range(3):
+            half[ax] = max(half[ax], abs(offs[k, ax]))
+    return flat, half
+
+
+@numba.njit(cache=True, nogil=True)
+def _sphere_mean_checked(
+    v: np.ndarray, shape: tuple[int, int, int], offs: np.ndarray, a: int, b: int, c: int
 ) -> float:  # pragma: no cover - compiled
-    """Mean of the finite in-image values of the sphere around flat index ``i``."""
+    """Mean of the finite in-image values of the sphere around voxel ``(a, b, c)``, summed voxel
+    by voxel (spheres crossing the image border, or holding a non-finite voxel).
+
+    The kernels sum a sphere that lies inside the image over the flat offsets instead, with no
+    bounds checks (unsigned indices: no negative-index handling), and come here when it
+    crosses the border or that sum is not finite.
+    """
     ny, nx = shape[1], shape[2]
-    a = i // (ny * nx)
-    b = (i // nx) % ny
-    c = i % nx
-    k_n = flat_offs.shape[0]
-    if half[0] <= a < shape[0] - half[0] and half[1] <= b < ny - half[1] and half[2] <= c < nx - half[2]:
-        s = 0.0
-        for k in range(k_n):
-            s += v[i + flat_offs[k]]
-        if np.isfinite(s):
-            return s / k_n
     s = 0.0
     cnt = 0
-    for k in range(k_n):
+    for k in range(offs.shape[0]):
         z = a + offs[k, 0]
         y = b + offs[k, 1]
         x = c + offs[k, 2]
@@ -124,138 +127,94 @@ def _sphere_mean(
 
 
 @numba.njit(cache=True, nogil=True)
-def _flat_offsets(offs: np.ndarray, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    flat = np.empty(offs.shape[0], dtype=np.int64)
-    half = np.zeros(3, dtype=np.int64)
-    for k in range(offs.shape[0]):
-        flat[k] = (offs[k, 0] * ny + offs[k, 1]) * nx + offs[k, 2]
-        for ax in range(3):
-            half[ax] = max(half[ax], abs(offs[k, ax]))
-    return flat, half
-
-
-@numba.njit(cache=True, nogil=True)
-def _row_means(
-    v: np.ndarray,
-    m: np.ndarray,
-    shape: tuple[int, int, int],
-    offs: np.ndarray,
-    flat: np.ndarray,
-    half: np.ndarray,
-    row: int,
-    acc: np.ndarray,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Sphere means of the ROI voxels of one x-row (flat start index ``row``) into ``acc``.
-
-    Returns the first and last x of the row's ROI voxels (``-1, -2`` when there are none);
-    ``acc[x - first]`` holds the mean at ROI voxels (other entries are meaningless). When
-    every sphere of the run lies inside the image the run is summed offset by offset, all
-    voxels at once (SIMD, in the same order of offsets as :func:`_sphere_mean`); a mean
-    that is not finite, or a run reaching the border, goes through :func:`_sphere_mean`.
-    """
-    nz, ny, nx = shape
-    first = -1
-    last = -2
-    for c in range(nx):
-        if m[row + c]:
-            if first < 0:
-                first = c
-            last = c
-    if first < 0:
-        return first, last
-    a = row // (ny * nx)
-    b = (row // nx) % ny
-    length = last - first + 1
-    inside = half[0] <= a < nz - half[0] and half[1] <= b < ny - half[1]
-    if inside and first >= half[2] and last < nx - half[2]:
-        for c in range(length):
-            acc[c] = 0.0
-        start = row + first
-        for k in range(flat.shape[0]):
-            o = start + flat[k]
-            for c in range(length):
-                acc[c] += v[o + c]
-        k_n = float(flat.shape[0])
-        for c in range(length):
-            mean = acc[c] / k_n
-            if not np.isfinite(mean) and m[row + first + c]:
-                mean = _sphere_mean(v, shape, offs, flat, half, row + first + c)
-            acc[c] = mean
-    else:
-        for c in range(length):
-            if m[row + first + c]:
-                acc[c] = _sphere_mean(v, shape, offs, flat, half, row + first + c)
-    return first, last
-
-
-@numba.njit(cache=True, nogil=True)
 def _peaks_kernel(
     values: np.ndarray, mask: np.ndarray, offs: np.ndarray, want_global: bool
 ) -> tuple[int, int, float, float]:  # pragma: no cover - compiled
-    """ROI voxel count, non-finite ROI voxel count, local peak and global peak (NaN if not computed).
+    """ROI voxel count, non-finite ROI voxel count, local peak and global peak, in one pass.
 
-    The local peak is the highest sphere mean among the ROI voxels of maximum intensity; the
-    global peak the highest over all ROI voxels (only when ``want_global``). Nothing is
-    averaged when the ROI is empty or holds a non-finite value.
+    The local peak is the highest sphere mean among the ROI voxels of maximum intensity (the
+    running maximum: a higher voxel restarts it, an equal one competes); the global peak the
+    highest over all ROI voxels (NaN unless ``want_global``; without it, only voxels at the
+    running maximum get a sphere). The peaks are meaningless when the ROI is empty or holds a
+    non-finite value (the counts say so).
     """
     shape = values.shape
+    nz, ny, nx = shape
     v = values.ravel()
     m = mask.ravel()
+    flat, half = _flat_offsets(offs, ny, nx)
     n = 0
     n_bad = 0
     vmax = -np.inf
-    for i in range(m.size):
-        if m[i]:
-            n += 1
-            x = v[i]
-            if not np.isfinite(x):
-                n_bad += 1
-            elif x > vmax:
-                vmax = x
-    if n == 0 or n_bad > 0:
-        return n, n_bad, np.nan, np.nan
-    flat, half = _flat_offsets(offs, shape[1], shape[2])
     local = -np.inf
     glob = -np.inf
-    if not want_global:
-        for i in range(m.size):
-            if m[i] and v[i] == vmax:
-                mean = _sphere_mean(v, shape, offs, flat, half, i)
-                if mean > local:
-                    local = mean
-        return n, n_bad, local, np.nan
-    acc = np.empty(shape[2], dtype=np.float64)
-    for row in range(0, m.size, shape[2]):
-        first, last = _row_means(v, m, shape, offs, flat, half, row, acc)
-        for c in range(first, last + 1):
-            if m[row + c]:
-                mean = acc[c - first]
+    k_n = flat.shape[0]
+    k_f = float(k_n)
+    for a in range(nz):
+        for b in range(ny):
+            row = (a * ny + b) * nx
+            inside_ab = half[0] <= a < nz - half[0] and half[1] <= b < ny - half[1]
+            for c in range(nx):
+                i = row + c
+                if not m[i]:
+                    continue
+                n += 1
+                x = v[i]
+                if not np.isfinite(x):
+                    n_bad += 1
+                    continue
+                if x < vmax and not want_global:
+                    continue
+                if inside_ab and half[2] <= c < nx - half[2]:
+                    s = 0.0
+                    for k in range(k_n):
+                        s += v[np.uint64(i + flat[k])]
+                    mean = s / k_f
+                    if not np.isfinite(mean):
+                        mean = _sphere_mean_checked(v, shape, offs, a, b, c)
+                else:
+                    mean = _sphere_mean_checked(v, shape, offs, a, b, c)
                 if mean > glob:
                     glob = mean
-                if v[row + c] == vmax and mean > local:
+                if x > vmax:
+                    vmax = x
                     local = mean
-    return n, n_bad, local, glob
+                elif x == vmax and mean > local:
+                    local = mean
+    return n, n_bad, local, glob if want_global else np.nan
 
 
 @numba.njit(cache=True, nogil=True)
 def _means_kernel(values: np.ndarray, mask: np.ndarray, offs: np.ndarray) -> np.ndarray:  # pragma: no cover
     """Sphere mean at every ROI voxel, C order."""
     shape = values.shape
+    nz, ny, nx = shape
     v = values.ravel()
     m = mask.ravel()
     n = 0
     for i in range(m.size):
-        if m[i]:
-            n += 1
+        n += m[i]
     out = np.empty(n, dtype=np.float64)
-    flat, half = _flat_offsets(offs, shape[1], shape[2])
-    acc = np.empty(shape[2], dtype=np.float64)
+    flat, half = _flat_offsets(offs, ny, nx)
+    k_f = float(flat.shape[0])
     j = 0
-    for row in range(0, m.size, shape[2]):
-        first, last = _row_means(v, m, shape, offs, flat, half, row, acc)
-        for c in range(first, last + 1):
-            if m[row + c]:
-                out[j] = acc[c - first]
+    for a in range(nz):
+        for b in range(ny):
+            row = (a * ny + b) * nx
+            inside_ab = half[0] <= a < nz - half[0] and half[1] <= b < ny - half[1]
+            for c in range(nx):
+                i = row + c
+                if not m[i]:
+                    continue
+                mean = np.nan
+                if inside_ab and half[2] <= c < nx - half[2]:
+                    s = 0.0
+                    for k in range(flat.shape[0]):
+                        s += v[np.uint64(i + flat[k])]
+                    mean = s / k_f
+                if not np.isfinite(mean):
+                    mean = _sphere_mean_checked(v, shape, offs, a, b, c)
+                out[j] = mean
                 j += 1
     return out
 
