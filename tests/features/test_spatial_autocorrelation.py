@@ -157,6 +157,12 @@ def test_cached_weight_spectra_are_keyed_by_spacing_and_read_only(monkeypatch: p
             got = morphology.spatial_autocorrelation_grid(values, mask, spacing=spacing)
             expected = moran_geary_pairs(np.argwhere(mask), values[mask], spacing)
             assert got == pytest.approx(expected, rel=1e-10)
+    monkeypatch.setattr(morphology, "_CACHE_MAX_ELEMENTS", 0)  # large spectra are not cached
+    for path in ("toeplitz", "fft3"):
+        _force(monkeypatch, path)
+        got = morphology.spatial_autocorrelation_grid(values, mask, spacing=(1.5, 1.0, 0.7))
+        expected = moran_geary_pairs(np.argwhere(mask), values[mask], (1.5, 1.0, 0.7))
+        assert got == pytest.approx(expected, rel=1e-10)
     planes = morphology._weight_spectrum_planes(3, (8, 10), (1.0, 1.0, 1.0))
     octant = morphology._weight_spectrum_octant((8, 8, 10), (1.0, 1.0, 1.0))
     for arr in (planes, octant):

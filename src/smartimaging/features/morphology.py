@@ -32,6 +32,7 @@ Conventions for degenerate ROIs (documented, never NaN):
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -87,8 +88,10 @@ _LEGENDRE_TERMS = 20  # IBSI: stop the ellipsoid area series after nu = 20
 # _TOEPLITZ_COST = 0 (inf) forces the Toeplitz pass (the three-axis FFT) on the FFT side.
 _PAIR_COST = 2.2
 _FFT_LINE_COST = 0.7
-_TOEPLITZ_COST = 0.5
+_TOEPLITZ_COST = 0.4
 _FFT_COST_FACTOR = 1.0
+# weight spectra up to this many elements (8 MiB) are cached; larger ones are recomputed
+_CACHE_MAX_ELEMENTS = 2**20
 
 
 def _mesh(mask: np.ndarray, spacing_zyx: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -709,12 +712,18 @@ def spatial_autocorrelation_grid(
     spectra = sp_fft.rfft(fields, n=p2, axis=3)
     spectra = sp_fft.fft(spectra, n=p1, axis=2, overwrite_x=True)
     if toeplitz <= third:
-        planes = _weight_spectrum_planes(b0, (p1, p2), sp)
+        planes_fn: Callable[..., np.ndarray] = _weight_spectrum_planes
+        if b0 * p1 * (p2 + 2) > _CACHE_MAX_ELEMENTS:
+            planes_fn = _weight_spectrum_planes.__wrapped__
+        planes = planes_fn(b0, (p1, p2), sp)
         total_w, cross, gm = _toeplitz_sums(spectra.view(np.float64), planes)
     else:
         spectra = sp_fft.fft(spectra, n=p0, axis=1, overwrite_x=True)
         # Parseval: sum_o w(o) corr_ab(o) = (1/N) sum_k W(k) conj(A(k)) B(k), W real (w is even).
-        total_w, cross, gm = _parseval_sums(spectra, _weight_spectrum_octant((p0, p1, p2), sp))
+        octant_fn: Callable[..., np.ndarray] = _weight_spectrum_octant
+        if (p0 // 2 + 1) * (p1 // 2 + 1) * (p2 // 2 + 1) > _CACHE_MAX_ELEMENTS:
+            octant_fn = _weight_spectrum_octant.__wrapped__
+        total_w, cross, gm = _parseval_sums(spectra, octant_fn((p0, p1, p2), sp))
     return _moran_geary(n, ss, total_w, cross, 2.0 * gm - 2.0 * cross)
 
 
