@@ -12,12 +12,12 @@ radius of the centre voxel, distances being measured in mm with the image's (pos
 anisotropic) spacing. Voxels beyond the image border do not exist and are not counted; neither
 are non-finite image voxels outside the ROI (non-finite values inside the ROI are an error).
 
-Method: one compiled pass (:mod:`smartimaging.preprocess.sphere`) finds the ROI's maximum and
-sums the sphere directly, voxel by voxel, only where a mean is needed: around the
-maximum-intensity voxels for the local peak, around every ROI voxel for the global peak.
-The sums are exact up to floating-point rounding (they equal a correlation of the image
-with the spherical kernel to about ``1e-16`` relative); very large ROIs are correlated over
-their bounding box (FFT) instead.
+Method: one compiled pass over the ROI (:mod:`smartimaging.preprocess.sphere`) finds the
+maximum and sums the sphere directly, voxel by voxel, only where a mean is needed: around
+every ROI voxel for the global peak (the local peak then comes with it), around the voxels at
+the running maximum when only the local peak is wanted (SUVpeak). The sums are exact up to
+floating-point rounding (they equal a correlation of the image with the spherical kernel to
+about ``1e-16`` relative); very large ROIs are correlated over their bounding box (FFT).
 
 References
 ----------

@@ -5,15 +5,19 @@ threshold reference (segment); both use these functions.
 
 A sphere holds every image voxel whose centre lies within the radius of the centre voxel
 (:func:`sphere_kernel`); voxels beyond the image border and non-finite voxels are not counted.
-The means are summed directly, voxel by voxel, by a compiled kernel, and only where they are
-needed: at every ROI voxel (:func:`sphere_means`, the global peak), or only at the ROI's
-maximum-intensity voxels (the local peak). A sphere that lies inside the image is summed over
-the kernel's flat offsets without bounds checks; when that sum is not finite (a non-finite voxel
-in the sphere), or the sphere crosses the image border, the sphere is summed again voxel by
-voxel, skipping non-finite and out-of-image voxels. Every sum is exact up to floating-point
-rounding (the order of the additions differs from a correlation's, about ``1e-16`` relative).
-ROIs so large that ``voxels x kernel size`` exceeds :data:`_DIRECT_MAX_OPS` are correlated over
-their bounding box instead (FFT), which is faster there.
+
+Method: a compiled kernel sums each sphere directly, voxel by voxel, and only where a mean is
+needed: at every ROI voxel (:func:`sphere_means`, the global peak), or, for the local peak
+alone, at the voxels that equal the running maximum of the ROI when they are reached (a higher
+voxel restarts the local peak, an equal one competes, so ties are resolved exactly as by taking
+the highest mean among all voxels of maximum intensity). A sphere that lies inside the image is
+summed over the kernel's flat offsets without bounds checks; when that sum is not finite (a
+non-finite voxel in the sphere), or the sphere crosses the image border, it is summed again
+voxel by voxel, skipping non-finite and out-of-image voxels. The kernel (and its offsets) is
+built once per spacing and radius. Every sum is exact up to floating-point rounding: only the
+order of the additions differs from a correlation with the kernel (about ``1e-16`` relative;
+the tests assert ``1e-12``). ROIs so large that ``voxels x kernel size`` exceeds
+:data:`_DIRECT_MAX_OPS` are correlated over their bounding box instead (FFT), faster there.
 """
 
 from __future__ import annotations
@@ -237,7 +241,12 @@ def _sphere_peaks(
     offs = _kernel_offsets(tuple(float(s) for s in spacing_zyx), float(radius_mm))
     values = np.ascontiguousarray(array, dtype=np.float64)
     roi = np.ascontiguousarray(mask, dtype=np.bool_)
-    big = want_global and offs.shape[0] * int(np.count_nonzero(roi)) > _DIRECT_MAX_OPS
+    k_n = offs.shape[0]
+    big = (
+        want_global
+        and k_n * roi.size > _DIRECT_MAX_OPS
+        and k_n * int(np.count_nonzero(roi)) > _DIRECT_MAX_OPS
+    )
     n, n_bad, local, glob = _peaks_kernel(values, roi, offs, want_global and not big)
     if big and n and not n_bad:
         glob = float(_box_sphere_means(values, roi, spacing_zyx, radius_mm).max())
