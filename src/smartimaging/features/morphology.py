@@ -542,36 +542,46 @@ def _pair_sums(
 @numba.njit(cache=True, nogil=True)
 def _roi_voxels(
     values: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """Voxel indices relative to the ROI's bounding box, intensities (C order) and box size."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
+    """Voxel indices relative to the ROI's bounding box, intensities (C order), box size, and
+    whether the intensities are all equal."""
     s0, s1, s2 = mask.shape
     n = 0
-    lo = np.array([s0, s1, s2], dtype=np.int64)
-    hi = np.full(3, -1, dtype=np.int64)
+    lo0, lo1, lo2 = s0, s1, s2
+    hi0, hi1, hi2 = -1, -1, -1
     for a in range(s0):
         for b in range(s1):
+            first = -1
+            last = -1
             for c in range(s2):
                 if mask[a, b, c]:
                     n += 1
-                    lo[0] = min(lo[0], a)
-                    hi[0] = max(hi[0], a)
-                    lo[1] = min(lo[1], b)
-                    hi[1] = max(hi[1], b)
-                    lo[2] = min(lo[2], c)
-                    hi[2] = max(hi[2], c)
+                    if first < 0:
+                        first = c
+                    last = c
+            if first >= 0:
+                lo0 = min(lo0, a)
+                hi0 = max(hi0, a)
+                lo1 = min(lo1, b)
+                hi1 = max(hi1, b)
+                lo2 = min(lo2, first)
+                hi2 = max(hi2, last)
     idx = np.empty((n, 3), dtype=np.int64)
     vals = np.empty(n, dtype=np.float64)
     k = 0
-    for a in range(lo[0], hi[0] + 1):
-        for b in range(lo[1], hi[1] + 1):
-            for c in range(lo[2], hi[2] + 1):
+    constant = True
+    for a in range(lo0, hi0 + 1):
+        for b in range(lo1, hi1 + 1):
+            for c in range(lo2, hi2 + 1):
                 if mask[a, b, c]:
-                    idx[k, 0] = a - lo[0]
-                    idx[k, 1] = b - lo[1]
-                    idx[k, 2] = c - lo[2]
+                    idx[k, 0] = a - lo0
+                    idx[k, 1] = b - lo1
+                    idx[k, 2] = c - lo2
                     vals[k] = values[a, b, c]
+                    constant = constant and vals[k] == vals[0]
                     k += 1
-    return idx, vals, hi - lo + 1
+    box = np.array([hi0 - lo0 + 1, hi1 - lo1 + 1, hi2 - lo2 + 1], dtype=np.int64)
+    return idx, vals, box, constant
 
 
 @numba.njit(cache=True, nogil=True)
@@ -676,11 +686,11 @@ def spatial_autocorrelation_grid(
     ----------
     IBSI 1 manual: Moran's I index (N365), Geary's C measure (NPT7).
     """
-    idx, vals, box_arr = _roi_voxels(
+    idx, vals, box_arr, constant = _roi_voxels(
         np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(mask, dtype=np.bool_)
     )
     n = vals.size
-    if n < 2 or float(vals.max()) == float(vals.min()):
+    if n < 2 or constant:
         return 0.0, 1.0
     d = vals - float(np.mean(vals))
     ss = float(np.dot(d, d))
