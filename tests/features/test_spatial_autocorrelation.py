@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from _reference_kernels import moran_geary_fft, moran_geary_pairs
 
+from smartimaging.exceptions import FeatureError
 from smartimaging.features import morphology
 
 # (_FFT_COST_FACTOR, _TOEPLITZ_COST) forcing each path; "auto" lets the cost model choose
@@ -196,3 +197,9 @@ def test_works_in_a_process_forked_after_use(monkeypatch: pytest.MonkeyPatch) ->
     for g in got:
         assert g == pytest.approx(expected[0], rel=1e-10)
         assert g == pytest.approx(expected[1], rel=1e-10)
+
+
+def test_coinciding_points_are_an_error() -> None:
+    pts = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    with pytest.raises(FeatureError, match="coincide"):
+        morphology.spatial_autocorrelation(pts, np.array([1.0, 2.0, 4.0]))

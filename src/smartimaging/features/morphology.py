@@ -623,6 +623,11 @@ def spatial_autocorrelation(points: np.ndarray, values: np.ndarray) -> tuple[flo
     moran_i, geary_c : float
         See the module docstring for the constant-intensity convention.
 
+    Raises
+    ------
+    FeatureError
+        If two points coincide, or a coordinate or value is not finite.
+
     References
     ----------
     IBSI 1 manual: Moran's I index (N365), Geary's C measure (NPT7).
@@ -640,6 +645,11 @@ def spatial_autocorrelation(points: np.ndarray, values: np.ndarray) -> tuple[flo
         np.ascontiguousarray(pts[:, 2]),
         d,
     )
+    if not (np.isfinite(total_w) and np.isfinite(cross) and np.isfinite(sq)):
+        raise FeatureError(
+            "Moran's I / Geary's C: two points coincide (infinite inverse-distance weight) or a "
+            "coordinate or value is not finite; pass distinct, finite voxel centres and intensities"
+        )
     return _moran_geary(n, ss, total_w, cross, sq)
 
 
