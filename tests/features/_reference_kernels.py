@@ -266,3 +266,103 @@ def gldzm_reference(
             z_level, z_dist, float(np.count_nonzero(padded))
         )
     return out
+
+
+# spatial-speed: the former implementations of Moran's I / Geary's C (exact pair sums and the
+# three-transform FFT path) and of the 1 cm³ sphere means (correlation over the whole box)
+
+
+def moran_geary_pairs(
+    idx: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float]
+) -> tuple[float, float]:
+    """Moran's I and Geary's C from the exact all-pairs sums (NumPy, blocked; constant -> (0, 1))."""
+    vals = np.asarray(values, dtype=np.float64)
+    n = vals.size
+    if n < 2 or float(vals.max()) == float(vals.min()):
+        return 0.0, 1.0
+    d = vals - vals.mean()
+    ss = float(np.sum(d**2))
+    pts = np.asarray(idx, dtype=np.float64) * np.asarray(spacing, dtype=np.float64)
+    total_w = cross = sq = 0.0
+    for start in range(0, n, 512):
+        diff = pts[start : start + 512, None, :] - pts[None, :, :]
+        r = np.sqrt(np.sum(diff**2, axis=-1))
+        with np.errstate(divide="ignore"):
+            w = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 0.0)
+        di = d[start : start + 512]
+        total_w += float(w.sum())
+        cross += float(di @ w @ d)
+        sq += float(np.sum(w * (di[:, None] - d[None, :]) ** 2))
+    moran = n / total_w * cross / ss
+    geary = (n - 1) / (2.0 * total_w) * sq / ss
+    return float(moran), float(geary)
+
+
+def moran_geary_fft(
+    values: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float]
+) -> tuple[float, float]:
+    """The former FFT path: mask, centred and squared fields zero-padded to twice the box, three
+    3D real FFTs, the (even) weights' spectrum from a DCT-I of one octant, Parseval sums (NumPy)."""
+    from scipy import fft as sp_fft
+
+    idx = np.argwhere(mask)
+    vals = np.asarray(values[mask], dtype=np.float64)
+    n = vals.size
+    d = vals - vals.mean()
+    ss = float(np.sum(d**2))
+    if n < 2 or ss <= 0.0:
+        return 0.0, 1.0
+    lo = idx.min(axis=0)
+    box = idx.max(axis=0) - lo + 1
+    padded = [int(sp_fft.next_fast_len(int(2 * b), real=True)) for b in box]
+    padded = [p + (p % 2) for p in padded]
+    fields = np.zeros((3, *(int(b) for b in box)))
+    where = tuple((idx - lo).T)
+    fields[(0, *where)] = 1.0
+    fields[(1, *where)] = d
+    fields[(2, *where)] = d * d
+    spectra = sp_fft.rfftn(fields, s=padded, axes=(1, 2, 3))
+    offs = [np.arange(p // 2 + 1, dtype=np.float64) * s for p, s in zip(padded, spacing, strict=True)]
+    r2 = offs[0][:, None, None] ** 2 + offs[1][None, :, None] ** 2 + offs[2][None, None, :] ** 2
+    r2[0, 0, 0] = np.inf
+    octant = sp_fft.dctn(1.0 / np.sqrt(r2), type=1) / float(np.prod(padded))
+    fold = [np.minimum(np.arange(p), p - np.arange(p)) for p in padded[:2]]
+    w = octant[fold[0][:, None], fold[1][None, :], :]
+    mult = np.full(spectra.shape[3], 2.0)
+    mult[0] = 1.0
+    mult[-1] = 1.0
+    w = w * mult
+    m, dd, g = spectra
+    total_w = float(np.sum(w * np.abs(m) ** 2))
+    cross = float(np.sum(w * np.abs(dd) ** 2))
+    gm = float(np.sum(w * (g.real * m.real + g.imag * m.imag)))
+    sq = 2.0 * gm - 2.0 * cross
+    moran = n / total_w * cross / ss
+    geary = (n - 1) / (2.0 * total_w) * sq / ss
+    return float(moran), float(geary)
+
+
+def sphere_means_correlate(
+    values: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float], radius_mm: float
+) -> np.ndarray:
+    """Sphere means at every ROI voxel (C order) by correlating the whole image with the sphere
+    kernel (non-finite voxels and voxels beyond the border not counted)."""
+    from scipy import ndimage
+
+    sp = np.asarray(spacing_zyx, dtype=np.float64)
+    half = np.floor(radius_mm / sp + 1e-9).astype(int)
+    grids = np.meshgrid(*(np.arange(-h, h + 1) * s for h, s in zip(half, sp, strict=True)), indexing="ij")
+    kern = (sum(g**2 for g in grids) <= radius_mm**2 * (1 + 1e-12)).astype(np.float64)
+    finite = np.isfinite(values)
+    sums = ndimage.correlate(np.where(finite, values, 0.0), kern, mode="constant", cval=0.0)
+    counts = ndimage.correlate(finite.astype(np.float64), kern, mode="constant", cval=0.0)
+    return np.asarray(sums[mask] / counts[mask])
+
+
+def local_global_peaks(
+    values: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float], radius_mm: float
+) -> tuple[float, float]:
+    """Former local (sphere on the maximum voxel(s), highest of their means) and global peaks."""
+    means = sphere_means_correlate(values, mask, spacing_zyx, radius_mm)
+    roi = np.asarray(values[mask], dtype=np.float64)
+    return float(means[roi == roi.max()].max()), float(means.max())

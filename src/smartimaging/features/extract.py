@@ -169,7 +169,7 @@ class RoiData:
     @cached_property
     def local_peaks(self) -> dict[str, float]:
         """Local and global intensity peaks (shared by the local intensity family and SUVpeak)."""
-        return local_intensity.compute_image(self.image, self.intensity_mask)
+        return local_intensity.compute_image(self.image, self.intensity_mask, _checked=True)
 
 
 def _texture(
@@ -270,7 +270,9 @@ FAMILY_TABLE: dict[str, FamilySpec] = {
     ),
     pet.FAMILY: FamilySpec(
         pet.LESION_FEATURES,
-        lambda r: pet.lesion_metrics(r.image, r.intensity_mask, local_peak=r.local_peaks["loc.peak.local"]),
+        lambda r: pet.lesion_metrics(
+            r.image, r.intensity_mask, local_peak=r.local_peaks["loc.peak.local"], _checked=True
+        ),
         modalities=("PT",),
     ),
 }

@@ -12,9 +12,12 @@ radius of the centre voxel, distances being measured in mm with the image's (pos
 anisotropic) spacing. Voxels beyond the image border do not exist and are not counted; neither
 are non-finite image voxels outside the ROI (non-finite values inside the ROI are an error).
 
-The sphere means are computed for all ROI voxels at once by correlating the ROI's bounding box,
-padded by the radius, with a spherical kernel (direct correlation for small problems, FFT
-otherwise).
+Method: one compiled pass over the ROI (:mod:`smartimaging.preprocess.sphere`) finds the
+maximum and sums the sphere directly, voxel by voxel, only where a mean is needed: around
+every ROI voxel for the global peak (the local peak then comes with it), around the voxels at
+the running maximum when only the local peak is wanted (SUVpeak). The sums are exact up to
+floating-point rounding (they equal a correlation of the image with the spherical kernel to
+about ``1e-16`` relative); very large ROIs are correlated over their bounding box (FFT).
 
 References
 ----------
@@ -24,12 +27,10 @@ peak VJGA, global intensity peak 0F91.
 
 from __future__ import annotations
 
-import numpy as np
-
 from smartimaging.exceptions import FeatureError
 from smartimaging.features.registry import FeatureDef
 from smartimaging.image import Image, Mask, check_same_geometry
-from smartimaging.preprocess.sphere import RADIUS_MM, sphere_kernel, sphere_means
+from smartimaging.preprocess.sphere import RADIUS_MM, _sphere_peaks, sphere_kernel, sphere_means
 
 __all__ = ["FAMILY", "FEATURES", "RADIUS_MM", "compute_image", "sphere_kernel", "sphere_means"]
 
@@ -41,7 +42,9 @@ FEATURES: tuple[FeatureDef, ...] = (
 )
 
 
-def compute_image(image: Image, mask: Mask, *, radius_mm: float = RADIUS_MM) -> dict[str, float]:
+def compute_image(
+    image: Image, mask: Mask, *, radius_mm: float = RADIUS_MM, _checked: bool = False
+) -> dict[str, float]:
     """Local and global intensity peaks of ``image`` in ``mask``.
 
     Parameters
@@ -52,6 +55,9 @@ def compute_image(image: Image, mask: Mask, *, radius_mm: float = RADIUS_MM) -> 
         Intensity mask on the same grid.
     radius_mm : float
         Sphere radius in mm; the IBSI value 6.2 mm gives a 1 cm³ sphere.
+    _checked : bool
+        Private: the caller has already checked that image and mask share a voxel grid
+        (:func:`smartimaging.features.extract.extract` does), so the check is skipped.
 
     Returns
     -------
@@ -66,23 +72,21 @@ def compute_image(image: Image, mask: Mask, *, radius_mm: float = RADIUS_MM) -> 
         If the mask is empty.
     FeatureError
         If the image holds non-finite values inside the mask.
+    ValueError
+        If ``radius_mm`` is not positive.
 
     References
     ----------
     IBSI 1: VJGA (local intensity peak), 0F91 (global intensity peak).
     """
-    check_same_geometry(image, mask)
-    mask.require_nonempty("local intensity")
-    roi_values = np.asarray(image.array[mask.array], dtype=np.float64)
-    n_bad = int(np.count_nonzero(~np.isfinite(roi_values)))
+    if not _checked:
+        check_same_geometry(image, mask)
+    n, n_bad, local, glob = _sphere_peaks(image.array, mask.array, image.spacing_zyx, radius_mm)
+    if n == 0:
+        mask.require_nonempty("local intensity")
     if n_bad:
         raise FeatureError(
             f"local intensity peaks: the image holds {n_bad} non-finite value(s) inside the ROI; "
             "remove those voxels from the mask or fill them before extraction"
         )
-    means = sphere_means(image, mask, radius_mm=radius_mm)
-    at_max = roi_values == roi_values.max()
-    return {
-        "loc.peak.local": float(means[at_max].max()),
-        "loc.peak.global": float(means.max()),
-    }
+    return {"loc.peak.local": local, "loc.peak.global": glob}

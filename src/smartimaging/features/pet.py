@@ -33,13 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError
-from smartimaging.features import local_intensity
 from smartimaging.features.registry import FeatureDef
 from smartimaging.image import Image, Mask, check_same_geometry
+from smartimaging.preprocess.sphere import RADIUS_MM, _sphere_peaks
 
 __all__ = ["FAMILY", "FEATURES", "LESION_FEATURES", "PATIENT_FEATURES", "lesion_metrics", "patient_metrics"]
 
@@ -69,8 +70,71 @@ PATIENT_FEATURES: tuple[FeatureDef, ...] = (
 FEATURES: tuple[FeatureDef, ...] = LESION_FEATURES + PATIENT_FEATURES
 
 
-def lesion_metrics(suv: Image, mask: Mask, *, local_peak: float | None = None) -> dict[str, float]:
+@numba.njit(cache=True, nogil=True)
+def _masked_values(values: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``values[mask]`` (C order), without branches: every value is written, the index only
+    advances inside the mask."""
+    v = values.ravel()
+    m = mask.ravel()
+    buf = np.empty(m.size + 1, dtype=np.float64)
+    n = 0
+    for i in range(m.size):
+        buf[n] = v[i]
+        n += m[i]
+    return buf[:n]
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _value_stats(x: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``[n, n_non_finite, max, min, mean, population sd]`` of ``x`` (NaN statistics if a value is
+    not finite; a constant ``x`` gets its value as mean and an sd of exactly 0).
+
+    Sums may be reassociated (SIMD lanes: partial sums, as accurate as NumPy's pairwise sums);
+    non-finite values are still detected (no ``nnan``/``ninf`` assumption).
+    """
+    n = x.size
+    out = np.full(6, np.nan)
+    out[0] = n
+    n_bad = 0
+    for i in range(n):
+        n_bad += not np.isfinite(x[i])
+    out[1] = n_bad
+    if n == 0 or n_bad > 0:
+        return out
+    vmax = x[0]
+    vmin = x[0]
+    total = 0.0
+    for i in range(n):
+        xi = x[i]
+        vmax = max(vmax, xi)
+        vmin = min(vmin, xi)
+        total += xi
+    out[2] = vmax
+    out[3] = vmin
+    if vmax == vmin:
+        out[4] = vmax
+        out[5] = 0.0
+        return out
+    mean = total / n
+    sq = 0.0
+    for i in range(n):
+        d = x[i] - mean
+        sq += d * d
+    out[4] = mean
+    out[5] = np.sqrt(sq / n)
+    return out
+
+
+def lesion_metrics(
+    suv: Image, mask: Mask, *, local_peak: float | None = None, _checked: bool = False
+) -> dict[str, float]:
     """SUV and volume metrics of one lesion.
+
+    Compiled passes gather the lesion's values, then give the voxel count, maximum, minimum
+    and sum, then the squared deviations from the mean (SIMD partial sums, as exact as
+    NumPy's pairwise sums; a constant lesion gets an sd of exactly 0); when
+    ``local_peak`` is not given, SUVpeak comes from the sphere means around the lesion's
+    hottest voxel(s) only (:mod:`smartimaging.preprocess.sphere`).
 
     Parameters
     ----------
@@ -82,6 +146,9 @@ def lesion_metrics(suv: Image, mask: Mask, *, local_peak: float | None = None) -
         The IBSI local intensity peak of ``suv`` in ``mask`` when the caller has already
         computed it (:func:`smartimaging.features.local_intensity.compute_image`); computed
         here otherwise.
+    _checked : bool
+        Private: the caller has already checked that the SUV image and the mask share a
+        voxel grid (:func:`smartimaging.features.extract.extract` does), so the check is skipped.
 
     Returns
     -------
@@ -110,27 +177,31 @@ def lesion_metrics(suv: Image, mask: Mask, *, local_peak: float | None = None) -
     >>> out["PET.SUVpeak"], out["PET.MTV"], out["PET.TLG"]
     (4.0, 0.216, 0.864)
     """
-    check_same_geometry(suv, mask, what="SUV image and lesion mask")
-    mask.require_nonempty("PET lesion")
-    values = np.asarray(suv.array[mask.array], dtype=np.float64)
-    n_bad = int(np.count_nonzero(~np.isfinite(values)))
+    if not _checked:
+        check_same_geometry(suv, mask, what="SUV image and lesion mask")
+    values = np.ascontiguousarray(suv.array, dtype=np.float64)
+    roi = np.ascontiguousarray(mask.array, dtype=np.bool_)
+    n_f, n_bad_f, vmax, vmin, mean, sd = _value_stats(_masked_values(values, roi))
+    n, n_bad = int(n_f), int(n_bad_f)
+    if n == 0:
+        mask.require_nonempty("PET lesion")
     if n_bad:
         raise FeatureError(
             f"PET metrics: the SUV image holds {n_bad} non-finite value(s) inside the lesion; "
             "remove those voxels from the mask or fill them before extraction"
         )
     if local_peak is None:
-        local_peak = local_intensity.compute_image(suv, mask)["loc.peak.local"]
-    mtv = mask.volume_ml
-    mean = float(values.mean())
+        local_peak = _sphere_peaks(values, roi, suv.spacing_zyx, RADIUS_MM, want_global=False)[2]
+    sx, sy, sz = mask.spacing
+    mtv = n * (sx * sy * sz) / 1000.0
     return {
-        "PET.SUVmax": float(values.max()),
-        "PET.SUVmean": mean,
+        "PET.SUVmax": float(vmax),
+        "PET.SUVmean": float(mean),
         "PET.SUVpeak": float(local_peak),
-        "PET.SUVmin": float(values.min()),
-        "PET.SUVsd": float(values.std()),
+        "PET.SUVmin": float(vmin),
+        "PET.SUVsd": float(sd),
         "PET.MTV": mtv,
-        "PET.TLG": mean * mtv,
+        "PET.TLG": float(mean) * mtv,
     }
 
 

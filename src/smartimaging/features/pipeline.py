@@ -180,7 +180,6 @@ def extract_with_processing(
     IBSI 2 reference manual (arXiv:2006.05470), "Image processing" (order of filtering).
     """
     settings = settings if settings is not None else ExtractionSettings()
-    labels = {"case": case, "roi": roi, "modality": modality}
     if processing is None:
         processed = image.with_array(np.asarray(image.array, dtype=np.float64))
         intensity_mask: Mask | None = None
@@ -193,7 +192,9 @@ def extract_with_processing(
         settings=settings,
         image_type=image_type,
         intensity_mask=intensity_mask,
-        **labels,
+        case=case,
+        roi=roi,
+        modality=modality,
     )
     if not settings.filters:
         return table
@@ -219,7 +220,9 @@ def extract_with_processing(
                 settings=filtered_settings,
                 image_type=filter_image_type(f),
                 intensity_mask=roi_mask,
-                **labels,
+                case=case,
+                roi=roi,
+                modality=modality,
             )
         )
     return pd.concat(tables, ignore_index=True)
