@@ -131,6 +131,9 @@ def _shape_kernel(
     m0 = 0.0
     m1 = 0.0
     m2 = 0.0
+    i0 = 0
+    i1 = 0
+    i2 = 0
     for i in range(nz):
         for j in range(ny):
             for k in range(nx):
@@ -145,8 +148,13 @@ def _shape_kernel(
                     m0 += i * sz
                     m1 += j * sy
                     m2 += k * sx
+                    i0 += i
+                    i1 += j
+                    i2 += k
     mean = np.array([m0 / n, m1 / n, m2 / n])
-    # covariance (second pass, centred) and the padded bounding box
+    # covariance (second pass) and the padded bounding box; the centring uses the exact index
+    # sums, so that an axis on which every voxel has the same index has variance exactly 0
+    c_0, c_1, c_2 = i0 / n, i1 / n, i2 / n
     pz, py, px = hi0 - lo0 + 3, hi1 - lo1 + 3, hi2 - lo2 + 3
     padded = np.zeros((pz, py, px), dtype=np.int64)
     c00 = c01 = c02 = c11 = c12 = c22 = 0.0
@@ -155,9 +163,9 @@ def _shape_kernel(
             for k in range(lo2, hi2 + 1):
                 if mask[i, j, k]:
                     padded[i - lo0 + 1, j - lo1 + 1, k - lo2 + 1] = 1
-                    d0 = i * sz - mean[0]
-                    d1 = j * sy - mean[1]
-                    d2 = k * sx - mean[2]
+                    d0 = (i - c_0) * sz
+                    d1 = (j - c_1) * sy
+                    d2 = (k - c_2) * sx
                     c00 += d0 * d0
                     c01 += d0 * d1
                     c02 += d0 * d2
