@@ -12,6 +12,9 @@ themselves rounding noise (an ellipsoid density divided by a noise-sized axis, s
 
 from __future__ import annotations
 
+import inspect
+
+import numba
 import numpy as np
 import pytest
 from _reference_kernels import morphology_features
@@ -245,3 +248,23 @@ def test_geometry_checks_unchanged() -> None:
     rotated = Mask(m, spacing=(1.0, 1.0, 1.0), direction=np.diag([1.0, -1.0, -1.0]))
     with pytest.raises(GeometryMismatchError, match="intensity mask"):
         morphology.compute(img, Mask(m, spacing=(1.0, 1.0, 1.0)), rotated)
+
+
+def test_integer_hull_grows_its_face_arrays() -> None:
+    """The face arrays' growth path (rare at the default capacity) gives the same hull."""
+    src = inspect.getsource(morphology._hull_kernel.py_func)
+    src = src[src.index("def _hull_kernel") :]
+    assert "cap = 8 * n + 16" in src
+    namespace = {"np": np, "numba": numba, "_orient": morphology._orient}
+    exec(src.replace("cap = 8 * n + 16", "cap = 6"), namespace)
+    tiny = numba.njit(namespace["_hull_kernel"])
+    rng = np.random.default_rng(0)
+    pts = np.unique(rng.integers(0, 40, size=(300, 3)), axis=0).astype(np.int64)
+    dist = np.linalg.norm(pts - 20, axis=1)
+    pts = pts[(dist > 15) & (dist < 19)]  # a shell: most points are corners
+    spacing = np.array([1.0, 1.3, 0.7])
+    faces, is_vertex = tiny(pts)
+    volume, area = morphology._hull_measures(pts, faces, spacing)
+    ref = ConvexHull((pts * 0.5) * spacing)
+    assert (volume, area) == pytest.approx((ref.volume, ref.area), rel=1e-12)
+    assert set(ref.vertices.tolist()) <= set(np.flatnonzero(is_vertex).tolist())

@@ -14,6 +14,30 @@ Three representations of the ROI are used, as the IBSI prescribes:
 Distances are computed from voxel indices times the voxel spacing, so they are in mm and do not
 depend on the image orientation (the direction matrix is a rotation).
 
+How it is computed (everything but Moran's I and Geary's C in one compiled pass over the mask
+and two small compiled steps; no value differs from the former scikit-image + Qhull + NumPy
+implementation by more than rounding, ``tests/features/test_morphology_fast.py``):
+
+* **Mesh.** scikit-image's Lewiner marching cubes triangulates each cube from its 8 corner values
+  alone (ambiguous faces and interiors included), and on a binary mask at level 0.5 a cube has
+  one of 256 configurations. :func:`_mc_tables` runs scikit-image once on every configuration
+  of a single cube to get its triangles; :func:`_shape_kernel` walks the cubes of the padded
+  bounding box in scikit-image's order and adds the same per-face volume and area terms in
+  the same blocks of 128 faces, so the volume and area equal those of the scikit-image mesh.
+  No vertex or face array is built.
+* **Convex hull.** Every mesh vertex lies half-way along a voxel edge: the midpoint of a voxel
+  face between the mask and its outside (scikit-image also puts a vertex at the centre of some
+  ambiguous cubes; it lies between two edge midpoints of that cube, so it is no hull corner).
+  The kernel keeps the first and last of these on each line along the last axis,
+  :func:`_hull_candidates` the corners of the 2D hulls of each axis-aligned plane, and
+  :func:`_hull_kernel` builds the hull (Quickhull) with exact integer orientation tests in
+  half-voxel units: no tolerance, coplanar and collinear points are handled exactly. Its
+  volume and area (:func:`_hull_measures`) are exact up to the final rounding; the maximum
+  diameter and the bounding box come from its vertices.
+* **Moments.** The same pass counts the voxels and accumulates the voxel-centre mean and the
+  covariance matrix (centred on the exact mean index, so an axis on which all voxels share one
+  index has variance exactly 0); one more pass gives the intensity-weighted centre of mass.
+
 Not implemented: the oriented minimum bounding box and the minimum-volume enclosing ellipsoid
 densities (IBSI gives no reliable reference value for them on the digital phantom).
 
@@ -75,9 +99,6 @@ FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("morph.geary.c", "Geary's C measure", _FAMILY, "NPT7"),
 )
 
-# Pairwise work is split into blocks of at most this many distances (8 bytes each): 2**22 -> 32 MiB
-# per block array, a few such arrays alive at once.
-_BLOCK_ELEMENTS = 2**22
 _LEGENDRE_TERMS = 20  # IBSI: stop the ellipsoid area series after nu = 20
 # Cost of the FFT path per element and log2 factor, in pairs of the direct loop (measured: the
 # two paths break even near 500 voxels in a compact ROI).
@@ -118,8 +139,9 @@ def _shape_kernel(
     marching-cubes mesh (the mask cropped to its bounding box and padded by one empty voxel,
     iso-level 0.5, exactly the mesh of :func:`skimage.measure.marching_cubes`: the triangles of
     each cube come from :func:`_mc_tables` in scikit-image's cube and face order, and the
-    per-face terms are added in blocks of 128 faces); the mesh vertices (midpoints of the voxel
-    faces between the mask and its outside, in half-voxel units of the padded box, ``(m, 3)``);
+    per-face terms are added in blocks of 128 faces); the mesh vertices that can be corners of
+    its convex hull (midpoints of the voxel faces between the mask and its outside, the first
+    and last on each line along the last axis, in half-voxel units of the padded box, ``(m, 3)``);
     the voxel-centre mean (mm, axis order of the array, indices of ``mask``) and the covariance
     matrix of the voxel centres (``n - 1`` normalisation).
     """
@@ -156,7 +178,7 @@ def _shape_kernel(
     # sums, so that an axis on which every voxel has the same index has variance exactly 0
     c_0, c_1, c_2 = i0 / n, i1 / n, i2 / n
     pz, py, px = hi0 - lo0 + 3, hi1 - lo1 + 3, hi2 - lo2 + 3
-    padded = np.zeros((pz, py, px), dtype=np.int64)
+    padded = np.zeros((pz, py, px), dtype=np.uint8)
     c00 = c01 = c02 = c11 = c12 = c22 = 0.0
     for i in range(lo0, hi0 + 1):
         for j in range(lo1, hi1 + 1):
@@ -189,11 +211,15 @@ def _shape_kernel(
     face = 0
     for z in range(pz - 1):
         for y in range(py - 1):
-            c = (padded[z, y, 0] << 1) | (padded[z, y + 1, 0] << 3)
-            c |= (padded[z + 1, y, 0] << 5) | (padded[z + 1, y + 1, 0] << 7)
+            c = (np.int64(padded[z, y, 0]) << 1) | (np.int64(padded[z, y + 1, 0]) << 3)
+            c |= (np.int64(padded[z + 1, y, 0]) << 5) | (np.int64(padded[z + 1, y + 1, 0]) << 7)
             for x in range(px - 1):
-                c = ((c >> 1) & 0x55) | (padded[z, y, x + 1] << 1) | (padded[z, y + 1, x + 1] << 3)
-                c |= (padded[z + 1, y, x + 1] << 5) | (padded[z + 1, y + 1, x + 1] << 7)
+                c = (
+                    ((c >> 1) & 0x55)
+                    | (np.int64(padded[z, y, x + 1]) << 1)
+                    | (np.int64(padded[z, y + 1, x + 1]) << 3)
+                )
+                c |= (np.int64(padded[z + 1, y, x + 1]) << 5) | (np.int64(padded[z + 1, y + 1, x + 1]) << 7)
                 for t in range(counts[c]):
                     a0 = (2 * z + tris[c, t, 0, 0]) * 0.5 * sz
                     a1 = (2 * y + tris[c, t, 0, 1]) * 0.5 * sy
@@ -218,22 +244,10 @@ def _shape_kernel(
                         vol_blk = 0.0
                         area_blk = 0.0
                     face += 1
-    # mesh vertices: one per voxel face between the mask and its outside
-    m = 0
-    for z in range(1, pz - 1):
-        for y in range(1, py - 1):
-            for x in range(1, px - 1):
-                if padded[z, y, x]:
-                    m += 6 - (
-                        padded[z - 1, y, x]
-                        + padded[z + 1, y, x]
-                        + padded[z, y - 1, x]
-                        + padded[z, y + 1, x]
-                        + padded[z, y, x - 1]
-                        + padded[z, y, x + 1]
-                    )
-    verts = np.empty((m, 3), dtype=np.int64)
-    m = 0
+    # mesh vertices (one per voxel face between the mask and its outside) that can be hull
+    # corners: of those on one line along the last axis, only the first and the last
+    lo = np.full((2 * pz, 2 * py), 2 * px, dtype=np.int64)
+    hi = np.full((2 * pz, 2 * py), -1, dtype=np.int64)
     for z in range(1, pz - 1):
         for y in range(1, py - 1):
             for x in range(1, px - 1):
@@ -244,10 +258,26 @@ def _shape_kernel(
                             nb_y = y + step if ax == 1 else y
                             nb_x = x + step if ax == 2 else x
                             if not padded[nb_z, nb_y, nb_x]:
-                                verts[m, 0] = 2 * z + (step if ax == 0 else 0)
-                                verts[m, 1] = 2 * y + (step if ax == 1 else 0)
-                                verts[m, 2] = 2 * x + (step if ax == 2 else 0)
-                                m += 1
+                                hz = 2 * z + (step if ax == 0 else 0)
+                                hy = 2 * y + (step if ax == 1 else 0)
+                                hx = 2 * x + (step if ax == 2 else 0)
+                                lo[hz, hy] = min(lo[hz, hy], hx)
+                                hi[hz, hy] = max(hi[hz, hy], hx)
+    m = 0
+    for hz in range(2 * pz):
+        for hy in range(2 * py):
+            if hi[hz, hy] >= 0:
+                m += 1 if hi[hz, hy] == lo[hz, hy] else 2
+    verts = np.empty((m, 3), dtype=np.int64)
+    m = 0
+    for hz in range(2 * pz):
+        for hy in range(2 * py):
+            if hi[hz, hy] >= 0:
+                verts[m, 0], verts[m, 1], verts[m, 2] = hz, hy, lo[hz, hy]
+                m += 1
+                if hi[hz, hy] != lo[hz, hy]:
+                    verts[m, 0], verts[m, 1], verts[m, 2] = hz, hy, hi[hz, hy]
+                    m += 1
     return n, vol + vol_blk, area + area_blk, verts, mean, cov
 
 
