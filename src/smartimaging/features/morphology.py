@@ -34,9 +34,11 @@ implementation by more than rounding, ``tests/features/test_morphology_fast.py``
   half-voxel units: no tolerance, coplanar and collinear points are handled exactly. Its
   volume and area (:func:`_hull_measures`) are exact up to the final rounding; the maximum
   diameter and the bounding box come from its vertices.
-* **Moments.** The same pass counts the voxels and accumulates the voxel-centre mean and the
-  covariance matrix (centred on the exact mean index, so an axis on which all voxels share one
-  index has variance exactly 0); one more pass gives the intensity-weighted centre of mass.
+* **Moments.** The same pass counts the voxels and sums their indices exactly (integers): the
+  centre of mass, and the covariance matrix centred on the exact mean index, so an axis on
+  which all voxels share one index has variance exactly 0 (a line or a plane of voxels gets
+  the documented zero axes at any spacing). One more pass gives the intensity-weighted centre
+  of mass (compensated sums).
 
 Not implemented: the oriented minimum bounding box and the minimum-volume enclosing ellipsoid
 densities (IBSI gives no reliable reference value for them on the digital phantom).
@@ -142,17 +144,14 @@ def _shape_kernel(
     per-face terms are added in blocks of 128 faces); the mesh vertices that can be corners of
     its convex hull (midpoints of the voxel faces between the mask and its outside, the first
     and last on each line along the last axis, in half-voxel units of the padded box, ``(m, 3)``);
-    the voxel-centre mean (mm, axis order of the array, indices of ``mask``) and the covariance
-    matrix of the voxel centres (``n - 1`` normalisation).
+    the voxel-centre mean (mm, axis order of the array, indices of ``mask``; from the exact sums
+    of the indices) and the covariance matrix of the voxel centres (``n - 1`` normalisation).
     """
     nz, ny, nx = mask.shape
     sz, sy, sx = spacing[0], spacing[1], spacing[2]
     lo0, lo1, lo2 = nz, ny, nx
     hi0, hi1, hi2 = -1, -1, -1
     n = 0
-    m0 = 0.0
-    m1 = 0.0
-    m2 = 0.0
     i0 = 0
     i1 = 0
     i2 = 0
@@ -167,13 +166,10 @@ def _shape_kernel(
                     hi1 = max(hi1, j)
                     lo2 = min(lo2, k)
                     hi2 = max(hi2, k)
-                    m0 += i * sz
-                    m1 += j * sy
-                    m2 += k * sx
                     i0 += i
                     i1 += j
                     i2 += k
-    mean = np.array([m0 / n, m1 / n, m2 / n])
+    mean = np.array([(i0 / n) * sz, (i1 / n) * sy, (i2 / n) * sx])  # from exact index sums
     # covariance (second pass) and the padded bounding box; the centring uses the exact index
     # sums, so that an axis on which every voxel has the same index has variance exactly 0
     c_0, c_1, c_2 = i0 / n, i1 / n, i2 / n
@@ -389,7 +385,7 @@ def _hull_candidates(verts: np.ndarray) -> np.ndarray:
     return verts[keep] if int(np.count_nonzero(keep)) >= 4 else verts
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _orient(pts: np.ndarray, a: int, b: int, c: int, q: int) -> int:  # pragma: no cover - compiled
     """``((b - a) x (c - a)) . (q - a)`` in exact integers: > 0 when ``q`` is above face ``abc``."""
     u0, u1, u2 = pts[b, 0] - pts[a, 0], pts[b, 1] - pts[a, 1], pts[b, 2] - pts[a, 2]
@@ -408,9 +404,14 @@ def _hull_kernel(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: n
     an exact integer determinant, so no tolerance is involved: a point in the plane of a face is
     not above it, and points on the hull that are no corner may or may not be returned as
     vertices (they change no volume, area, extent or diameter).
+
+    Face slots of removed faces are reused: a closed triangulated surface on ``v <= n`` vertices
+    has ``2 v - 4`` triangles, and one step adds at most ``n`` before it removes the visible
+    ones, so ``3 n + 8`` slots always suffice.
     """
     n = pts.shape[0]
-    # initial tetrahedron: a point of minimal first coordinate, farthest point, largest triangle, largest volume
+    # initial tetrahedron: a point of minimal first coordinate, the farthest point from it, the
+    # largest triangle, the largest volume
     i0 = 0
     for i in range(1, n):
         if pts[i, 0] < pts[i0, 0]:
@@ -436,13 +437,14 @@ def _hull_kernel(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: n
             i3, best = i, d
     if _orient(pts, i0, i1, i2, i3) > 0:
         i1, i2 = i2, i1
-    cap = 8 * n + 16
+    cap = 3 * n + 8
     fv = np.empty((cap, 3), dtype=np.int64)
     fn = np.empty((cap, 3), dtype=np.int64)
     alive = np.zeros(cap, dtype=np.bool_)
     head = np.full(cap, -1, dtype=np.int64)
     mark = np.full(cap, -1, dtype=np.int64)
     vis = np.zeros(cap, dtype=np.bool_)
+    queued = np.zeros(cap, dtype=np.bool_)
     nxt = np.full(n, -1, dtype=np.int64)
     # faces of the tetrahedron (i3 lies below i0 i1 i2), outward orientation
     fv[0, 0], fv[0, 1], fv[0, 2] = i0, i1, i2
@@ -457,7 +459,7 @@ def _hull_kernel(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: n
                 for j in range(3):
                     if fv[g, j] == b and fv[g, (j + 1) % 3] == a:
                         fn[f, k] = g
-    nf = 4
+    nf = 4  # slots used so far
     for i in range(n):
         if i == i0 or i == i1 or i == i2 or i == i3:
             continue
@@ -466,17 +468,28 @@ def _hull_kernel(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: n
                 nxt[i] = head[f]
                 head[f] = i
                 break
+    todo = np.empty(cap, dtype=np.int64)  # faces that may have points above them (one entry per slot)
+    n_todo = 0
+    for f in range(4):
+        if head[f] >= 0:
+            todo[n_todo] = f
+            n_todo += 1
+            queued[f] = True
+    free = np.empty(cap, dtype=np.int64)  # slots of removed faces
+    n_free = 0
     start_of = np.full(n, -1, dtype=np.int64)
     end_of = np.full(n, -1, dtype=np.int64)
     stack = np.empty(cap, dtype=np.int64)
     visible = np.empty(cap, dtype=np.int64)
-    hor_f = np.empty(cap, dtype=np.int64)
-    hor_k = np.empty(cap, dtype=np.int64)
+    hor_f = np.empty(n, dtype=np.int64)
+    hor_k = np.empty(n, dtype=np.int64)
+    new = np.empty(n, dtype=np.int64)
     it = 0
-    f = 0
-    while f < nf:
+    while n_todo > 0:
+        n_todo -= 1
+        f = todo[n_todo]
+        queued[f] = False
         if not alive[f] or head[f] < 0:
-            f += 1
             continue
         # farthest point above f
         p, best = -1, -1
@@ -509,69 +522,55 @@ def _hull_kernel(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: n
                     hor_f[nh] = g
                     hor_k[nh] = k
                     nh += 1
-        if nf + nh > cap:  # grow the face arrays
-            new_cap = 2 * (nf + nh)
-            fv2 = np.empty((new_cap, 3), dtype=np.int64)
-            fn2 = np.empty((new_cap, 3), dtype=np.int64)
-            fv2[:nf] = fv[:nf]
-            fn2[:nf] = fn[:nf]
-            alive2 = np.zeros(new_cap, dtype=np.bool_)
-            alive2[:nf] = alive[:nf]
-            head2 = np.full(new_cap, -1, dtype=np.int64)
-            head2[:nf] = head[:nf]
-            mark2 = np.full(new_cap, -1, dtype=np.int64)
-            mark2[:nf] = mark[:nf]
-            vis2 = np.zeros(new_cap, dtype=np.bool_)
-            vis2[:nf] = vis[:nf]
-            fv, fn, alive, head, mark, vis = fv2, fn2, alive2, head2, mark2, vis2
-            cap = new_cap
-            stack = np.empty(cap, dtype=np.int64)
-            visible = np.empty(cap, dtype=np.int64)
-            hor_f2 = np.empty(cap, dtype=np.int64)
-            hor_k2 = np.empty(cap, dtype=np.int64)
-            hor_f2[:nh] = hor_f[:nh]
-            hor_k2[:nh] = hor_k[:nh]
-            hor_f, hor_k = hor_f2, hor_k2
-            # the visible list was overwritten: rebuild it from the marks of this round
-            nv = 0
-            for g in range(nf):
-                if mark[g] == it and vis[g]:
-                    visible[nv] = g
-                    nv += 1
-        first_new = nf
+        # one new face per horizon edge, from the edge to p
         for e in range(nh):
             g, k = hor_f[e], hor_k[e]
             a, b, h = fv[g, k], fv[g, (k + 1) % 3], fn[g, k]
-            fv[nf, 0], fv[nf, 1], fv[nf, 2] = a, b, p
-            fn[nf, 0] = h
+            if n_free > 0:
+                n_free -= 1
+                nw = free[n_free]
+            else:
+                nw = nf
+                nf += 1
+            new[e] = nw
+            fv[nw, 0], fv[nw, 1], fv[nw, 2] = a, b, p
+            fn[nw, 0] = h
             for j in range(3):
                 if fn[h, j] == g and fv[h, j] == b:
-                    fn[h, j] = nf
-            alive[nf] = True
-            head[nf] = -1
-            mark[nf] = -1
-            start_of[a] = nf
-            end_of[b] = nf
-            nf += 1
-        for g in range(first_new, nf):
-            fn[g, 1] = start_of[fv[g, 1]]
-            fn[g, 2] = end_of[fv[g, 0]]
+                    fn[h, j] = nw
+            alive[nw] = True
+            head[nw] = -1
+            mark[nw] = -1
+            start_of[a] = nw
+            end_of[b] = nw
+        for e in range(nh):
+            nw = new[e]
+            fn[nw, 1] = start_of[fv[nw, 1]]
+            fn[nw, 2] = end_of[fv[nw, 0]]
         # points above the removed faces go to the first new face they are above (or are inside)
         for v in range(nv):
             g = visible[v]
-            alive[g] = False
             q = head[g]
             while q >= 0:
                 q_next = nxt[q]
                 if q != p:
-                    for h in range(first_new, nf):
+                    for e in range(nh):
+                        h = new[e]
                         if _orient(pts, fv[h, 0], fv[h, 1], fv[h, 2], q) > 0:
                             nxt[q] = head[h]
                             head[h] = q
                             break
                 q = q_next
             head[g] = -1
-        f += 1
+            alive[g] = False
+            free[n_free] = g
+            n_free += 1
+        for e in range(nh):
+            h = new[e]
+            if head[h] >= 0 and not queued[h]:
+                todo[n_todo] = h
+                n_todo += 1
+                queued[h] = True
     m = 0
     for g in range(nf):
         if alive[g]:
@@ -632,19 +631,33 @@ def _max_distance_kernel(points: np.ndarray) -> float:  # pragma: no cover - com
 def _weighted_sums_kernel(
     mask: np.ndarray, values: np.ndarray, spacing: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
-    """``sum_i v_i p_i`` over the voxels of ``mask`` (C order, ``values`` in that order), in mm."""
+    """``sum_i v_i p_i`` over the voxels of ``mask`` (C order, ``values`` in that order), in mm.
+
+    The products of intensity and index are added with Neumaier's compensated summation (per
+    axis), then scaled by the spacing: the centroid is accurate to a few units of rounding
+    whatever the number of voxels.
+    """
     nz, ny, nx = mask.shape
-    out = np.zeros(3)
+    tot = np.zeros(3)
+    comp = np.zeros(3)
     t = 0
     for i in range(nz):
         for j in range(ny):
             for k in range(nx):
                 if mask[i, j, k]:
                     v = values[t]
-                    out[0] += v * (i * spacing[0])
-                    out[1] += v * (j * spacing[1])
-                    out[2] += v * (k * spacing[2])
                     t += 1
+                    for ax in range(3):
+                        x = v * (i if ax == 0 else (j if ax == 1 else k))
+                        s = tot[ax] + x
+                        if abs(tot[ax]) >= abs(x):
+                            comp[ax] += (tot[ax] - s) + x
+                        else:
+                            comp[ax] += (x - s) + tot[ax]
+                        tot[ax] = s
+    out = np.empty(3)
+    for ax in range(3):
+        out[ax] = (tot[ax] + comp[ax]) * spacing[ax]
     return out
 
 
