@@ -38,7 +38,7 @@ implementation by more than rounding, ``tests/features/test_morphology_fast.py``
   centre of mass, and the covariance matrix centred on the exact mean index, so an axis on
   which all voxels share one index has variance exactly 0 (a line or a plane of voxels gets
   the documented zero axes at any spacing). One more pass gives the intensity-weighted centre
-  of mass (compensated sums).
+  of mass (intensity sums per index along each axis, then compensated index-weighted sums).
 
 Not implemented: the oriented minimum bounding box and the minimum-volume enclosing ellipsoid
 densities (IBSI gives no reliable reference value for them on the digital phantom).
@@ -633,31 +633,42 @@ def _weighted_sums_kernel(
 ) -> np.ndarray:  # pragma: no cover - compiled
     """``sum_i v_i p_i`` over the voxels of ``mask`` (C order, ``values`` in that order), in mm.
 
-    The products of intensity and index are added with Neumaier's compensated summation (per
-    axis), then scaled by the spacing: the centroid is accurate to a few units of rounding
-    whatever the number of voxels.
+    The intensities are first summed per index along each axis (one array per axis), then those
+    sums weighted by their index with Neumaier's compensated summation and scaled by the
+    spacing: few roundings per voxel, and the rounding does not grow with the voxel count.
     """
     nz, ny, nx = mask.shape
-    tot = np.zeros(3)
-    comp = np.zeros(3)
+    per_z = np.zeros(nz)
+    per_y = np.zeros(ny)
+    per_x = np.zeros(nx)
     t = 0
     for i in range(nz):
+        plane = 0.0
         for j in range(ny):
+            row = 0.0
             for k in range(nx):
                 if mask[i, j, k]:
                     v = values[t]
                     t += 1
-                    for ax in range(3):
-                        x = v * (i if ax == 0 else (j if ax == 1 else k))
-                        s = tot[ax] + x
-                        if abs(tot[ax]) >= abs(x):
-                            comp[ax] += (tot[ax] - s) + x
-                        else:
-                            comp[ax] += (x - s) + tot[ax]
-                        tot[ax] = s
+                    row += v
+                    per_x[k] += v
+            plane += row
+            per_y[j] += row
+        per_z[i] = plane
     out = np.empty(3)
     for ax in range(3):
-        out[ax] = (tot[ax] + comp[ax]) * spacing[ax]
+        sums = per_z if ax == 0 else (per_y if ax == 1 else per_x)
+        tot = 0.0
+        comp = 0.0
+        for idx in range(sums.shape[0]):
+            x = idx * sums[idx]
+            s = tot + x
+            if abs(tot) >= abs(x):
+                comp += (tot - s) + x
+            else:
+                comp += (x - s) + tot
+            tot = s
+        out[ax] = (tot + comp) * spacing[ax]
     return out
 
 
