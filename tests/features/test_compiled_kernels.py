@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _reference_kernels import glcm_features, mesh_volume_area, size_matrix_features, triples_from_pairs
+from _reference_kernels import (
+    glcm_features,
+    mesh_volume_area,
+    morphology_mesh,
+    size_matrix_features,
+    triples_from_pairs,
+)
 from scipy import stats
 from scipy.spatial import ConvexHull
 
@@ -192,18 +198,26 @@ def _lumpy_mask(seed: int) -> tuple[np.ndarray, tuple[float, float, float]]:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_hull_candidates_and_mesh_kernel_equal_reference(seed: int) -> None:
     mask, spacing = _lumpy_mask(seed)
-    verts, faces = morphology._mesh(mask, spacing)
-    vol, area = morphology._mesh_volume_area(verts, faces)
+    verts, faces = morphology_mesh(mask, spacing)
+    counts, tris = morphology._mc_tables()
+    spacing_arr = np.asarray(spacing)
+    _, vol6, area2, q, _, _ = morphology._shape_kernel(mask, spacing_arr, counts, tris)
     ref_vol, ref_area = mesh_volume_area(verts, faces)
-    assert (vol, area) == pytest.approx((ref_vol, ref_area), rel=1e-12)
-    cand = morphology._hull_candidates(verts, spacing)
-    assert cand.shape[0] < verts.shape[0]
-    full, reduced = ConvexHull(verts), ConvexHull(cand)
-    assert reduced.volume == pytest.approx(full.volume, rel=1e-12)
-    assert reduced.area == pytest.approx(full.area, rel=1e-12)
+    assert (abs(vol6) / 6.0, area2 / 2.0) == pytest.approx((ref_vol, ref_area), rel=1e-12)
+    # the kernel's hull candidates are scikit-image's vertices (same floats): edge midpoints, the
+    # first and last on each line along x; scikit-image adds the centres of some ambiguous cubes,
+    # which lie between two edge midpoints of that cube (checked per configuration in
+    # test_morphology_fast), so no hull corner is lost
+    assert {tuple(v) for v in (q * 0.5) * spacing_arr} <= {tuple(v) for v in verts}
+    cand = morphology._hull_candidates(q)
+    assert cand.shape[0] < q.shape[0]
+    full = ConvexHull(verts)
+    hull_faces, is_vertex = morphology._hull_kernel(cand)
+    volume, area = morphology._hull_measures(cand, hull_faces, spacing_arr)
+    assert volume == pytest.approx(full.volume, rel=1e-12)
+    assert area == pytest.approx(full.area, rel=1e-12)
     corners = {tuple(v) for v in verts[full.vertices]}
-    assert {tuple(v) for v in cand[reduced.vertices]} == corners
-    assert corners <= {tuple(v) for v in cand}
+    assert corners <= {tuple(v) for v in (cand[is_vertex] * 0.5) * spacing_arr}
 
 
 @pytest.mark.parametrize("clipped", [False, True])

@@ -14,6 +14,32 @@ Three representations of the ROI are used, as the IBSI prescribes:
 Distances are computed from voxel indices times the voxel spacing, so they are in mm and do not
 depend on the image orientation (the direction matrix is a rotation).
 
+How it is computed (everything but Moran's I and Geary's C in one compiled pass over the mask
+and two small compiled steps; no value differs from the former scikit-image + Qhull + NumPy
+implementation by more than rounding, ``tests/features/test_morphology_fast.py``):
+
+* **Mesh.** scikit-image's Lewiner marching cubes triangulates each cube from its 8 corner values
+  alone (ambiguous faces and interiors included), and on a binary mask at level 0.5 a cube has
+  one of 256 configurations. :func:`_mc_tables` runs scikit-image once on every configuration
+  of a single cube to get its triangles; :func:`_shape_kernel` walks the cubes of the padded
+  bounding box in scikit-image's order and adds the same per-face volume and area terms in
+  the same blocks of 128 faces, so the volume and area equal those of the scikit-image mesh.
+  No vertex or face array is built.
+* **Convex hull.** Every mesh vertex lies half-way along a voxel edge: the midpoint of a voxel
+  face between the mask and its outside (scikit-image also puts a vertex at the centre of some
+  ambiguous cubes; it lies between two edge midpoints of that cube, so it is no hull corner).
+  The kernel keeps the first and last of these on each line along the last axis,
+  :func:`_hull_candidates` the corners of the 2D hulls of each axis-aligned plane, and
+  :func:`_hull_kernel` builds the hull (Quickhull) with exact integer orientation tests in
+  half-voxel units: no tolerance, coplanar and collinear points are handled exactly. Its
+  volume and area (:func:`_hull_measures`) are exact up to the final rounding; the maximum
+  diameter and the bounding box come from its vertices.
+* **Moments.** The same pass counts the voxels and sums their indices exactly (integers): the
+  centre of mass, and the covariance matrix centred on the exact mean index, so an axis on
+  which all voxels share one index has variance exactly 0 (a line or a plane of voxels gets
+  the documented zero axes at any spacing). One more pass gives the intensity-weighted centre
+  of mass (intensity sums per index along each axis, then compensated index-weighted sums).
+
 Not implemented: the oriented minimum bounding box and the minimum-volume enclosing ellipsoid
 densities (IBSI gives no reliable reference value for them on the digital phantom).
 
@@ -37,8 +63,6 @@ from collections.abc import Callable
 import numba
 import numpy as np
 from scipy import fft as sp_fft
-from scipy.spatial import ConvexHull
-from scipy.spatial.distance import cdist
 from skimage.measure import marching_cubes
 
 from smartimaging.exceptions import EmptyMaskError, FeatureError
@@ -78,9 +102,6 @@ FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("morph.geary.c", "Geary's C measure", _FAMILY, "NPT7"),
 )
 
-# Pairwise work is split into blocks of at most this many distances (8 bytes each): 2**22 -> 32 MiB
-# per block array, a few such arrays alive at once.
-_BLOCK_ELEMENTS = 2**22
 _LEGENDRE_TERMS = 20  # IBSI: stop the ellipsoid area series after nu = 20
 # Moran's I / Geary's C: rough costs (ns, one core) of one pair of the direct loop, one element
 # times log2(length) of an FFT line, and one element of the Toeplitz pass; they choose the
@@ -94,68 +115,177 @@ _FFT_COST_FACTOR = 1.0
 _CACHE_MAX_ELEMENTS = 2**20
 
 
-def _mesh(mask: np.ndarray, spacing_zyx: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Marching-cubes mesh (vertices in mm, array axis order; faces) of a boolean mask.
+@functools.cache
+def _mc_tables() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's Lewiner marching-cubes triangles of one cube, for each of its 256 configurations.
 
-    The mask is cropped to its bounding box first (mesh measures do not depend on where the
-    mesh sits), then padded by one empty voxel so that the surface closes at the border.
+    Configuration ``c`` sets corner ``(dz, dy, dx)`` inside when bit ``4 dz + 2 dy + dx`` of ``c``
+    is set. Returns the number of triangles per configuration ``(256,)`` and the triangles
+    ``(256, 12, 3, 3)``: three vertices in half-voxel units ``(z, y, x)`` relative to the cube's
+    first corner (each coordinate 0, 1 or 2), in scikit-image's order (faces and vertices within a
+    face). Lewiner's method triangulates each cube from its 8 values alone (ambiguous faces and
+    interiors included), so running it on every configuration of a single cube gives its exact
+    lookup table; computed once per process.
     """
-    idx = np.argwhere(mask)
-    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
-    cropped = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    padded = np.pad(cropped, 1).astype(np.float32)
-    verts, faces, _normals, _values = marching_cubes(padded, level=0.5, spacing=spacing_zyx)
-    return verts.astype(float), faces
+    counts = np.zeros(256, dtype=np.int64)
+    tris = np.zeros((256, 12, 3, 3), dtype=np.int64)
+    cube = np.zeros((2, 2, 2), dtype=np.float32)
+    for c in range(1, 255):
+        for bit in range(8):
+            cube[bit >> 2 & 1, bit >> 1 & 1, bit & 1] = c >> bit & 1
+        verts, faces, _normals, _values = marching_cubes(cube, level=0.5)
+        counts[c] = faces.shape[0]
+        tris[c, : faces.shape[0]] = np.rint(2.0 * verts).astype(np.int64)[faces]
+    return counts, tris
 
 
-@numba.njit(cache=True)
-def _mesh_volume_area_kernel(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float]:  # pragma: no cover
-    """Signed volume sum (six times the volume) and twice the area of a triangle mesh.
+@numba.njit(cache=True, nogil=True)
+def _shape_kernel(
+    mask: np.ndarray, spacing: np.ndarray, counts: np.ndarray, tris: np.ndarray
+) -> tuple[int, float, float, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """One pass over a non-empty boolean mask for everything its shape features need.
 
-    Per-face terms are added in blocks of 128 and the block sums added up, which keeps the
-    rounding close to NumPy's pairwise sums.
+    Returns the voxel count; six times the signed volume and twice the area of the
+    marching-cubes mesh (the mask cropped to its bounding box and padded by one empty voxel,
+    iso-level 0.5, exactly the mesh of :func:`skimage.measure.marching_cubes`: the triangles of
+    each cube come from :func:`_mc_tables` in scikit-image's cube and face order, and the
+    per-face terms are added in blocks of 128 faces); the mesh vertices that can be corners of
+    its convex hull (midpoints of the voxel faces between the mask and its outside, the first
+    and last on each line along the last axis, in half-voxel units of the padded box, ``(m, 3)``);
+    the voxel-centre mean (mm, axis order of the array, indices of ``mask``; from the exact sums
+    of the indices) and the covariance matrix of the voxel centres (``n - 1`` normalisation).
     """
+    nz, ny, nx = mask.shape
+    sz, sy, sx = spacing[0], spacing[1], spacing[2]
+    lo0, lo1, lo2 = nz, ny, nx
+    hi0, hi1, hi2 = -1, -1, -1
+    n = 0
+    i0 = 0
+    i1 = 0
+    i2 = 0
+    for i in range(nz):
+        for j in range(ny):
+            for k in range(nx):
+                if mask[i, j, k]:
+                    n += 1
+                    lo0 = min(lo0, i)
+                    hi0 = max(hi0, i)
+                    lo1 = min(lo1, j)
+                    hi1 = max(hi1, j)
+                    lo2 = min(lo2, k)
+                    hi2 = max(hi2, k)
+                    i0 += i
+                    i1 += j
+                    i2 += k
+    mean = np.array([(i0 / n) * sz, (i1 / n) * sy, (i2 / n) * sx])  # from exact index sums
+    # covariance (second pass) and the padded bounding box; the centring uses the exact index
+    # sums, so that an axis on which every voxel has the same index has variance exactly 0
+    c_0, c_1, c_2 = i0 / n, i1 / n, i2 / n
+    pz, py, px = hi0 - lo0 + 3, hi1 - lo1 + 3, hi2 - lo2 + 3
+    padded = np.zeros((pz, py, px), dtype=np.uint8)
+    c00 = c01 = c02 = c11 = c12 = c22 = 0.0
+    for i in range(lo0, hi0 + 1):
+        for j in range(lo1, hi1 + 1):
+            for k in range(lo2, hi2 + 1):
+                if mask[i, j, k]:
+                    padded[i - lo0 + 1, j - lo1 + 1, k - lo2 + 1] = 1
+                    d0 = (i - c_0) * sz
+                    d1 = (j - c_1) * sy
+                    d2 = (k - c_2) * sx
+                    c00 += d0 * d0
+                    c01 += d0 * d1
+                    c02 += d0 * d2
+                    c11 += d1 * d1
+                    c12 += d1 * d2
+                    c22 += d2 * d2
+    cov = np.zeros((3, 3))
+    if n > 1:
+        f = 1.0 / (n - 1)
+        cov[0, 0] = c00 * f
+        cov[1, 1] = c11 * f
+        cov[2, 2] = c22 * f
+        cov[0, 1] = cov[1, 0] = c01 * f
+        cov[0, 2] = cov[2, 0] = c02 * f
+        cov[1, 2] = cov[2, 1] = c12 * f
+    # marching cubes over the padded box, cubes in scikit-image's order (z, y, x)
     vol = 0.0
     area = 0.0
     vol_blk = 0.0
     area_blk = 0.0
-    for f in range(faces.shape[0]):
-        a = verts[faces[f, 0]]
-        b = verts[faces[f, 1]]
-        c = verts[faces[f, 2]]
-        # a . (b x c)
-        vol_blk += (
-            a[0] * (b[1] * c[2] - b[2] * c[1])
-            + a[1] * (b[2] * c[0] - b[0] * c[2])
-            + a[2] * (b[0] * c[1] - b[1] * c[0])
-        )
-        u0, u1, u2 = b[0] - a[0], b[1] - a[1], b[2] - a[2]
-        v0, v1, v2 = c[0] - a[0], c[1] - a[1], c[2] - a[2]
-        x0 = u1 * v2 - u2 * v1
-        x1 = u2 * v0 - u0 * v2
-        x2 = u0 * v1 - u1 * v0
-        area_blk += np.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
-        if f % 128 == 127:
-            vol += vol_blk
-            area += area_blk
-            vol_blk = 0.0
-            area_blk = 0.0
-    return vol + vol_blk, area + area_blk
+    face = 0
+    for z in range(pz - 1):
+        for y in range(py - 1):
+            c = (np.int64(padded[z, y, 0]) << 1) | (np.int64(padded[z, y + 1, 0]) << 3)
+            c |= (np.int64(padded[z + 1, y, 0]) << 5) | (np.int64(padded[z + 1, y + 1, 0]) << 7)
+            for x in range(px - 1):
+                c = (
+                    ((c >> 1) & 0x55)
+                    | (np.int64(padded[z, y, x + 1]) << 1)
+                    | (np.int64(padded[z, y + 1, x + 1]) << 3)
+                )
+                c |= (np.int64(padded[z + 1, y, x + 1]) << 5) | (np.int64(padded[z + 1, y + 1, x + 1]) << 7)
+                for t in range(counts[c]):
+                    a0 = (2 * z + tris[c, t, 0, 0]) * 0.5 * sz
+                    a1 = (2 * y + tris[c, t, 0, 1]) * 0.5 * sy
+                    a2 = (2 * x + tris[c, t, 0, 2]) * 0.5 * sx
+                    b0 = (2 * z + tris[c, t, 1, 0]) * 0.5 * sz
+                    b1 = (2 * y + tris[c, t, 1, 1]) * 0.5 * sy
+                    b2 = (2 * x + tris[c, t, 1, 2]) * 0.5 * sx
+                    e0 = (2 * z + tris[c, t, 2, 0]) * 0.5 * sz
+                    e1 = (2 * y + tris[c, t, 2, 1]) * 0.5 * sy
+                    e2 = (2 * x + tris[c, t, 2, 2]) * 0.5 * sx
+                    # a . (b x e), as the former per-face kernel
+                    vol_blk += a0 * (b1 * e2 - b2 * e1) + a1 * (b2 * e0 - b0 * e2) + a2 * (b0 * e1 - b1 * e0)
+                    u0, u1, u2 = b0 - a0, b1 - a1, b2 - a2
+                    v0, v1, v2 = e0 - a0, e1 - a1, e2 - a2
+                    x0 = u1 * v2 - u2 * v1
+                    x1 = u2 * v0 - u0 * v2
+                    x2 = u0 * v1 - u1 * v0
+                    area_blk += np.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+                    if face % 128 == 127:
+                        vol += vol_blk
+                        area += area_blk
+                        vol_blk = 0.0
+                        area_blk = 0.0
+                    face += 1
+    # mesh vertices (one per voxel face between the mask and its outside) that can be hull
+    # corners: of those on one line along the last axis, only the first and the last
+    lo = np.full((2 * pz, 2 * py), 2 * px, dtype=np.int64)
+    hi = np.full((2 * pz, 2 * py), -1, dtype=np.int64)
+    for z in range(1, pz - 1):
+        for y in range(1, py - 1):
+            for x in range(1, px - 1):
+                if padded[z, y, x]:
+                    for ax in range(3):
+                        for step in (-1, 1):
+                            nb_z = z + step if ax == 0 else z
+                            nb_y = y + step if ax == 1 else y
+                            nb_x = x + step if ax == 2 else x
+                            if not padded[nb_z, nb_y, nb_x]:
+                                hz = 2 * z + (step if ax == 0 else 0)
+                                hy = 2 * y + (step if ax == 1 else 0)
+                                hx = 2 * x + (step if ax == 2 else 0)
+                                lo[hz, hy] = min(lo[hz, hy], hx)
+                                hi[hz, hy] = max(hi[hz, hy], hx)
+    m = 0
+    for hz in range(2 * pz):
+        for hy in range(2 * py):
+            if hi[hz, hy] >= 0:
+                m += 1 if hi[hz, hy] == lo[hz, hy] else 2
+    verts = np.empty((m, 3), dtype=np.int64)
+    m = 0
+    for hz in range(2 * pz):
+        for hy in range(2 * py):
+            if hi[hz, hy] >= 0:
+                verts[m, 0], verts[m, 1], verts[m, 2] = hz, hy, lo[hz, hy]
+                m += 1
+                if hi[hz, hy] != lo[hz, hy]:
+                    verts[m, 0], verts[m, 1], verts[m, 2] = hz, hy, hi[hz, hy]
+                    m += 1
+    return n, vol + vol_blk, area + area_blk, verts, mean, cov
 
 
-def _mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float]:
-    vol6, area2 = _mesh_volume_area_kernel(
-        np.ascontiguousarray(verts, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64)
-    )
-    return abs(float(vol6)) / 6.0, float(area2) / 2.0
-
-
-@numba.njit(cache=True)
-def _cross2(o0: int, o1: int, a0: int, a1: int, b0: int, b1: int) -> int:  # pragma: no cover
-    return (a0 - o0) * (b1 - o1) - (a1 - o1) * (b0 - o0)
-
-
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _plane_hull_kernel(q: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """Mask of the points that are corners of the 2D convex hull of their plane, on every axis.
 
@@ -247,40 +377,307 @@ def _plane_hull_kernel(q: np.ndarray) -> np.ndarray:  # pragma: no cover - compi
     return keep
 
 
-def _hull_candidates(verts: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
-    """The mesh vertices that can be corners of the convex hull.
+def _hull_candidates(verts: np.ndarray) -> np.ndarray:
+    """The mesh vertices that can be corners of the convex hull (half-voxel units, ``(m, 3)``).
 
     Marching cubes on a binary mask puts every vertex half-way along a voxel edge, so the
     vertices lie on a half-voxel grid and fall into axis-aligned planes. A vertex that is not
     a corner of the 2D convex hull of its plane (for any of the three axes) is a convex
     combination of other vertices, so it is no corner of the 3D hull: dropping those leaves
     the hull (its volume, area, corners, diameter and extent) unchanged and gives Qhull a
-    fraction of the points. Vertices off the half-voxel grid (not expected) make this return
-    all vertices.
+    fraction of the points.
     """
     if verts.shape[0] < 4:
         return verts
-    half = verts * (2.0 / np.asarray(spacing_zyx, dtype=np.float64))
-    q = np.rint(half)
-    if float(np.max(np.abs(half - q))) > 1e-6:
-        return verts
-    qi = q.astype(np.int64)
-    qi -= qi.min(axis=0)
-    keep = _plane_hull_kernel(qi)
-    return verts[keep] if int(keep.sum()) >= 4 else verts
+    keep = _plane_hull_kernel(verts)
+    return verts[keep] if int(np.count_nonzero(keep)) >= 4 else verts
 
 
-def _max_pairwise_distance(points: np.ndarray) -> float:
-    """Largest distance between two points, in blocks so memory stays bounded."""
+@numba.njit(cache=True, nogil=True)
+def _orient(pts: np.ndarray, a: int, b: int, c: int, q: int) -> int:  # pragma: no cover - compiled
+    """``((b - a) x (c - a)) . (q - a)`` in exact integers: > 0 when ``q`` is above face ``abc``."""
+    u0, u1, u2 = pts[b, 0] - pts[a, 0], pts[b, 1] - pts[a, 1], pts[b, 2] - pts[a, 2]
+    v0, v1, v2 = pts[c, 0] - pts[a, 0], pts[c, 1] - pts[a, 1], pts[c, 2] - pts[a, 2]
+    w0, w1, w2 = pts[q, 0] - pts[a, 0], pts[q, 1] - pts[a, 1], pts[q, 2] - pts[a, 2]
+    return (u1 * v2 - u2 * v1) * w0 + (u2 * v0 - u0 * v2) * w1 + (u0 * v1 - u1 * v0) * w2
+
+
+@numba.njit(cache=True, nogil=True)
+def _hull_kernel(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Exact 3D convex hull of integer points (Quickhull with integer orientation tests).
+
+    ``pts`` is ``(n, 3)`` int64, not all in one plane. Returns the hull's triangles ``(f, 3)``
+    (point indices, counter-clockwise seen from outside; coplanar facets come as several
+    triangles) and a mask of the points that are vertices of those triangles. Every predicate is
+    an exact integer determinant, so no tolerance is involved: a point in the plane of a face is
+    not above it, and points on the hull that are no corner may or may not be returned as
+    vertices (they change no volume, area, extent or diameter).
+
+    Face slots of removed faces are reused: a closed triangulated surface on ``v <= n`` vertices
+    has ``2 v - 4`` triangles, and one step adds at most ``n`` before it removes the visible
+    ones, so ``3 n + 8`` slots always suffice.
+    """
+    n = pts.shape[0]
+    # initial tetrahedron: a point of minimal first coordinate, the farthest point from it, the
+    # largest triangle, the largest volume
+    i0 = 0
+    for i in range(1, n):
+        if pts[i, 0] < pts[i0, 0]:
+            i0 = i
+    i1, best = i0, -1
+    for i in range(n):
+        d0, d1, d2 = pts[i, 0] - pts[i0, 0], pts[i, 1] - pts[i0, 1], pts[i, 2] - pts[i0, 2]
+        d = d0 * d0 + d1 * d1 + d2 * d2
+        if d > best:
+            i1, best = i, d
+    i2, best = i0, -1
+    for i in range(n):
+        u0, u1, u2 = pts[i1, 0] - pts[i0, 0], pts[i1, 1] - pts[i0, 1], pts[i1, 2] - pts[i0, 2]
+        v0, v1, v2 = pts[i, 0] - pts[i0, 0], pts[i, 1] - pts[i0, 1], pts[i, 2] - pts[i0, 2]
+        c0, c1, c2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
+        d = c0 * c0 + c1 * c1 + c2 * c2
+        if d > best:
+            i2, best = i, d
+    i3, best = i0, -1
+    for i in range(n):
+        d = abs(_orient(pts, i0, i1, i2, i))
+        if d > best:
+            i3, best = i, d
+    if _orient(pts, i0, i1, i2, i3) > 0:
+        i1, i2 = i2, i1
+    cap = 3 * n + 8
+    fv = np.empty((cap, 3), dtype=np.int64)
+    fn = np.empty((cap, 3), dtype=np.int64)
+    alive = np.zeros(cap, dtype=np.bool_)
+    head = np.full(cap, -1, dtype=np.int64)
+    mark = np.full(cap, -1, dtype=np.int64)
+    vis = np.zeros(cap, dtype=np.bool_)
+    queued = np.zeros(cap, dtype=np.bool_)
+    nxt = np.full(n, -1, dtype=np.int64)
+    # faces of the tetrahedron (i3 lies below i0 i1 i2), outward orientation
+    fv[0, 0], fv[0, 1], fv[0, 2] = i0, i1, i2
+    fv[1, 0], fv[1, 1], fv[1, 2] = i0, i3, i1
+    fv[2, 0], fv[2, 1], fv[2, 2] = i1, i3, i2
+    fv[3, 0], fv[3, 1], fv[3, 2] = i2, i3, i0
+    for f in range(4):
+        alive[f] = True
+        for k in range(3):
+            a, b = fv[f, k], fv[f, (k + 1) % 3]
+            for g in range(4):
+                for j in range(3):
+                    if fv[g, j] == b and fv[g, (j + 1) % 3] == a:
+                        fn[f, k] = g
+    nf = 4  # slots used so far
+    for i in range(n):
+        if i == i0 or i == i1 or i == i2 or i == i3:
+            continue
+        for f in range(4):
+            if _orient(pts, fv[f, 0], fv[f, 1], fv[f, 2], i) > 0:
+                nxt[i] = head[f]
+                head[f] = i
+                break
+    todo = np.empty(cap, dtype=np.int64)  # faces that may have points above them (one entry per slot)
+    n_todo = 0
+    for f in range(4):
+        if head[f] >= 0:
+            todo[n_todo] = f
+            n_todo += 1
+            queued[f] = True
+    free = np.empty(cap, dtype=np.int64)  # slots of removed faces
+    n_free = 0
+    start_of = np.full(n, -1, dtype=np.int64)
+    end_of = np.full(n, -1, dtype=np.int64)
+    stack = np.empty(cap, dtype=np.int64)
+    visible = np.empty(cap, dtype=np.int64)
+    hor_f = np.empty(n, dtype=np.int64)
+    hor_k = np.empty(n, dtype=np.int64)
+    new = np.empty(n, dtype=np.int64)
+    it = 0
+    while n_todo > 0:
+        n_todo -= 1
+        f = todo[n_todo]
+        queued[f] = False
+        if not alive[f] or head[f] < 0:
+            continue
+        # farthest point above f
+        p, best = -1, -1
+        q = head[f]
+        while q >= 0:
+            d = _orient(pts, fv[f, 0], fv[f, 1], fv[f, 2], q)
+            if d > best:
+                p, best = q, d
+            q = nxt[q]
+        # faces visible from p (a connected set) and the horizon edges around them
+        it += 1
+        mark[f] = it
+        vis[f] = True
+        stack[0] = f
+        ns, nv, nh = 1, 0, 0
+        while ns > 0:
+            ns -= 1
+            g = stack[ns]
+            visible[nv] = g
+            nv += 1
+            for k in range(3):
+                h = fn[g, k]
+                if mark[h] != it:
+                    mark[h] = it
+                    vis[h] = _orient(pts, fv[h, 0], fv[h, 1], fv[h, 2], p) > 0
+                    if vis[h]:
+                        stack[ns] = h
+                        ns += 1
+                if not vis[h]:
+                    hor_f[nh] = g
+                    hor_k[nh] = k
+                    nh += 1
+        # one new face per horizon edge, from the edge to p
+        for e in range(nh):
+            g, k = hor_f[e], hor_k[e]
+            a, b, h = fv[g, k], fv[g, (k + 1) % 3], fn[g, k]
+            if n_free > 0:
+                n_free -= 1
+                nw = free[n_free]
+            else:
+                nw = nf
+                nf += 1
+            new[e] = nw
+            fv[nw, 0], fv[nw, 1], fv[nw, 2] = a, b, p
+            fn[nw, 0] = h
+            for j in range(3):
+                if fn[h, j] == g and fv[h, j] == b:
+                    fn[h, j] = nw
+            alive[nw] = True
+            head[nw] = -1
+            mark[nw] = -1
+            start_of[a] = nw
+            end_of[b] = nw
+        for e in range(nh):
+            nw = new[e]
+            fn[nw, 1] = start_of[fv[nw, 1]]
+            fn[nw, 2] = end_of[fv[nw, 0]]
+        # points above the removed faces go to the first new face they are above (or are inside)
+        for v in range(nv):
+            g = visible[v]
+            q = head[g]
+            while q >= 0:
+                q_next = nxt[q]
+                if q != p:
+                    for e in range(nh):
+                        h = new[e]
+                        if _orient(pts, fv[h, 0], fv[h, 1], fv[h, 2], q) > 0:
+                            nxt[q] = head[h]
+                            head[h] = q
+                            break
+                q = q_next
+            head[g] = -1
+            alive[g] = False
+            free[n_free] = g
+            n_free += 1
+        for e in range(nh):
+            h = new[e]
+            if head[h] >= 0 and not queued[h]:
+                todo[n_todo] = h
+                n_todo += 1
+                queued[h] = True
+    m = 0
+    for g in range(nf):
+        if alive[g]:
+            m += 1
+    faces = np.empty((m, 3), dtype=np.int64)
+    is_vertex = np.zeros(n, dtype=np.bool_)
+    m = 0
+    for g in range(nf):
+        if alive[g]:
+            for j in range(3):
+                faces[m, j] = fv[g, j]
+                is_vertex[fv[g, j]] = True
+            m += 1
+    return faces, is_vertex
+
+
+@numba.njit(cache=True, nogil=True)
+def _hull_measures(
+    pts: np.ndarray, faces: np.ndarray, spacing: np.ndarray
+) -> tuple[float, float]:  # pragma: no cover
+    """Volume and area (mm) of the hull triangles of half-voxel integer points."""
+    vol6 = 0
+    f0 = spacing[1] * spacing[2] * 0.25
+    f1 = spacing[0] * spacing[2] * 0.25
+    f2 = spacing[0] * spacing[1] * 0.25
+    area2 = 0.0
+    o0, o1, o2 = pts[faces[0, 0], 0], pts[faces[0, 0], 1], pts[faces[0, 0], 2]
+    for g in range(faces.shape[0]):
+        a, b, c = faces[g, 0], faces[g, 1], faces[g, 2]
+        u0, u1, u2 = pts[b, 0] - pts[a, 0], pts[b, 1] - pts[a, 1], pts[b, 2] - pts[a, 2]
+        v0, v1, v2 = pts[c, 0] - pts[a, 0], pts[c, 1] - pts[a, 1], pts[c, 2] - pts[a, 2]
+        c0, c1, c2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
+        vol6 += c0 * (pts[a, 0] - o0) + c1 * (pts[a, 1] - o1) + c2 * (pts[a, 2] - o2)
+        x0, x1, x2 = c0 * f0, c1 * f1, c2 * f2
+        area2 += np.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+    volume = vol6 * (spacing[0] * spacing[1] * spacing[2] * 0.125) / 6.0
+    return volume, area2 * 0.5
+
+
+@numba.njit(cache=True, nogil=True)
+def _max_distance_kernel(points: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Largest distance between two of the ``(n, 3)`` points (all pairs, no stored matrix)."""
     n = points.shape[0]
-    if n < 2:
-        return 0.0
-    rows = max(1, _BLOCK_ELEMENTS // n)
     best = 0.0
-    for start in range(0, n, rows):
-        block = cdist(points[start : start + rows], points[start:], "sqeuclidean")
-        best = max(best, float(block.max()))
-    return float(np.sqrt(best))
+    for i in range(n - 1):
+        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
+        for j in range(i + 1, n):
+            d0 = p0 - points[j, 0]
+            d1 = p1 - points[j, 1]
+            d2 = p2 - points[j, 2]
+            d = d0 * d0 + d1 * d1 + d2 * d2
+            if d > best:
+                best = d
+    return np.sqrt(best)
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_sums_kernel(
+    mask: np.ndarray, values: np.ndarray, spacing: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """``sum_i v_i p_i`` over the voxels of ``mask`` (C order, ``values`` in that order), in mm.
+
+    The intensities are first summed per index along each axis (one array per axis), then those
+    sums weighted by their index with Neumaier's compensated summation and scaled by the
+    spacing: few roundings per voxel, and the rounding does not grow with the voxel count.
+    """
+    nz, ny, nx = mask.shape
+    per_z = np.zeros(nz)
+    per_y = np.zeros(ny)
+    per_x = np.zeros(nx)
+    t = 0
+    for i in range(nz):
+        plane = 0.0
+        for j in range(ny):
+            row = 0.0
+            for k in range(nx):
+                if mask[i, j, k]:
+                    v = values[t]
+                    t += 1
+                    row += v
+                    per_x[k] += v
+            plane += row
+            per_y[j] += row
+        per_z[i] = plane
+    out = np.empty(3)
+    for ax in range(3):
+        sums = per_z if ax == 0 else (per_y if ax == 1 else per_x)
+        tot = 0.0
+        comp = 0.0
+        for idx in range(sums.shape[0]):
+            x = idx * sums[idx]
+            s = tot + x
+            if abs(tot) >= abs(x):
+                comp += (tot - s) + x
+            else:
+                comp += (x - s) + tot
+            tot = s
+        out[ax] = (tot + comp) * spacing[ax]
+    return out
 
 
 def _ellipsoid_area(a: float, b: float, c: float) -> float:
@@ -747,8 +1144,16 @@ def spatial_autocorrelation_grid(
     return _moran_geary(n, ss, total_w, cross, 2.0 * gm - 2.0 * cross)
 
 
-def _voxel_points(mask: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
-    return np.argwhere(mask).astype(float) * np.asarray(spacing_zyx)
+def _same_grid(image: Image, mask: Image) -> bool:
+    """Whether two images have exactly the same grid (a cheap test; False means "check properly")."""
+    if image is mask:
+        return True
+    a, b = image.spacing + image.origin, mask.spacing + mask.origin
+    return (
+        image.array.shape == mask.array.shape
+        and all(u == v for u, v in zip(a, b, strict=True))
+        and bool(np.array_equal(image.direction, mask.direction))
+    )
 
 
 def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) -> dict[str, float]:
@@ -792,15 +1197,16 @@ def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) 
     >>> compute(Image(arr.astype(float), spacing=(1.0, 1.0, 1.0)), m)["morph.approx.vol"]
     8.0
     """
-    check_same_geometry(image, morph_mask, what="image and morphological mask")
+    if not _same_grid(image, morph_mask):
+        check_same_geometry(image, morph_mask, what="image and morphological mask")
     if intensity_mask is None:
         intensity_mask = morph_mask
-    else:
+    elif not _same_grid(image, intensity_mask):
         check_same_geometry(image, intensity_mask, what="image and intensity mask")
     morph_mask.require_nonempty("morphological mask")
     intensity_mask.require_nonempty("intensity mask")
     spacing = image.spacing_zyx
-    morph = morph_mask.array
+    morph = np.ascontiguousarray(morph_mask.array)
     inten = intensity_mask.array
     values = np.asarray(image.array[inten], dtype=float)
     if not np.all(np.isfinite(values)):
@@ -809,34 +1215,31 @@ def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) 
             "finite values (re-segmentation) before computing morphological features"
         )
 
-    verts, faces = _mesh(morph, spacing)
-    volume, area = _mesh_volume_area(verts, faces)
+    spacing_arr = np.array(spacing, dtype=np.float64)
+    counts, tris = _mc_tables()
+    n_voxels, vol6, area2, verts, com_geom, cov = _shape_kernel(morph, spacing_arr, counts, tris)
+    volume, area = abs(vol6) / 6.0, area2 / 2.0
     if volume <= 0.0 or area <= 0.0:  # cannot happen for a non-empty mask; guard the ratios
         raise EmptyMaskError("the ROI mesh has no volume: the morphological mask is empty or degenerate")
-    approx_volume = morph_mask.n_voxels * image.voxel_volume
+    approx_volume = n_voxels * image.voxel_volume
 
-    hull_input = _hull_candidates(verts, spacing)
-    hull = ConvexHull(hull_input)
-    hull_points = hull_input[hull.vertices]
-    diameter = _max_pairwise_distance(hull_points)
-    extent = np.ptp(hull_points, axis=0)
-    aabb_volume = float(np.prod(extent))
+    cand = _hull_candidates(verts)
+    hull_faces, is_vertex = _hull_kernel(cand)
+    hull_volume, hull_area = _hull_measures(cand, hull_faces, spacing_arr)
+    hull_points = (cand[is_vertex] * 0.5) * spacing_arr
+    diameter = float(_max_distance_kernel(hull_points))
+    extent = hull_points.max(axis=0) - hull_points.min(axis=0)
+    aabb_volume = float(extent[0] * extent[1] * extent[2])
     aabb_area = float(2.0 * (extent[0] * extent[1] + extent[1] * extent[2] + extent[0] * extent[2]))
 
-    points = _voxel_points(morph, spacing)
-    com_geom = points.mean(axis=0)
-    inten_points = points if inten is morph else _voxel_points(inten, spacing)
     total_intensity = float(values.sum())
     if total_intensity != 0.0:
-        com_gl = (values[:, None] * inten_points).sum(axis=0) / total_intensity
+        com_gl = _weighted_sums_kernel(np.ascontiguousarray(inten), values, spacing_arr) / total_intensity
         com_shift = float(np.linalg.norm(com_geom - com_gl))
     else:
         com_shift = 0.0
 
-    if points.shape[0] > 1:
-        eigenvalues = np.linalg.eigvalsh(np.cov(points, rowvar=False))
-    else:
-        eigenvalues = np.zeros(3)
+    eigenvalues = np.linalg.eigvalsh(cov) if n_voxels > 1 else np.zeros(3)
     lam_least, lam_minor, lam_major = (max(0.0, float(v)) for v in np.sort(eigenvalues))
     a, b, c = 2.0 * np.sqrt(lam_major), 2.0 * np.sqrt(lam_minor), 2.0 * np.sqrt(lam_least)
     if lam_major > 0.0:
@@ -871,8 +1274,8 @@ def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) 
         "morph.a.dens.aabb": area / aabb_area,
         "morph.v.dens.aee": float(volume / aee_volume) if aee_volume > 0 else 0.0,
         "morph.a.dens.aee": float(area / aee_area) if aee_area > 0 else 0.0,
-        "morph.v.dens.conv.hull": volume / float(hull.volume),
-        "morph.a.dens.conv.hull": area / float(hull.area),
+        "morph.v.dens.conv.hull": volume / hull_volume,
+        "morph.a.dens.conv.hull": area / hull_area,
         "morph.integ.int": float(volume * values.mean()),
         "morph.moran.i": moran,
         "morph.geary.c": geary,
