@@ -366,6 +366,8 @@ def local_global_peaks(
     means = sphere_means_correlate(values, mask, spacing_zyx, radius_mm)
     roi = np.asarray(values[mask], dtype=np.float64)
     return float(means[roi == roi.max()].max()), float(means.max())
+
+
 # morph-speed: the morphology family before its single compiled pass (scikit-image marching
 # cubes, NumPy voxel points and covariance, Qhull on every mesh vertex, all-pairs distances).
 
