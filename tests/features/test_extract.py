@@ -263,9 +263,9 @@ def test_family_modules_are_called_with_the_right_masks(monkeypatch):
     seen = {}
     real = morphology.compute
 
-    def spy(image, morph_mask, intensity_mask):
+    def spy(image, morph_mask, intensity_mask, **options):
         seen["morph"], seen["intensity"] = morph_mask.n_voxels, intensity_mask.n_voxels
-        return real(image, morph_mask, intensity_mask)
+        return real(image, morph_mask, intensity_mask, **options)
 
     monkeypatch.setattr(morphology, "compute", spy)
     ex.extract(img, m, settings=ExtractionSettings(families=["morphology"], resegmentation_range=(None, 5.0)))
@@ -409,3 +409,29 @@ def test_tables_of_successive_rois_are_independent():
     assert not np.allclose(second["value"], again["value"])
     third = ex.extract(img, mask, settings=s, case="p3", roi="GTV2", modality="PT")
     assert set(third["roi"]) == {"GTV2"} and set(third["modality"]) == {"PT"}
+
+
+def test_excluding_moran_and_geary_skips_their_computation(monkeypatch):
+    img, mask = _case(seed=6)
+    calls = []
+    original = morphology.spatial_autocorrelation_grid
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(morphology, "spatial_autocorrelation_grid", counted)
+    full = ex.extract(img, mask, settings=ExtractionSettings(families=["morphology"])).set_index("key")
+    assert len(calls) == 1 and {"morph.moran.i", "morph.geary.c"} <= set(full.index)
+    one = ex.extract(
+        img,
+        mask,
+        settings=ExtractionSettings(families=["morphology"], exclude_features=["Geary's C measure"]),
+    ).set_index("key")
+    assert len(calls) == 2 and "morph.geary.c" not in one.index
+    assert one.loc["morph.moran.i", "value"] == full.loc["morph.moran.i", "value"]
+    none = ex.extract(
+        img, mask, settings=ExtractionSettings(families=["morphology"], exclude_features=["N365", "NPT7"])
+    ).set_index("key")
+    assert len(calls) == 2 and len(none) == len(full) - 2
+    pd.testing.assert_series_equal(none["value"], full["value"].drop(["morph.moran.i", "morph.geary.c"]))

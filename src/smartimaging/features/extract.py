@@ -235,10 +235,19 @@ class FamilySpec:
         return {f.key: f for f in self.features}
 
 
+#: Moran's I and Geary's C: computed only when at least one of them is wanted.
+_AUTOCORRELATION = frozenset({"morph.moran.i", "morph.geary.c"})
+
 #: Family name -> how to compute it. Order here is the row order of the output.
 FAMILY_TABLE: dict[str, FamilySpec] = {
     "morphology": FamilySpec(
-        morphology.FEATURES, lambda r: morphology.compute(r.image, r.morph_mask, r.intensity_mask)
+        morphology.FEATURES,
+        lambda r: morphology.compute(
+            r.image,
+            r.morph_mask,
+            r.intensity_mask,
+            autocorrelation=not _AUTOCORRELATION <= r.settings.excluded_keys(),
+        ),
     ),
     local_intensity.FAMILY: FamilySpec(local_intensity.FEATURES, lambda r: dict(r.local_peaks)),
     statistics.FAMILY: FamilySpec(statistics.FEATURES, lambda r: statistics.compute(r.values)),

@@ -1156,7 +1156,13 @@ def _same_grid(image: Image, mask: Image) -> bool:
     )
 
 
-def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) -> dict[str, float]:
+def compute(
+    image: Image,
+    morph_mask: Mask,
+    intensity_mask: Mask | None = None,
+    *,
+    autocorrelation: bool = True,
+) -> dict[str, float]:
     """Compute all morphological features of a region of interest.
 
     Parameters
@@ -1168,11 +1174,15 @@ def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) 
         Morphological mask: mesh, volumes and shape.
     intensity_mask : Mask, optional
         Intensity mask (after re-segmentation); the morphological mask when omitted.
+    autocorrelation : bool
+        Compute Moran's I and Geary's C (the costliest morphological features for large ROIs);
+        when False they are left out of the result.
 
     Returns
     -------
     dict of str to float
-        One value per key of :data:`FEATURES`, lengths in mm.
+        One value per key of :data:`FEATURES` (without ``morph.moran.i`` and
+        ``morph.geary.c`` when ``autocorrelation`` is False), lengths in mm.
 
     Raises
     ------
@@ -1250,10 +1260,9 @@ def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) 
     aee_volume = 4.0 * np.pi * a * b * c / 3.0
     aee_area = _ellipsoid_area(a, b, c)
 
-    moran, geary = spatial_autocorrelation_grid(image.array, inten, spacing=spacing)
     comp2 = 36.0 * np.pi * volume**2 / area**3
 
-    return {
+    out = {
         "morph.vol": volume,
         "morph.approx.vol": float(approx_volume),
         "morph.area": area,
@@ -1277,6 +1286,9 @@ def compute(image: Image, morph_mask: Mask, intensity_mask: Mask | None = None) 
         "morph.v.dens.conv.hull": volume / hull_volume,
         "morph.a.dens.conv.hull": area / hull_area,
         "morph.integ.int": float(volume * values.mean()),
-        "morph.moran.i": moran,
-        "morph.geary.c": geary,
     }
+    if autocorrelation:
+        out["morph.moran.i"], out["morph.geary.c"] = spatial_autocorrelation_grid(
+            image.array, inten, spacing=spacing
+        )
+    return out
