@@ -172,3 +172,75 @@ def mesh_volume_area(verts: np.ndarray, faces: np.ndarray) -> tuple[float, float
     volume = abs(float(np.sum(np.einsum("ij,ij->i", a, np.cross(b, c)))) / 6.0)
     area = float(np.sum(np.linalg.norm(np.cross(b - a, c - a), axis=1)) / 2.0)
     return volume, area
+
+
+# --------------------------------------------------------------------------------------------
+# texture-a: the GLCM, GLRLM, NGTDM and NGLDM ``compute`` functions before the one-call kernels
+# (Python loops over slices and aggregations around the per-matrix kernels, which the package
+# still exports).
+# --------------------------------------------------------------------------------------------
+def _old_keys_dict(keys: tuple[str, ...], row: np.ndarray) -> dict[str, float]:
+    return dict(zip(keys, (float(v) for v in row), strict=True))
+
+
+def _old_mean_rows(rows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(rows, dtype=np.float64).T).mean(axis=1)
+
+
+def old_glcm_compute(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1
+) -> dict[str, dict[str, float]]:
+    """GLCM ``compute`` as it was: Python loop over slices around the per-matrix kernels."""
+    from smartimaging.features import glcm
+    from smartimaging.features.texture_common import check_distance, prepare_levels, resolve_aggregations
+
+    keys = tuple(f.key for f in glcm.FEATURES)
+    aggs = resolve_aggregations(aggregations, glcm.AGGREGATIONS, "GLCM")
+    d = check_distance(distance, "GLCM")
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="GLCM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+
+    def fallback() -> np.ndarray:
+        hist = np.bincount(padded[padded > 0], minlength=ng + 1)[1:]
+        return np.diag(hist).astype(np.int64)[None]
+
+    empty = np.zeros((0, ng, ng), dtype=np.int64)
+
+    def rows_of(mats: np.ndarray) -> np.ndarray:
+        keep = mats[mats.sum(axis=(1, 2)) > 0]
+        return glcm.features_of_matrices(keep, n_levels=ng)
+
+    def averaged(mats: np.ndarray) -> dict[str, float]:
+        rows = rows_of(mats)
+        if rows.shape[0] == 0:
+            rows = glcm.features_of_matrices(fallback(), n_levels=ng)
+        return _old_keys_dict(keys, _old_mean_rows(rows))
+
+    if any(a.startswith("2") for a in aggs):
+        rows_avg: list[np.ndarray] = []
+        merged: list[np.ndarray] = []
+        dir_sum = np.zeros((4, ng, ng), dtype=np.int64)
+        for z in range(d, padded.shape[0] - d):
+            mats = glcm.cooccurrence_matrices(padded[z : z + 1], n_levels=ng, three_d=False, distance=d)
+            dir_sum += mats
+            if "2D_avg" in aggs:
+                rows_avg.append(rows_of(mats))
+            if "2D_smrg" in aggs:
+                merged.append(mats.sum(axis=0))
+        if "2D_avg" in aggs:
+            avg = np.concatenate(rows_avg) if rows_avg else np.zeros((0, 25))
+            out["2D_avg"] = _old_keys_dict(keys, _old_mean_rows(avg)) if avg.shape[0] else averaged(empty)
+        if "2D_smrg" in aggs:
+            out["2D_smrg"] = averaged(np.stack(merged) if merged else empty)
+        if "2.5D_dmrg" in aggs:
+            out["2.5D_dmrg"] = averaged(dir_sum)
+        if "2.5D_vmrg" in aggs:
+            out["2.5D_vmrg"] = averaged(dir_sum.sum(axis=0)[None])
+    if any(a.startswith("3") for a in aggs):
+        mats3 = glcm.cooccurrence_matrices(padded, n_levels=ng, three_d=True, distance=d)
+        if "3D_avg" in aggs:
+            out["3D_avg"] = averaged(mats3)
+        if "3D_vmrg" in aggs:
+            out["3D_vmrg"] = averaged(mats3.sum(axis=0)[None])
+    return {a: out[a] for a in aggs}

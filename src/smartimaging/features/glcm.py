@@ -31,7 +31,8 @@ from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
     check_distance,
     directions,
-    prepare_levels,
+    mean_rows_into,
+    prepare_roi,
     resolve_aggregations,
 )
 
@@ -323,13 +324,337 @@ def features_from_matrix(counts: np.ndarray, *, n_levels: int) -> dict[str, floa
     return dict(zip(_KEYS, (float(v) for v in row), strict=True))
 
 
-def _as_dict(row: np.ndarray) -> dict[str, float]:
-    return dict(zip(_KEYS, (float(v) for v in row), strict=True))
+_DIRS_3D = directions(three_d=True)
+_DIRS_2D = directions(three_d=False)
 
 
-def _mean_rows(rows: np.ndarray) -> dict[str, float]:
-    """Column means of feature rows (each column reduced contiguously, as ``np.mean`` of a list)."""
-    return _as_dict(np.ascontiguousarray(rows.T).mean(axis=1))
+@numba.njit(cache=True, nogil=True)
+def _flat_offsets(dirs: np.ndarray, distance: int, ny: int, nx: int) -> np.ndarray:  # pragma: no cover
+    out = np.empty(dirs.shape[0], dtype=np.int64)
+    for k in range(dirs.shape[0]):
+        out[k] = ((dirs[k, 0] * ny + dirs[k, 1]) * nx + dirs[k, 2]) * distance
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _symmetric_into(acc: np.ndarray, base: int, ng: int, out: np.ndarray) -> int:  # pragma: no cover
+    """``out[i, j] = A[i+1, j+1] + A[j+1, i+1]`` of the one-sided counts ``A`` stored at
+    ``acc[base:]`` as ``(Ng + 1) x (Ng + 1)`` (row and column 0: background); returns the total."""
+    w = ng + 1
+    total = 0
+    for i in range(ng):
+        for j in range(ng):
+            v = acc[base + (i + 1) * w + j + 1] + acc[base + (j + 1) * w + i + 1]
+            out[i, j] = v
+            total += v
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _glcm_row(m: np.ndarray, total_int: int, n_levels: int, cells: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    """The 25 features of one non-empty symmetric count matrix ``m`` into ``out``.
+
+    The arithmetic of :func:`_features_kernel` in the same order (so the same values bit for
+    bit): non-zero cells gathered without branches, ``p`` and ``log2(p)`` computed once per
+    distinct small count, the four inverse-difference denominators once per ``|i - j|``.
+    """
+    ng = m.shape[0]
+    n_cells = 0
+    cmax = 0
+    for i in range(ng):
+        for j in range(ng):
+            v = m[i, j]
+            cells[n_cells] = i * ng + j
+            n_cells += v != 0
+            cmax = max(cmax, v)
+    total = float(total_int)
+    fng = float(n_levels)
+    n_memo = min(cmax, 4 * n_cells + 64) + 1
+    memo_p = np.empty(n_memo)
+    memo_lg = np.empty(n_memo)
+    for c in range(1, n_memo):
+        memo_p[c] = -1.0
+    den1 = np.empty(ng)
+    den2 = np.empty(ng)
+    den3 = np.empty(ng)
+    den4 = np.empty(ng)
+    for d in range(ng):
+        fd = float(d)
+        den1[d] = 1.0 + fd
+        den2[d] = 1.0 + fd / fng
+        den3[d] = 1.0 + fd * fd
+        den4[d] = 1.0 + fd * fd / (fng * fng)
+    pi = np.zeros(ng)
+    pj = np.zeros(ng)
+    p_diff = np.zeros(ng)
+    p_sum = np.zeros(2 * ng + 1)
+    mu = 0.0
+    auto = 0.0
+    hxy = 0.0
+    pmax = 0.0
+    energy = 0.0
+    contrast = 0.0
+    dissim = 0.0
+    inv_diff = 0.0
+    inv_diff_norm = 0.0
+    inv_diff_mom = 0.0
+    inv_diff_mom_norm = 0.0
+    for t in range(n_cells):
+        code = cells[t]
+        i = code // ng
+        j = code - i * ng
+        c = m[i, j]
+        if c < n_memo:
+            if memo_p[c] < 0.0:
+                memo_p[c] = c / total
+                memo_lg[c] = np.log2(memo_p[c])
+            p = memo_p[c]
+            lg = memo_lg[c]
+        else:
+            p = c / total
+            lg = np.log2(p)
+        fi = i + 1.0
+        fj = j + 1.0
+        pi[i] += p
+        pj[j] += p
+        d = abs(i - j)
+        fd = float(d)
+        p_diff[d] += p
+        p_sum[i + j + 2] += p
+        mu += fi * p
+        auto += fi * fj * p
+        hxy -= p * lg
+        if p > pmax:
+            pmax = p
+        energy += p * p
+        contrast += fd * fd * p
+        dissim += fd * p
+        inv_diff += p / den1[d]
+        inv_diff_norm += p / den2[d]
+        inv_diff_mom += p / den3[d]
+        inv_diff_mom_norm += p / den4[d]
+    mu_i = 0.0
+    mu_j = 0.0
+    hx = 0.0
+    hy = 0.0
+    for i in range(ng):
+        mu_i += (i + 1.0) * pi[i]
+        mu_j += (i + 1.0) * pj[i]
+        if pi[i] > 0:
+            hx -= pi[i] * np.log2(pi[i])
+        if pj[i] > 0:
+            hy -= pj[i] * np.log2(pj[i])
+    var_i = 0.0
+    var_j = 0.0
+    for i in range(ng):
+        var_i += (i + 1.0 - mu_i) ** 2 * pi[i]
+        var_j += (i + 1.0 - mu_j) ** 2 * pj[i]
+    diff_avg = 0.0
+    diff_entr = 0.0
+    inv_var = 0.0
+    for d in range(ng):
+        q = p_diff[d]
+        diff_avg += d * q
+        if q > 0:
+            diff_entr -= q * np.log2(q)
+            if d > 0:
+                inv_var += q / float(d) ** 2
+    diff_var = 0.0
+    for d in range(ng):
+        diff_var += (d - diff_avg) ** 2 * p_diff[d]
+    sum_avg = 0.0
+    sum_entr = 0.0
+    for s in range(2 * ng + 1):
+        q = p_sum[s]
+        sum_avg += s * q
+        if q > 0:
+            sum_entr -= q * np.log2(q)
+    sum_var = 0.0
+    for s in range(2 * ng + 1):
+        sum_var += (s - sum_avg) ** 2 * p_sum[s]
+    joint_var = 0.0
+    tend = 0.0
+    shade = 0.0
+    prom = 0.0
+    for t in range(n_cells):
+        code = cells[t]
+        i = code // ng
+        j = code - i * ng
+        c = m[i, j]
+        p = memo_p[c] if c < n_memo else c / total
+        fi = i + 1.0
+        joint_var += (fi - mu) ** 2 * p
+        cl = fi + (j + 1.0) - mu_i - mu_j
+        cl2 = cl * cl
+        tend += cl2 * p
+        shade += cl2 * cl * p
+        prom += cl2 * cl2 * p
+    mutual = max(hx + hy - hxy, 0.0)
+    hmax = max(hx, hy)
+    if var_i > 0 and var_j > 0:
+        corr = (auto - mu_i * mu_j) / np.sqrt(var_i * var_j)
+    else:
+        corr = 1.0
+    info1 = 1.0 if (hmax == 0.0 or n_cells == 1) else -mutual / hmax
+    out[0] = pmax
+    out[1] = mu
+    out[2] = joint_var
+    out[3] = hxy
+    out[4] = diff_avg
+    out[5] = diff_var
+    out[6] = diff_entr
+    out[7] = sum_avg
+    out[8] = sum_var
+    out[9] = sum_entr
+    out[10] = energy
+    out[11] = contrast
+    out[12] = dissim
+    out[13] = inv_diff
+    out[14] = inv_diff_norm
+    out[15] = inv_diff_mom
+    out[16] = inv_diff_mom_norm
+    out[17] = inv_var
+    out[18] = corr
+    out[19] = auto
+    out[20] = tend
+    out[21] = shade
+    out[22] = prom
+    out[23] = info1
+    out[24] = np.sqrt(1.0 - np.exp(-2.0 * mutual))
+
+
+@numba.njit(cache=True, nogil=True)
+def _fallback_row(flat: np.ndarray, ng: int, n_levels: int, cells: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    """Features of the diagonal matrix of the ROI histogram (no pair at all)."""
+    m = np.zeros((ng, ng), dtype=np.int64)
+    total = 0
+    for p in range(flat.size):
+        a = flat[p]
+        if a > 0:
+            m[a - 1, a - 1] += 1
+            total += 1
+    _glcm_row(m, total, n_levels, cells, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _glcm_kernel(padded: np.ndarray, n_levels: int, distance: int, planar: bool) -> np.ndarray:  # pragma: no cover
+    """Every aggregation of one ROI in one call.
+
+    ``padded`` is C-contiguous int32 with a frame of ``distance`` background voxels. Returns
+    a ``(6, 25)`` array of feature rows: 2D_avg, 2D_smrg, 2.5D_dmrg, 2.5D_vmrg (only when
+    ``planar``), 3D_avg, 3D_vmrg (only when not ``planar``).
+    """
+    nz, ny, nx = padded.shape
+    ng = n_levels
+    w = ng + 1
+    w2 = w * w
+    flat = padded.ravel()
+    res = np.zeros((6, 25))
+    cells = np.empty(ng * ng, dtype=np.int64)
+    sym = np.empty((ng, ng), dtype=np.int64)
+    merged = np.zeros((ng, ng), dtype=np.int64)
+    if not planar:
+        offs = _flat_offsets(_DIRS_3D, distance, ny, nx)
+        nd = offs.shape[0]
+        acc = np.zeros(nd * w2, dtype=np.int32)
+        for p in range(flat.size):
+            a = flat[p]
+            if a == 0:
+                continue
+            base = a * w
+            for k in range(nd):
+                acc[k * w2 + base + flat[p + offs[k]]] += 1
+        rows = np.empty((nd, 25))
+        n_rows = 0
+        merged_total = 0
+        for k in range(nd):
+            total = _symmetric_into(acc, k * w2, ng, sym)
+            if total == 0:
+                continue
+            _glcm_row(sym, total, n_levels, cells, rows[n_rows])
+            n_rows += 1
+            merged += sym
+            merged_total += total
+        if n_rows == 0:
+            _fallback_row(flat, ng, n_levels, cells, res[4])
+            res[5, :] = res[4]
+            mean_rows_into(res[4:5], 1, res[4])
+            mean_rows_into(res[5:6], 1, res[5])
+        else:
+            mean_rows_into(rows, n_rows, res[4])
+            _glcm_row(merged, merged_total, n_levels, cells, res[5])
+            mean_rows_into(res[5:6], 1, res[5])
+        return res
+    offs = _flat_offsets(_DIRS_2D, distance, ny, nx)
+    nd = offs.shape[0]
+    acc = np.zeros(nd * w2, dtype=np.int32)
+    dir_sum = np.zeros((nd, ng, ng), dtype=np.int64)
+    dir_total = np.zeros(nd, dtype=np.int64)
+    n_slices = nz - 2 * distance
+    rows_avg = np.empty((max(nd * n_slices, 1), 25))
+    rows_smrg = np.empty((max(n_slices, 1), 25))
+    n_avg = 0
+    n_smrg = 0
+    row = np.empty(25)
+    for z in range(distance, nz - distance):
+        acc[:] = 0
+        for p in range(z * ny * nx, (z + 1) * ny * nx):
+            a = flat[p]
+            if a == 0:
+                continue
+            base = a * w
+            for k in range(nd):
+                acc[k * w2 + base + flat[p + offs[k]]] += 1
+        merged[:, :] = 0
+        slice_total = 0
+        for k in range(nd):
+            total = _symmetric_into(acc, k * w2, ng, sym)
+            if total == 0:
+                continue
+            _glcm_row(sym, total, n_levels, cells, rows_avg[n_avg])
+            n_avg += 1
+            merged += sym
+            slice_total += total
+            dir_sum[k] += sym
+            dir_total[k] += total
+        if slice_total > 0:
+            _glcm_row(merged, slice_total, n_levels, cells, rows_smrg[n_smrg])
+            n_smrg += 1
+    if n_avg == 0 or n_smrg == 0:
+        _fallback_row(flat, ng, n_levels, cells, row)
+    if n_avg > 0:
+        mean_rows_into(rows_avg, n_avg, res[0])
+    else:
+        res[0, :] = row
+        mean_rows_into(res[0:1], 1, res[0])
+    if n_smrg > 0:
+        mean_rows_into(rows_smrg, n_smrg, res[1])
+    else:
+        res[1, :] = row
+        mean_rows_into(res[1:2], 1, res[1])
+    rows = np.empty((nd, 25))
+    n_rows = 0
+    merged[:, :] = 0
+    merged_total = 0
+    for k in range(nd):
+        if dir_total[k] == 0:
+            continue
+        _glcm_row(dir_sum[k], dir_total[k], n_levels, cells, rows[n_rows])
+        n_rows += 1
+        merged += dir_sum[k]
+        merged_total += dir_total[k]
+    if n_rows > 0:
+        mean_rows_into(rows, n_rows, res[2])
+        _glcm_row(merged, merged_total, n_levels, cells, res[3])
+    else:  # no pair in any slice: 2D_avg already holds the fallback
+        res[2, :] = row
+        mean_rows_into(res[2:3], 1, res[2])
+        res[3, :] = row
+    mean_rows_into(res[3:4], 1, res[3])
+    return res
+
+
+_ROW_OF = {"2D_avg": 0, "2D_smrg": 1, "2.5D_dmrg": 2, "2.5D_vmrg": 3, "3D_avg": 4, "3D_vmrg": 5}
 
 
 def compute(
@@ -342,6 +667,10 @@ def compute(
     distance: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Compute the GLCM features for the requested aggregations.
+
+    One compiled call builds the matrices of every direction (and slice, for the 2D and 2.5D
+    aggregations) and their feature rows; the values are those of the per-matrix
+    :func:`features_of_matrices`, averaged or merged as the IBSI prescribes.
 
     Parameters
     ----------
@@ -377,53 +706,13 @@ def compute(
     """
     aggs = resolve_aggregations(aggregations, AGGREGATIONS, "GLCM")
     d = check_distance(distance, "GLCM")
-    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="GLCM")
+    padded = prepare_roi(levels, mask, n_levels=n_levels, pad=d, family="GLCM")
     ng = int(n_levels)
     out: dict[str, dict[str, float]] = {}
-
-    def fallback() -> np.ndarray:
-        hist = np.bincount(padded[padded > 0], minlength=ng + 1)[1:]
-        return np.diag(hist).astype(np.int64)[None]
-
-    empty = np.zeros((0, ng, ng), dtype=np.int64)
-
-    def rows_of(mats: np.ndarray) -> np.ndarray:
-        """Feature rows of the non-empty matrices of a stack."""
-        keep = mats[mats.sum(axis=(1, 2)) > 0]
-        return features_of_matrices(keep, n_levels=ng)
-
-    def averaged(mats: np.ndarray) -> dict[str, float]:
-        """IBSI averaging: the mean feature row of the non-empty matrices (fallback if none)."""
-        rows = rows_of(mats)
-        if rows.shape[0] == 0:
-            rows = features_of_matrices(fallback(), n_levels=ng)
-        return _mean_rows(rows)
-
-    if any(a.startswith("2") for a in aggs):
-        # slice by slice, so memory stays at a few Ng x Ng matrices whatever the slice count
-        rows_avg: list[np.ndarray] = []
-        merged: list[np.ndarray] = []
-        dir_sum = np.zeros((4, ng, ng), dtype=np.int64)
-        for z in range(d, padded.shape[0] - d):
-            mats = cooccurrence_matrices(padded[z : z + 1], n_levels=ng, three_d=False, distance=d)
-            dir_sum += mats
-            if "2D_avg" in aggs:
-                rows_avg.append(rows_of(mats))
-            if "2D_smrg" in aggs:
-                merged.append(mats.sum(axis=0))
-        if "2D_avg" in aggs:
-            avg = np.concatenate(rows_avg) if rows_avg else np.zeros((0, 25))
-            out["2D_avg"] = _mean_rows(avg) if avg.shape[0] else averaged(empty)
-        if "2D_smrg" in aggs:
-            out["2D_smrg"] = averaged(np.stack(merged) if merged else empty)
-        if "2.5D_dmrg" in aggs:
-            out["2.5D_dmrg"] = averaged(dir_sum)
-        if "2.5D_vmrg" in aggs:
-            out["2.5D_vmrg"] = averaged(dir_sum.sum(axis=0)[None])
-    if any(a.startswith("3") for a in aggs):
-        mats3 = cooccurrence_matrices(padded, n_levels=ng, three_d=True, distance=d)
-        if "3D_avg" in aggs:
-            out["3D_avg"] = averaged(mats3)
-        if "3D_vmrg" in aggs:
-            out["3D_vmrg"] = averaged(mats3.sum(axis=0)[None])
+    if any(a[0] == "2" for a in aggs):
+        rows = _glcm_kernel(padded, ng, d, True).tolist()
+        out.update((a, dict(zip(_KEYS, rows[r], strict=True))) for a, r in _ROW_OF.items() if r < 4)
+    if any(a[0] == "3" for a in aggs):
+        rows = _glcm_kernel(padded, ng, d, False).tolist()
+        out.update((a, dict(zip(_KEYS, rows[r], strict=True))) for a, r in _ROW_OF.items() if r >= 4)
     return {a: out[a] for a in aggs}
