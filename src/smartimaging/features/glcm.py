@@ -329,65 +329,63 @@ _DIRS_2D = directions(three_d=False)
 
 
 @numba.njit(cache=True, nogil=True)
-def _flat_offsets(dirs: np.ndarray, distance: int, ny: int, nx: int) -> np.ndarray:  # pragma: no cover
-    out = np.empty(dirs.shape[0], dtype=np.int64)
-    for k in range(dirs.shape[0]):
-        out[k] = ((dirs[k, 0] * ny + dirs[k, 1]) * nx + dirs[k, 2]) * distance
-    return out
+def _glcm_row(
+    acc: np.ndarray,
+    base: int,
+    present: np.ndarray,
+    n_levels: int,
+    cj: np.ndarray,
+    cv: np.ndarray,
+    work: np.ndarray,
+    out: np.ndarray,
+) -> bool:  # pragma: no cover - compiled
+    """The 25 features of one symmetric co-occurrence matrix into ``out``; False if it is empty.
 
-
-@numba.njit(cache=True, nogil=True)
-def _symmetric_into(acc: np.ndarray, base: int, ng: int, out: np.ndarray) -> int:  # pragma: no cover
-    """``out[i, j] = A[i+1, j+1] + A[j+1, i+1]`` of the one-sided counts ``A`` stored at
-    ``acc[base:]`` as ``(Ng + 1) x (Ng + 1)`` (row and column 0: background); returns the total."""
-    w = ng + 1
-    total = 0
-    for i in range(ng):
-        for j in range(ng):
-            v = acc[base + (i + 1) * w + j + 1] + acc[base + (j + 1) * w + i + 1]
-            out[i, j] = v
-            total += v
-    return total
-
-
-@numba.njit(cache=True, nogil=True)
-def _glcm_row(m: np.ndarray, total_int: int, n_levels: int, cells: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
-    """The 25 features of one non-empty symmetric count matrix ``m`` into ``out``.
-
-    The arithmetic of :func:`_features_kernel` in the same order (so the same values bit for
-    bit): non-zero cells gathered without branches, ``p`` and ``log2(p)`` computed once per
-    distinct small count, the four inverse-difference denominators once per ``|i - j|``.
+    The matrix is ``A + A.T`` of the one-sided counts ``A`` stored at ``acc[base:]`` as an
+    ``(Ng + 1) x (Ng + 1)`` block (row and column 0: background). The arithmetic is that of
+    :func:`_features_kernel` in the same order, so the values are the same bit for bit: the
+    non-zero cells of the grey levels ``present`` in the ROI (any other cell is 0) are gathered
+    row by row without branches, ``p`` and ``log2(p)`` are computed once per distinct small
+    count, and the four inverse-difference denominators (rows 4 to 7 of ``work``, a
+    ``(8, 2 Ng + 1)`` scratch array) once per kernel call.
     """
-    ng = m.shape[0]
+    ng = n_levels
+    w = ng + 1
+    n_p = present.shape[0]
     n_cells = 0
+    total_int = 0
     cmax = 0
-    for i in range(ng):
-        for j in range(ng):
-            v = m[i, j]
-            cells[n_cells] = i * ng + j
+    row_end = np.empty(n_p, dtype=np.int64)
+    for a in range(n_p):
+        i = present[a]
+        row = base + (i + 1) * w + 1
+        col = base + i + 1
+        for b in range(n_p):
+            j = present[b]
+            v = acc[row + j] + acc[col + (j + 1) * w]
+            cj[n_cells] = j
+            cv[n_cells] = v
             n_cells += v != 0
+            total_int += v
             cmax = max(cmax, v)
+        row_end[a] = n_cells
+    if n_cells == 0:
+        return False
     total = float(total_int)
-    fng = float(n_levels)
     n_memo = min(cmax, 4 * n_cells + 64) + 1
     memo_p = np.empty(n_memo)
     memo_lg = np.empty(n_memo)
     for c in range(1, n_memo):
         memo_p[c] = -1.0
-    den1 = np.empty(ng)
-    den2 = np.empty(ng)
-    den3 = np.empty(ng)
-    den4 = np.empty(ng)
-    for d in range(ng):
-        fd = float(d)
-        den1[d] = 1.0 + fd
-        den2[d] = 1.0 + fd / fng
-        den3[d] = 1.0 + fd * fd
-        den4[d] = 1.0 + fd * fd / (fng * fng)
-    pi = np.zeros(ng)
-    pj = np.zeros(ng)
-    p_diff = np.zeros(ng)
-    p_sum = np.zeros(2 * ng + 1)
+    work[:4, :] = 0.0
+    pi = work[0]
+    pj = work[1]
+    p_diff = work[2]
+    p_sum = work[3]
+    den1 = work[4]
+    den2 = work[5]
+    den3 = work[6]
+    den4 = work[7]
     mu = 0.0
     auto = 0.0
     hxy = 0.0
@@ -399,40 +397,44 @@ def _glcm_row(m: np.ndarray, total_int: int, n_levels: int, cells: np.ndarray, o
     inv_diff_norm = 0.0
     inv_diff_mom = 0.0
     inv_diff_mom_norm = 0.0
-    for t in range(n_cells):
-        code = cells[t]
-        i = code // ng
-        j = code - i * ng
-        c = m[i, j]
-        if c < n_memo:
-            if memo_p[c] < 0.0:
-                memo_p[c] = c / total
-                memo_lg[c] = np.log2(memo_p[c])
-            p = memo_p[c]
-            lg = memo_lg[c]
-        else:
-            p = c / total
-            lg = np.log2(p)
+    t0 = 0
+    for a in range(n_p):
+        i = present[a]
         fi = i + 1.0
-        fj = j + 1.0
-        pi[i] += p
-        pj[j] += p
-        d = abs(i - j)
-        fd = float(d)
-        p_diff[d] += p
-        p_sum[i + j + 2] += p
-        mu += fi * p
-        auto += fi * fj * p
-        hxy -= p * lg
-        if p > pmax:
-            pmax = p
-        energy += p * p
-        contrast += fd * fd * p
-        dissim += fd * p
-        inv_diff += p / den1[d]
-        inv_diff_norm += p / den2[d]
-        inv_diff_mom += p / den3[d]
-        inv_diff_mom_norm += p / den4[d]
+        pi_row = 0.0
+        for t in range(t0, row_end[a]):
+            j = cj[t]
+            c = cv[t]
+            if c < n_memo:
+                if memo_p[c] < 0.0:
+                    memo_p[c] = c / total
+                    memo_lg[c] = np.log2(memo_p[c])
+                p = memo_p[c]
+                lg = memo_lg[c]
+            else:
+                p = c / total
+                lg = np.log2(p)
+            fj = j + 1.0
+            pi_row += p
+            pj[j] += p
+            d = abs(i - j)
+            fd = float(d)
+            p_diff[d] += p
+            p_sum[i + j + 2] += p
+            mu += fi * p
+            auto += fi * fj * p
+            hxy -= p * lg
+            if p > pmax:
+                pmax = p
+            energy += p * p
+            contrast += fd * fd * p
+            dissim += fd * p
+            inv_diff += p / den1[d]
+            inv_diff_norm += p / den2[d]
+            inv_diff_mom += p / den3[d]
+            inv_diff_mom_norm += p / den4[d]
+        pi[i] = pi_row
+        t0 = row_end[a]
     mu_i = 0.0
     mu_j = 0.0
     hx = 0.0
@@ -476,19 +478,19 @@ def _glcm_row(m: np.ndarray, total_int: int, n_levels: int, cells: np.ndarray, o
     tend = 0.0
     shade = 0.0
     prom = 0.0
-    for t in range(n_cells):
-        code = cells[t]
-        i = code // ng
-        j = code - i * ng
-        c = m[i, j]
-        p = memo_p[c] if c < n_memo else c / total
-        fi = i + 1.0
-        joint_var += (fi - mu) ** 2 * p
-        cl = fi + (j + 1.0) - mu_i - mu_j
-        cl2 = cl * cl
-        tend += cl2 * p
-        shade += cl2 * cl * p
-        prom += cl2 * cl2 * p
+    t0 = 0
+    for a in range(n_p):
+        fi = present[a] + 1.0
+        for t in range(t0, row_end[a]):
+            c = cv[t]
+            p = memo_p[c] if c < n_memo else c / total
+            joint_var += (fi - mu) ** 2 * p
+            cl = fi + (cj[t] + 1.0) - mu_i - mu_j
+            cl2 = cl * cl
+            tend += cl2 * p
+            shade += cl2 * cl * p
+            prom += cl2 * cl2 * p
+        t0 = row_end[a]
     mutual = max(hx + hy - hxy, 0.0)
     hmax = max(hx, hy)
     if var_i > 0 and var_j > 0:
@@ -521,28 +523,20 @@ def _glcm_row(m: np.ndarray, total_int: int, n_levels: int, cells: np.ndarray, o
     out[22] = prom
     out[23] = info1
     out[24] = np.sqrt(1.0 - np.exp(-2.0 * mutual))
-
-
-@numba.njit(cache=True, nogil=True)
-def _fallback_row(flat: np.ndarray, ng: int, n_levels: int, cells: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
-    """Features of the diagonal matrix of the ROI histogram (no pair at all)."""
-    m = np.zeros((ng, ng), dtype=np.int64)
-    total = 0
-    for p in range(flat.size):
-        a = flat[p]
-        if a > 0:
-            m[a - 1, a - 1] += 1
-            total += 1
-    _glcm_row(m, total, n_levels, cells, out)
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
 def _glcm_kernel(padded: np.ndarray, n_levels: int, distance: int, planar: bool) -> np.ndarray:  # pragma: no cover
-    """Every aggregation of one ROI in one call.
+    """Feature rows of every aggregation of one ROI, in one call.
 
     ``padded`` is C-contiguous int32 with a frame of ``distance`` background voxels. Returns
-    a ``(6, 25)`` array of feature rows: 2D_avg, 2D_smrg, 2.5D_dmrg, 2.5D_vmrg (only when
-    ``planar``), 3D_avg, 3D_vmrg (only when not ``planar``).
+    ``(6, 25)`` rows: 2D_avg, 2D_smrg, 2.5D_dmrg, 2.5D_vmrg (filled when ``planar``), 3D_avg,
+    3D_vmrg (filled otherwise). Matrices are kept one-sided (``A``, the symmetric matrix being
+    ``A + A.T``) in ``(Ng + 1)^2`` blocks indexed directly by the two grey levels, so the
+    accumulation has no branch; merging adds blocks. Without any pair the matrix of an
+    aggregation is the diagonal ROI histogram (a one-sided ``diag(h)`` gives ``2 diag(h)``,
+    the same probabilities).
     """
     nz, ny, nx = padded.shape
     ng = n_levels
@@ -550,106 +544,114 @@ def _glcm_kernel(padded: np.ndarray, n_levels: int, distance: int, planar: bool)
     w2 = w * w
     flat = padded.ravel()
     res = np.zeros((6, 25))
-    cells = np.empty(ng * ng, dtype=np.int64)
-    sym = np.empty((ng, ng), dtype=np.int64)
-    merged = np.zeros((ng, ng), dtype=np.int64)
+    dirs = _DIRS_2D if planar else _DIRS_3D
+    nd = dirs.shape[0]
+    offs = np.empty(nd, dtype=np.int64)
+    for k in range(nd):
+        offs[k] = ((dirs[k, 0] * ny + dirs[k, 1]) * nx + dirs[k, 2]) * distance
+    # blocks: nd directions, merged, histogram; planar adds nd per-direction sums over slices
+    n_blocks = nd + 2 + (nd if planar else 0)
+    acc = np.zeros(n_blocks * w2, dtype=np.int32)
+    merged = nd * w2
+    hist = (nd + 1) * w2
+    dsum = (nd + 2) * w2
+    hist_counts = np.zeros(w, dtype=np.int64)
+    for p in range(flat.size):
+        hist_counts[flat[p]] += 1
+    n_present = 0
+    for g in range(1, w):
+        n_present += hist_counts[g] > 0
+    present = np.empty(n_present, dtype=np.int64)
+    n_present = 0
+    for g in range(1, w):
+        if hist_counts[g] > 0:
+            present[n_present] = g - 1
+            n_present += 1
+            acc[hist + g * w + g] = hist_counts[g]
+    cj = np.empty(n_present * n_present, dtype=np.int64)
+    cv = np.empty(n_present * n_present, dtype=np.int64)
+    work = np.zeros((8, 2 * ng + 1))
+    fng = float(ng)
+    for d in range(ng):
+        fd = float(d)
+        work[4, d] = 1.0 + fd
+        work[5, d] = 1.0 + fd / fng
+        work[6, d] = 1.0 + fd * fd
+        work[7, d] = 1.0 + fd * fd / (fng * fng)
     if not planar:
-        offs = _flat_offsets(_DIRS_3D, distance, ny, nx)
-        nd = offs.shape[0]
-        acc = np.zeros(nd * w2, dtype=np.int32)
         for p in range(flat.size):
             a = flat[p]
             if a == 0:
                 continue
-            base = a * w
+            row = a * w
             for k in range(nd):
-                acc[k * w2 + base + flat[p + offs[k]]] += 1
+                acc[k * w2 + row + flat[p + offs[k]]] += 1
         rows = np.empty((nd, 25))
         n_rows = 0
-        merged_total = 0
         for k in range(nd):
-            total = _symmetric_into(acc, k * w2, ng, sym)
-            if total == 0:
-                continue
-            _glcm_row(sym, total, n_levels, cells, rows[n_rows])
-            n_rows += 1
-            merged += sym
-            merged_total += total
+            if _glcm_row(acc, k * w2, present, ng, cj, cv, work, rows[n_rows]):
+                n_rows += 1
+                for q in range(w2):
+                    acc[merged + q] += acc[k * w2 + q]
         if n_rows == 0:
-            _fallback_row(flat, ng, n_levels, cells, res[4])
-            res[5, :] = res[4]
-            mean_rows_into(res[4:5], 1, res[4])
-            mean_rows_into(res[5:6], 1, res[5])
+            _glcm_row(acc, hist, present, ng, cj, cv, work, rows[0])
+            n_rows = 1
+            res[5, :] = rows[0]
         else:
-            mean_rows_into(rows, n_rows, res[4])
-            _glcm_row(merged, merged_total, n_levels, cells, res[5])
-            mean_rows_into(res[5:6], 1, res[5])
+            _glcm_row(acc, merged, present, ng, cj, cv, work, res[5])
+        mean_rows_into(rows, n_rows, res[4])
+        mean_rows_into(res[5:6], 1, res[5])
         return res
-    offs = _flat_offsets(_DIRS_2D, distance, ny, nx)
-    nd = offs.shape[0]
-    acc = np.zeros(nd * w2, dtype=np.int32)
-    dir_sum = np.zeros((nd, ng, ng), dtype=np.int64)
-    dir_total = np.zeros(nd, dtype=np.int64)
     n_slices = nz - 2 * distance
     rows_avg = np.empty((max(nd * n_slices, 1), 25))
     rows_smrg = np.empty((max(n_slices, 1), 25))
     n_avg = 0
     n_smrg = 0
-    row = np.empty(25)
+    plane = ny * nx
     for z in range(distance, nz - distance):
-        acc[:] = 0
-        for p in range(z * ny * nx, (z + 1) * ny * nx):
+        acc[: (nd + 1) * w2] = 0
+        for p in range(z * plane, (z + 1) * plane):
             a = flat[p]
             if a == 0:
                 continue
-            base = a * w
+            row = a * w
             for k in range(nd):
-                acc[k * w2 + base + flat[p + offs[k]]] += 1
-        merged[:, :] = 0
-        slice_total = 0
+                acc[k * w2 + row + flat[p + offs[k]]] += 1
+        any_pair = False
         for k in range(nd):
-            total = _symmetric_into(acc, k * w2, ng, sym)
-            if total == 0:
-                continue
-            _glcm_row(sym, total, n_levels, cells, rows_avg[n_avg])
-            n_avg += 1
-            merged += sym
-            slice_total += total
-            dir_sum[k] += sym
-            dir_total[k] += total
-        if slice_total > 0:
-            _glcm_row(merged, slice_total, n_levels, cells, rows_smrg[n_smrg])
+            if _glcm_row(acc, k * w2, present, ng, cj, cv, work, rows_avg[n_avg]):
+                n_avg += 1
+                any_pair = True
+                for q in range(w2):
+                    acc[merged + q] += acc[k * w2 + q]
+                    acc[dsum + k * w2 + q] += acc[k * w2 + q]
+        if any_pair:
+            _glcm_row(acc, merged, present, ng, cj, cv, work, rows_smrg[n_smrg])
             n_smrg += 1
-    if n_avg == 0 or n_smrg == 0:
-        _fallback_row(flat, ng, n_levels, cells, row)
-    if n_avg > 0:
-        mean_rows_into(rows_avg, n_avg, res[0])
-    else:
-        res[0, :] = row
-        mean_rows_into(res[0:1], 1, res[0])
-    if n_smrg > 0:
-        mean_rows_into(rows_smrg, n_smrg, res[1])
-    else:
-        res[1, :] = row
-        mean_rows_into(res[1:2], 1, res[1])
+    fallback = np.empty(25)
+    if n_avg == 0:
+        _glcm_row(acc, hist, present, ng, cj, cv, work, fallback)
+        rows_avg[0, :] = fallback
+        rows_smrg[0, :] = fallback
+        n_avg = 1
+        n_smrg = 1
+    mean_rows_into(rows_avg, n_avg, res[0])
+    mean_rows_into(rows_smrg, n_smrg, res[1])
     rows = np.empty((nd, 25))
     n_rows = 0
-    merged[:, :] = 0
-    merged_total = 0
+    acc[merged : merged + w2] = 0
     for k in range(nd):
-        if dir_total[k] == 0:
-            continue
-        _glcm_row(dir_sum[k], dir_total[k], n_levels, cells, rows[n_rows])
-        n_rows += 1
-        merged += dir_sum[k]
-        merged_total += dir_total[k]
-    if n_rows > 0:
-        mean_rows_into(rows, n_rows, res[2])
-        _glcm_row(merged, merged_total, n_levels, cells, res[3])
-    else:  # no pair in any slice: 2D_avg already holds the fallback
-        res[2, :] = row
-        mean_rows_into(res[2:3], 1, res[2])
-        res[3, :] = row
+        if _glcm_row(acc, dsum + k * w2, present, ng, cj, cv, work, rows[n_rows]):
+            n_rows += 1
+            for q in range(w2):
+                acc[merged + q] += acc[dsum + k * w2 + q]
+    if n_rows == 0:
+        rows[0, :] = fallback
+        n_rows = 1
+        res[3, :] = fallback
+    else:
+        _glcm_row(acc, merged, present, ng, cj, cv, work, res[3])
+    mean_rows_into(rows, n_rows, res[2])
     mean_rows_into(res[3:4], 1, res[3])
     return res
 
