@@ -244,3 +244,33 @@ def old_glcm_compute(
         if "3D_vmrg" in aggs:
             out["3D_vmrg"] = averaged(mats3.sum(axis=0)[None])
     return {a: out[a] for a in aggs}
+
+
+def old_ngtdm_compute(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1
+) -> dict[str, dict[str, float]]:
+    """NGTDM ``compute`` as it was: per-slice kernel, NumPy features, dictionaries averaged."""
+    from smartimaging.features import ngtdm
+    from smartimaging.features.texture_common import (
+        check_distance,
+        mean_features,
+        prepare_levels,
+        resolve_aggregations,
+    )
+
+    aggs = resolve_aggregations(aggregations, ngtdm.AGGREGATIONS, "NGTDM")
+    d = check_distance(distance, "NGTDM")
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="NGTDM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+    if "2D" in aggs or "2.5D" in aggs:
+        s2, n2 = ngtdm.ngtdm_per_slice(padded, n_levels=ng, three_d=False, distance=d)
+        if "2D" in aggs:
+            rows = [ngtdm.features_from_matrix(s2[z], n2[z]) for z in range(s2.shape[0]) if n2[z].sum() > 0]
+            out["2D"] = mean_features(rows) if rows else ngtdm.features_from_matrix(s2[0], n2[0])
+        if "2.5D" in aggs:
+            out["2.5D"] = ngtdm.features_from_matrix(s2.sum(axis=0), n2.sum(axis=0))
+    if "3D" in aggs:
+        s3, n3 = ngtdm.ngtdm_per_slice(padded, n_levels=ng, three_d=True, distance=d)
+        out["3D"] = ngtdm.features_from_matrix(s3.sum(axis=0), n3.sum(axis=0))
+    return {a: out[a] for a in aggs}

@@ -614,49 +614,78 @@ def mean_rows_into(rows: np.ndarray, n_rows: int, out: np.ndarray) -> None:  # p
 def _pad_roi_kernel(
     levels: np.ndarray, mask: np.ndarray, pad: int
 ) -> tuple[np.ndarray, int, int, int]:  # pragma: no cover - compiled
-    """Bounding box of ``mask``, padded by ``pad`` voxels of level 0, in one pass each way.
+    """Bounding box of ``mask`` (uint8), padded by ``pad`` voxels of level 0.
 
     Returns the padded int32 box (levels inside the mask, 0 elsewhere), the smallest and largest
     level inside the mask and the number of mask voxels (0: empty mask, nothing else is valid).
+    Both inputs are C-contiguous; rows are scanned without branches (vectorised), and only rows
+    holding mask voxels are searched for the box's x extent.
     """
     nz, ny, nx = levels.shape
+    big = np.iinfo(np.int32).max
+    small = np.iinfo(np.int32).min
     z0, y0, x0 = nz, ny, nx
     z1 = y1 = x1 = -1
     n_roi = 0
-    vmin = np.iinfo(np.int32).max
-    vmax = np.iinfo(np.int32).min
+    vmin = big
+    vmax = small
     for z in range(nz):
         for y in range(ny):
+            lr = levels[z, y]
+            mr = mask[z, y]
+            c = 0
+            lo = big
+            hi = small
             for x in range(nx):
-                if mask[z, y, x]:
-                    n_roi += 1
-                    v = levels[z, y, x]
-                    vmin = min(vmin, v)
-                    vmax = max(vmax, v)
-                    z0 = min(z0, z)
-                    z1 = max(z1, z)
-                    y0 = min(y0, y)
-                    y1 = max(y1, y)
-                    x0 = min(x0, x)
-                    x1 = max(x1, x)
+                m = mr[x]
+                v = lr[x]
+                c += m
+                lo = min(lo, v if m != 0 else big)
+                hi = max(hi, v if m != 0 else small)
+            if c == 0:
+                continue
+            n_roi += c
+            vmin = min(vmin, lo)
+            vmax = max(vmax, hi)
+            z0 = min(z0, z)
+            z1 = max(z1, z)
+            y0 = min(y0, y)
+            y1 = max(y1, y)
+            x = 0
+            while mr[x] == 0:
+                x += 1
+            x0 = min(x0, x)
+            x = nx - 1
+            while mr[x] == 0:
+                x -= 1
+            x1 = max(x1, x)
     if n_roi == 0:
         return np.zeros((1, 1, 1), dtype=np.int32), 0, 0, 0
     out = np.zeros((z1 - z0 + 1 + 2 * pad, y1 - y0 + 1 + 2 * pad, x1 - x0 + 1 + 2 * pad), dtype=np.int32)
+    width = x1 - x0 + 1
     for z in range(z0, z1 + 1):
         for y in range(y0, y1 + 1):
-            for x in range(x0, x1 + 1):
-                if mask[z, y, x]:
-                    out[z - z0 + pad, y - y0 + pad, x - x0 + pad] = levels[z, y, x]
+            dst = out[z - z0 + pad, y - y0 + pad, pad : pad + width]
+            lr = levels[z, y, x0 : x0 + width]
+            mr = mask[z, y, x0 : x0 + width]
+            for x in range(width):
+                dst[x] = lr[x] if mr[x] != 0 else 0
     return out, int(vmin), int(vmax), n_roi
 
 
 def prepare_roi(
     levels: np.ndarray, mask: np.ndarray, *, n_levels: int, pad: int = 1, family: str = "texture"
 ) -> np.ndarray:
-    """:func:`prepare_levels` with one compiled pass for int32 levels and a boolean mask.
+    """:func:`prepare_levels` in one compiled call for int32 levels and a boolean mask.
 
     Same result (a C-contiguous int32 padded box) and the same errors; other dtypes go
-    through :func:`prepare_levels`. Raises as :func:`prepare_levels`.
+    through :func:`prepare_levels`. Views (the ROI box cut from a larger array) are copied to
+    contiguous arrays first, which the compiled scan vectorises.
+
+    Raises
+    ------
+    GeometryMismatchError, EmptyMaskError, FeatureError, ConfigError
+        As :func:`prepare_levels`.
     """
     if (
         not isinstance(levels, np.ndarray)
@@ -670,7 +699,9 @@ def prepare_roi(
         or n_levels < 1
     ):
         return prepare_levels(levels, mask, n_levels=n_levels, pad=pad, family=family)
-    out, vmin, vmax, n_roi = _pad_roi_kernel(levels, mask, int(pad))
+    out, vmin, vmax, n_roi = _pad_roi_kernel(
+        np.ascontiguousarray(levels), np.ascontiguousarray(mask).view(np.uint8), int(pad)
+    )
     if n_roi == 0:
         raise EmptyMaskError(f"{family}: the ROI mask contains no voxel; texture features need at least one")
     if vmin < 1 or vmax > n_levels:
