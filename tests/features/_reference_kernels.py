@@ -274,3 +274,46 @@ def old_ngtdm_compute(
         s3, n3 = ngtdm.ngtdm_per_slice(padded, n_levels=ng, three_d=True, distance=d)
         out["3D"] = ngtdm.features_from_matrix(s3.sum(axis=0), n3.sum(axis=0))
     return {a: out[a] for a in aggs}
+
+
+def old_ngldm_compute(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1, alpha: int = 0
+) -> dict[str, dict[str, float]]:
+    """NGLDM ``compute`` as it was: per-slice dependence matrices, batched generic features."""
+    from smartimaging.features import ngldm
+    from smartimaging.features.texture_common import (
+        check_distance,
+        mean_rows,
+        prepare_levels,
+        resolve_aggregations,
+        size_features_dense,
+    )
+
+    def rows_of(mats: np.ndarray) -> np.ndarray:
+        return size_features_dense(mats, mats.sum(axis=(1, 2)).astype(np.float64))
+
+    def as_dict(generic: np.ndarray) -> dict[str, float]:
+        col = {name: c for c, name in enumerate(_GENERIC)}
+        return {key: float(generic[col[g]]) for key, _, _, g in ngldm._SPEC}
+
+    aggs = resolve_aggregations(aggregations, ngldm.AGGREGATIONS, "NGLDM")
+    d = check_distance(distance, "NGLDM")
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="NGLDM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+    if "2D" in aggs or "2.5D" in aggs:
+        m2 = ngldm.dependence_matrices(padded, n_levels=ng, three_d=False, distance=d, alpha=alpha)
+        if "2D" in aggs:
+            out["2D"] = as_dict(mean_rows(rows_of(m2[m2.sum(axis=(1, 2)) > 0])))
+        if "2.5D" in aggs:
+            out["2.5D"] = as_dict(rows_of(m2.sum(axis=0)[None])[0])
+    if "3D" in aggs:
+        m3 = ngldm.dependence_matrices(padded, n_levels=ng, three_d=True, distance=d, alpha=alpha)
+        out["3D"] = as_dict(rows_of(m3.sum(axis=0)[None])[0])
+    return {a: out[a] for a in aggs}
+
+
+_GENERIC = (
+    "sje", "lje", "lge", "hge", "sjlge", "sjhge", "ljlge", "ljhge",
+    "glnu", "glnu_norm", "jnu", "jnu_norm", "perc", "gl_var", "j_var", "entr", "energy",
+)  # fmt: skip
