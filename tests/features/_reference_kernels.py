@@ -317,3 +317,53 @@ _GENERIC = (
     "sje", "lje", "lge", "hge", "sjlge", "sjhge", "ljlge", "ljhge",
     "glnu", "glnu_norm", "jnu", "jnu_norm", "perc", "gl_var", "j_var", "entr", "energy",
 )  # fmt: skip
+
+
+def old_glrlm_compute(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1
+) -> dict[str, dict[str, float]]:
+    """GLRLM ``compute`` as it was: Python loop over slices around the run length kernel."""
+    from smartimaging.features import glrlm
+    from smartimaging.features.texture_common import (
+        check_distance,
+        mean_rows,
+        prepare_levels,
+        resolve_aggregations,
+        size_features_dense,
+    )
+
+    def rows_of(mats: np.ndarray) -> np.ndarray:
+        lengths = np.arange(1, mats.shape[-1] + 1, dtype=np.int64)
+        return size_features_dense(mats, (mats * lengths).sum(axis=(1, 2)).astype(np.float64))
+
+    def as_dict(generic: np.ndarray) -> dict[str, float]:
+        col = {name: c for c, name in enumerate(_GENERIC)}
+        return {key: float(generic[col[g]]) for key, _, _, g in glrlm._SPEC}
+
+    aggs = resolve_aggregations(aggregations, glrlm.AGGREGATIONS, "GLRLM")
+    check_distance(distance, "GLRLM", only_one=True)
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLRLM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+    if any(a.startswith("2") for a in aggs):
+        rows_avg: list[np.ndarray] = []
+        merged: list[np.ndarray] = []
+        max_len = max(padded.shape[1:])
+        dir_sum = np.zeros((4, ng, max_len), dtype=np.int64)
+        for z in range(1, padded.shape[0] - 1):
+            sl = padded[z : z + 1]
+            if not sl.any():
+                continue
+            mats = glrlm.run_length_matrices(sl, n_levels=ng, three_d=False)[:, :, :max_len]
+            dir_sum += mats
+            rows_avg.append(rows_of(mats))
+            merged.append(rows_of(mats.sum(axis=0)[None]))
+        out["2D_avg"] = as_dict(mean_rows(np.concatenate(rows_avg)))
+        out["2D_smrg"] = as_dict(mean_rows(np.concatenate(merged)))
+        out["2.5D_dmrg"] = as_dict(mean_rows(rows_of(dir_sum)))
+        out["2.5D_vmrg"] = as_dict(rows_of(dir_sum.sum(axis=0)[None])[0])
+    if any(a.startswith("3") for a in aggs):
+        mats3 = glrlm.run_length_matrices(padded, n_levels=ng, three_d=True)
+        out["3D_avg"] = as_dict(mean_rows(rows_of(mats3)))
+        out["3D_vmrg"] = as_dict(rows_of(mats3.sum(axis=0)[None])[0])
+    return {a: out[a] for a in aggs}
