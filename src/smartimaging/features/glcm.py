@@ -555,9 +555,17 @@ def _glcm_kernel(padded: np.ndarray, n_levels: int, distance: int, planar: bool)
     merged = nd * w2
     hist = (nd + 1) * w2
     dsum = (nd + 2) * w2
+    # the ROI voxels (flat index, level row offset) and the grey-level histogram, in one pass
+    roi = np.empty(flat.size, dtype=np.int64)
+    roi_row = np.empty(flat.size, dtype=np.int64)
     hist_counts = np.zeros(w, dtype=np.int64)
+    n_roi = 0
     for p in range(flat.size):
-        hist_counts[flat[p]] += 1
+        a = flat[p]
+        hist_counts[a] += 1
+        roi[n_roi] = p
+        roi_row[n_roi] = a * w
+        n_roi += a > 0
     n_present = 0
     for g in range(1, w):
         n_present += hist_counts[g] > 0
@@ -579,13 +587,12 @@ def _glcm_kernel(padded: np.ndarray, n_levels: int, distance: int, planar: bool)
         work[6, d] = 1.0 + fd * fd
         work[7, d] = 1.0 + fd * fd / (fng * fng)
     if not planar:
-        for p in range(flat.size):
-            a = flat[p]
-            if a == 0:
-                continue
-            row = a * w
-            for k in range(nd):
-                acc[k * w2 + row + flat[p + offs[k]]] += 1
+        # direction by direction over the ROI voxels, so each block stays in the L1 cache
+        for k in range(nd):
+            blk = acc[k * w2 : (k + 1) * w2]
+            off = offs[k]
+            for t in range(n_roi):
+                blk[roi_row[t] + flat[roi[t] + off]] += 1
         rows = np.empty((nd, 25))
         n_rows = 0
         for k in range(nd):
