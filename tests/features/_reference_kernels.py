@@ -277,7 +277,13 @@ def old_ngtdm_compute(
 
 
 def old_ngldm_compute(
-    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1, alpha: int = 0
+    levels: np.ndarray,
+    mask: np.ndarray,
+    *,
+    n_levels: int,
+    aggregations=None,
+    distance: int = 1,
+    alpha: int = 0,
 ) -> dict[str, dict[str, float]]:
     """NGLDM ``compute`` as it was: per-slice dependence matrices, batched generic features."""
     from smartimaging.features import ngldm

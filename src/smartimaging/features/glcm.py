@@ -527,7 +527,9 @@ def _glcm_row(
 
 
 @numba.njit(cache=True, nogil=True)
-def _glcm_kernel(padded: np.ndarray, n_levels: int, distance: int, planar: bool) -> np.ndarray:  # pragma: no cover
+def _glcm_kernel(
+    padded: np.ndarray, n_levels: int, distance: int, planar: bool
+) -> np.ndarray:  # pragma: no cover
     """Feature rows of every aggregation of one ROI, in one call.
 
     ``padded`` is C-contiguous int32 with a frame of ``distance`` background voxels. Returns

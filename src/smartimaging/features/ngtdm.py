@@ -155,7 +155,9 @@ def _line_sums(src: np.ndarray, out: np.ndarray, stride: int, distance: int) -> 
 
 
 @numba.njit(cache=True, nogil=True)
-def _plane_sums(flat: np.ndarray, nx: int, distance: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+def _plane_sums(
+    flat: np.ndarray, nx: int, distance: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """In-plane Chebyshev box sums of the levels and of the ROI indicator (exact integers).
 
     Separable: along x, then along y. Valid at voxels at least ``distance`` from the faces of
@@ -243,7 +245,9 @@ def _ngtdm_row(s: np.ndarray, n: np.ndarray, out: np.ndarray) -> None:  # pragma
 
 
 @numba.njit(cache=True, nogil=True)
-def _ngtdm_kernel_all(padded: np.ndarray, n_levels: int, distance: int, planar: bool) -> np.ndarray:  # pragma: no cover
+def _ngtdm_kernel_all(
+    padded: np.ndarray, n_levels: int, distance: int, planar: bool
+) -> np.ndarray:  # pragma: no cover
     """Feature rows of one ROI in one call: ``(2, 5)``, 2D and 2.5D when ``planar``, else
     3D in row 0. ``s_i`` is accumulated per slice in scan order and the slices are then added
     in order, the summation order of the per-slice kernel and ``sum(axis=0)``."""
