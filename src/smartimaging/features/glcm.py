@@ -352,23 +352,29 @@ def _glcm_row(
     ng = n_levels
     w = ng + 1
     n_p = present.shape[0]
-    n_cells = 0
+    # unsigned indices: NumPy's negative-index wrap-around costs more than the work itself
+    u0 = np.uint64(0)
+    u1 = np.uint64(1)
+    u2 = np.uint64(2)
+    uw = np.uint64(w)
+    n_cells_u = u0
     total_int = 0
     cmax = 0
-    row_end = np.empty(n_p, dtype=np.int64)
+    row_end = np.empty(n_p, dtype=np.uint64)
     for a in range(n_p):
         i = present[a]
-        row = base + (i + 1) * w + 1
-        col = base + i + 1
+        row = np.uint64(base) + (i + u1) * uw + u1
+        col = np.uint64(base) + i + u1
         for b in range(n_p):
             j = present[b]
-            v = acc[row + j] + acc[col + (j + 1) * w]
-            cj[n_cells] = j
-            cv[n_cells] = v
-            n_cells += v != 0
+            v = acc[row + j] + acc[col + (j + u1) * uw]
+            cj[n_cells_u] = j
+            cv[n_cells_u] = v
+            n_cells_u += np.uint64(v != 0)
             total_int += v
             cmax = max(cmax, v)
-        row_end[a] = n_cells
+        row_end[a] = n_cells_u
+    n_cells = int(n_cells_u)
     if n_cells == 0:
         return False
     total = float(total_int)
@@ -379,7 +385,6 @@ def _glcm_row(
         memo_p[c] = -1.0
     work[:4, :] = 0.0
     pi = work[0]
-    pj = work[1]
     p_diff = work[2]
     p_sum = work[3]
     den1 = work[4]
@@ -397,30 +402,32 @@ def _glcm_row(
     inv_diff_norm = 0.0
     inv_diff_mom = 0.0
     inv_diff_mom_norm = 0.0
-    t0 = 0
+    t = u0
     for a in range(n_p):
         i = present[a]
         fi = i + 1.0
         pi_row = 0.0
-        for t in range(t0, row_end[a]):
+        t_end = row_end[a]
+        while t < t_end:
             j = cj[t]
             c = cv[t]
+            t += u1
             if c < n_memo:
-                if memo_p[c] < 0.0:
-                    memo_p[c] = c / total
-                    memo_lg[c] = np.log2(memo_p[c])
-                p = memo_p[c]
-                lg = memo_lg[c]
+                uc = np.uint64(c)
+                if memo_p[uc] < 0.0:
+                    memo_p[uc] = c / total
+                    memo_lg[uc] = np.log2(memo_p[uc])
+                p = memo_p[uc]
+                lg = memo_lg[uc]
             else:
                 p = c / total
                 lg = np.log2(p)
             fj = j + 1.0
             pi_row += p
-            pj[j] += p
-            d = abs(i - j)
+            d = i - j if i >= j else j - i
             fd = float(d)
             p_diff[d] += p
-            p_sum[i + j + 2] += p
+            p_sum[i + j + u2] += p
             mu += fi * p
             auto += fi * fj * p
             hxy -= p * lg
@@ -434,23 +441,21 @@ def _glcm_row(
             inv_diff_mom += p / den3[d]
             inv_diff_mom_norm += p / den4[d]
         pi[i] = pi_row
-        t0 = row_end[a]
+    # the matrix is symmetric and its cells are visited in row-major order, so the column
+    # marginal p_j accumulates the same values in the same order as the row marginal p_i: the
+    # two are equal bit for bit, and so are their means, variances and entropies
     mu_i = 0.0
-    mu_j = 0.0
     hx = 0.0
-    hy = 0.0
     for i in range(ng):
         mu_i += (i + 1.0) * pi[i]
-        mu_j += (i + 1.0) * pj[i]
         if pi[i] > 0:
             hx -= pi[i] * np.log2(pi[i])
-        if pj[i] > 0:
-            hy -= pj[i] * np.log2(pj[i])
     var_i = 0.0
-    var_j = 0.0
     for i in range(ng):
         var_i += (i + 1.0 - mu_i) ** 2 * pi[i]
-        var_j += (i + 1.0 - mu_j) ** 2 * pj[i]
+    mu_j = mu_i
+    hy = hx
+    var_j = var_i
     diff_avg = 0.0
     diff_entr = 0.0
     inv_var = 0.0
@@ -478,19 +483,20 @@ def _glcm_row(
     tend = 0.0
     shade = 0.0
     prom = 0.0
-    t0 = 0
+    t = u0
     for a in range(n_p):
         fi = present[a] + 1.0
-        for t in range(t0, row_end[a]):
+        t_end = row_end[a]
+        while t < t_end:
             c = cv[t]
-            p = memo_p[c] if c < n_memo else c / total
+            p = memo_p[np.uint64(c)] if c < n_memo else c / total
             joint_var += (fi - mu) ** 2 * p
             cl = fi + (cj[t] + 1.0) - mu_i - mu_j
             cl2 = cl * cl
             tend += cl2 * p
             shade += cl2 * cl * p
             prom += cl2 * cl2 * p
-        t0 = row_end[a]
+            t += u1
     mutual = max(hx + hy - hxy, 0.0)
     hmax = max(hx, hy)
     if var_i > 0 and var_j > 0:
@@ -558,27 +564,30 @@ def _glcm_kernel(
     hist = (nd + 1) * w2
     dsum = (nd + 2) * w2
     # the ROI voxels (flat index, level row offset) and the grey-level histogram, in one pass
-    roi = np.empty(flat.size, dtype=np.int64)
-    roi_row = np.empty(flat.size, dtype=np.int64)
+    # (unsigned indices: no negative-index wrap-around in the hot loops)
+    roi = np.empty(flat.size, dtype=np.uint64)
+    roi_row = np.empty(flat.size, dtype=np.uint64)
     hist_counts = np.zeros(w, dtype=np.int64)
-    n_roi = 0
+    uw = np.uint64(w)
+    n_roi_u = np.uint64(0)
     for p in range(flat.size):
-        a = flat[p]
+        a = np.uint64(flat[p])
         hist_counts[a] += 1
-        roi[n_roi] = p
-        roi_row[n_roi] = a * w
-        n_roi += a > 0
+        roi[n_roi_u] = p
+        roi_row[n_roi_u] = a * uw
+        n_roi_u += np.uint64(a > 0)
+    n_roi = int(n_roi_u)
     n_present = 0
     for g in range(1, w):
         n_present += hist_counts[g] > 0
-    present = np.empty(n_present, dtype=np.int64)
+    present = np.empty(n_present, dtype=np.uint64)
     n_present = 0
     for g in range(1, w):
         if hist_counts[g] > 0:
             present[n_present] = g - 1
             n_present += 1
             acc[hist + g * w + g] = hist_counts[g]
-    cj = np.empty(n_present * n_present, dtype=np.int64)
+    cj = np.empty(n_present * n_present, dtype=np.uint64)
     cv = np.empty(n_present * n_present, dtype=np.int64)
     work = np.zeros((8, 2 * ng + 1))
     fng = float(ng)
@@ -592,9 +601,9 @@ def _glcm_kernel(
         # direction by direction over the ROI voxels, so each block stays in the L1 cache
         for k in range(nd):
             blk = acc[k * w2 : (k + 1) * w2]
-            off = offs[k]
+            off = np.uint64(offs[k])  # every offset is positive (one of each opposite pair)
             for t in range(n_roi):
-                blk[roi_row[t] + flat[roi[t] + off]] += 1
+                blk[roi_row[t] + np.uint64(flat[roi[t] + off])] += 1
         rows = np.empty((nd, 25))
         n_rows = 0
         for k in range(nd):
