@@ -571,11 +571,12 @@ def _glcm_kernel(
     uw = np.uint64(w)
     n_roi_u = np.uint64(0)
     for p in range(flat.size):
-        a = np.uint64(flat[p])
-        hist_counts[a] += 1
-        roi[n_roi_u] = p
-        roi_row[n_roi_u] = a * uw
-        n_roi_u += np.uint64(a > 0)
+        if flat[p] > 0:  # (counting the background too would chain every increment of cell 0)
+            a = np.uint64(flat[p])
+            hist_counts[a] += 1
+            roi[n_roi_u] = p
+            roi_row[n_roi_u] = a * uw
+            n_roi_u += np.uint64(1)
     n_roi = int(n_roi_u)
     n_present = 0
     for g in range(1, w):

@@ -162,11 +162,28 @@ def _glrlm_kernel_all(padded: np.ndarray, n_levels: int, planar: bool) -> np.nda
     words = last.view(np.uint64)
     # voxels per level (per slice when planar: block z * nd + k counts slice z)
     n_slice_levels = np.zeros((nz if planar else 1, ng + 1), dtype=np.int64)
-    for q in range(q_lo, q_hi):
-        n_slice_levels[q // plane if planar else 0, flat[q]] += 1
+    if planar:
+        for q in range(q_lo, q_hi):
+            n_slice_levels[q // plane, flat[q]] += 1
+    else:
+        counts = n_slice_levels[0]
+        for q in range(q_lo, q_hi):
+            a = flat[q]
+            if a > 0:  # (counting the background too would chain every increment of cell 0)
+                counts[np.uint64(a)] += 1
     cur = flat[q_lo:q_hi]
+    # runs of two or more voxels, counted in int32 (a smaller table stays in cache)
+    long_runs = np.zeros(n_blocks * ng * width, dtype=np.int32)
+    u1 = np.uint64(1)
+    u_lo = np.uint64(q_lo)
+    u_plane = np.uint64(plane)
+    u_nd = np.uint64(nd)
+    u_ng = np.uint64(ng)
+    u_width = np.uint64(width)
     for k in range(nd):
         step = (dirs[k, 0] * ny + dirs[k, 1]) * nx + dirs[k, 2]
+        u_step = np.uint64(step)
+        u_k = np.uint64(k)
         prev = flat[q_lo - step : q_hi - step]
         nxt = flat[q_lo + step : q_hi + step]
         # the last voxel of a run of two or more voxels
@@ -181,21 +198,27 @@ def _glrlm_kernel_all(padded: np.ndarray, n_levels: int, planar: bool) -> np.nda
                 while bits != 0:
                     low = bits & (~bits + np.uint64(1))  # lowest set bit: the first flagged byte
                     bits ^= low
-                    q = q_lo + wd * 8 + _DEBRUIJN_BYTE[(low * _DEBRUIJN) >> np.uint64(58)]
+                    q = u_lo + np.uint64(wd * 8) + np.uint64(_DEBRUIJN_BYTE[(low * _DEBRUIJN) >> np.uint64(58)])
                     a = flat[q]
-                    length = 2
-                    r = q - 2 * step
+                    # unsigned indices (no wrap-around checks); the voxel one step back is in
+                    # the ROI, so walking back never leaves the array
+                    length = u1
+                    r = q - u_step
                     while flat[r] == a:
-                        length += 1
-                        r -= step
-                    acc[(q // plane) * nd + k if planar else k, a - 1, length - 1] += 1
+                        length += u1
+                        r -= u_step
+                    blk = (q // u_plane) * u_nd + u_k if planar else u_k
+                    long_runs[(blk * u_ng + np.uint64(a - 1)) * u_width + length - u1] += 1
         # every other voxel is a run of one: r_i1 = n_i - sum over j >= 2 of j * r_ij
         for z in range(n_slice_levels.shape[0]):
-            blk = acc[z * nd + k if planar else k]
+            b = z * nd + k if planar else k
+            blk = acc[b]
             for g in range(ng):
+                src = long_runs[(b * ng + g) * width : (b * ng + g + 1) * width]
                 covered = 0
                 for j in range(1, width):
-                    covered += (j + 1) * blk[g, j]
+                    blk[g, j] = src[j]
+                    covered += (j + 1) * src[j]
                 blk[g, 0] = n_slice_levels[z, g + 1] - covered
     res = np.zeros((6, 17))
     merged = np.zeros((ng, width), dtype=np.int64)
