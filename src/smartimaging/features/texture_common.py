@@ -722,17 +722,22 @@ def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  
     """
     n_i, n_j = mat.shape
     n_all = n_i * n_j
-    cells = np.empty(n_all, dtype=np.int64)
-    n_cells = 0
+    # unsigned indices: NumPy's negative-index wrap-around costs more than the work itself
+    u1 = np.uint64(1)
+    cell_i = np.empty(n_all, dtype=np.uint64)
+    cell_j = np.empty(n_all, dtype=np.uint64)
+    n_cells_u = np.uint64(0)
     ns_int = 0
     cmax = 0
     for i in range(n_i):
         for j in range(n_j):
             v = mat[i, j]
-            cells[n_cells] = i * n_j + j
-            n_cells += v != 0
+            cell_i[n_cells_u] = i
+            cell_j[n_cells_u] = j
+            n_cells_u += np.uint64(v != 0)
             ns_int += v
             cmax = max(cmax, v)
+    n_cells = int(n_cells_u)
     ns = float(ns_int)
     n_memo = min(cmax, 4 * n_cells + 64) + 1
     memo_p = np.empty(n_memo)
@@ -744,19 +749,19 @@ def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  
     sje = lje = lge = hge = sjlge = sjhge = ljlge = ljhge = 0.0
     mu_i = mu_j = entr = energy = 0.0
     for t in range(n_cells):
-        code = cells[t]
-        ii = code // n_j
-        jj = code - ii * n_j
+        ii = cell_i[t]
+        jj = cell_j[t]
         cnt = mat[ii, jj]
         cm = float(cnt)
-        fi = float(ii + 1)
-        fj = float(jj + 1)
+        fi = float(ii + u1)
+        fj = float(jj + u1)
         if cnt < n_memo:
-            if memo_p[cnt] < 0.0:
-                memo_p[cnt] = cm / ns
-                memo_lg[cnt] = np.log2(memo_p[cnt])
-            p = memo_p[cnt]
-            lg = memo_lg[cnt]
+            uc = np.uint64(cnt)
+            if memo_p[uc] < 0.0:
+                memo_p[uc] = cm / ns
+                memo_lg[uc] = np.log2(memo_p[uc])
+            p = memo_p[uc]
+            lg = memo_lg[uc]
         else:
             p = cm / ns
             lg = np.log2(p)
@@ -779,13 +784,12 @@ def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  
     gl_var = 0.0
     j_var = 0.0
     for t in range(n_cells):
-        code = cells[t]
-        ii = code // n_j
-        jj = code - ii * n_j
+        ii = cell_i[t]
+        jj = cell_j[t]
         cnt = mat[ii, jj]
-        p = memo_p[cnt] if cnt < n_memo else float(cnt) / ns
-        gl_var += (ii + 1 - mu_i) ** 2 * p
-        j_var += (jj + 1 - mu_j) ** 2 * p
+        p = memo_p[np.uint64(cnt)] if cnt < n_memo else float(cnt) / ns
+        gl_var += (np.int64(ii) + 1 - mu_i) ** 2 * p
+        j_var += (np.int64(jj) + 1 - mu_j) ** 2 * p
     sum_i2 = 0.0
     for v in per_i:
         sum_i2 += v * v
