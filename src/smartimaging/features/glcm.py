@@ -689,9 +689,9 @@ def compute(
 ) -> dict[str, dict[str, float]]:
     """Compute the GLCM features for the requested aggregations.
 
-    One compiled call builds the matrices of every direction (and slice, for the 2D and 2.5D
-    aggregations) and their feature rows; the values are those of the per-matrix
-    :func:`features_of_matrices`, averaged or merged as the IBSI prescribes.
+    One compiled call per dimensionality (2D/2.5D, 3D) builds the matrices of every direction
+    (and slice) and their feature rows; the values are those of :func:`features_of_matrices`
+    on :func:`cooccurrence_matrices`, averaged or merged as the IBSI prescribes, bit for bit.
 
     Parameters
     ----------

@@ -198,17 +198,21 @@ def _glrlm_kernel_all(padded: np.ndarray, n_levels: int, planar: bool) -> np.nda
                 while bits != 0:
                     low = bits & (~bits + np.uint64(1))  # lowest set bit: the first flagged byte
                     bits ^= low
-                    q = u_lo + np.uint64(wd * 8) + np.uint64(_DEBRUIJN_BYTE[(low * _DEBRUIJN) >> np.uint64(58)])
-                    a = flat[q]
+                    end = (
+                        u_lo
+                        + np.uint64(wd * 8)
+                        + np.uint64(_DEBRUIJN_BYTE[(low * _DEBRUIJN) >> np.uint64(58)])
+                    )
+                    a = flat[end]
                     # unsigned indices (no wrap-around checks); the voxel one step back is in
                     # the ROI, so walking back never leaves the array
                     length = u1
-                    r = q - u_step
+                    r = end - u_step
                     while flat[r] == a:
                         length += u1
                         r -= u_step
-                    blk = (q // u_plane) * u_nd + u_k if planar else u_k
-                    long_runs[(blk * u_ng + np.uint64(a - 1)) * u_width + length - u1] += 1
+                    block = (end // u_plane) * u_nd + u_k if planar else u_k
+                    long_runs[(block * u_ng + np.uint64(a - 1)) * u_width + length - u1] += 1
         # every other voxel is a run of one: r_i1 = n_i - sum over j >= 2 of j * r_ij
         for z in range(n_slice_levels.shape[0]):
             b = z * nd + k if planar else k
@@ -283,6 +287,11 @@ def compute(
     distance: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Compute the GLRLM features for the requested aggregations.
+
+    One compiled call per dimensionality (2D/2.5D, 3D) counts the runs of every direction (and
+    slice) and computes the feature rows; the values are those of
+    :func:`features_from_matrix` on :func:`run_length_matrices`, averaged or merged as the
+    IBSI prescribes, bit for bit.
 
     Parameters
     ----------

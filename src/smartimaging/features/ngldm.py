@@ -211,6 +211,10 @@ def compute(
 ) -> dict[str, dict[str, float]]:
     """Compute the NGLDM features for the requested aggregations.
 
+    One compiled call per dimensionality (2D/2.5D, 3D) counts the dependences (one neighbour
+    offset at a time over whole slices) and computes the feature rows; the values are those of
+    :func:`features_from_matrix` on :func:`dependence_matrices`, bit for bit.
+
     Parameters
     ----------
     levels : numpy.ndarray

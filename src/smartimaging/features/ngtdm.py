@@ -330,6 +330,11 @@ def compute(
 ) -> dict[str, dict[str, float]]:
     """Compute the NGTDM features for the requested aggregations.
 
+    One compiled call per dimensionality (2D/2.5D, 3D) sums the neighbourhoods (separable box
+    sums), accumulates ``s_i`` and ``n_i`` slice by slice and computes the features with the
+    summation order of :func:`features_from_matrix` (NumPy's pairwise sums), so the values are
+    those of :func:`ngtdm_per_slice` and :func:`features_from_matrix`, bit for bit.
+
     Parameters
     ----------
     levels : numpy.ndarray
