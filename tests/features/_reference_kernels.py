@@ -472,3 +472,202 @@ def morphology_features(
         "morph.a.dens.conv.hull": area / float(hull.area),
         "morph.integ.int": float(volume * values.mean()),
     }
+# --------------------------------------------------------------------------------------------
+# texture-a: the GLCM, GLRLM, NGTDM and NGLDM ``compute`` functions before the one-call kernels
+# (Python loops over slices and aggregations around the per-matrix kernels, which the package
+# still exports).
+# --------------------------------------------------------------------------------------------
+def _old_keys_dict(keys: tuple[str, ...], row: np.ndarray) -> dict[str, float]:
+    return dict(zip(keys, (float(v) for v in row), strict=True))
+
+
+def _old_mean_rows(rows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(rows, dtype=np.float64).T).mean(axis=1)
+
+
+def old_glcm_compute(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1
+) -> dict[str, dict[str, float]]:
+    """GLCM ``compute`` as it was: Python loop over slices around the per-matrix kernels."""
+    from smartimaging.features import glcm
+    from smartimaging.features.texture_common import check_distance, prepare_levels, resolve_aggregations
+
+    keys = tuple(f.key for f in glcm.FEATURES)
+    aggs = resolve_aggregations(aggregations, glcm.AGGREGATIONS, "GLCM")
+    d = check_distance(distance, "GLCM")
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="GLCM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+
+    def fallback() -> np.ndarray:
+        hist = np.bincount(padded[padded > 0], minlength=ng + 1)[1:]
+        return np.diag(hist).astype(np.int64)[None]
+
+    empty = np.zeros((0, ng, ng), dtype=np.int64)
+
+    def rows_of(mats: np.ndarray) -> np.ndarray:
+        keep = mats[mats.sum(axis=(1, 2)) > 0]
+        return glcm.features_of_matrices(keep, n_levels=ng)
+
+    def averaged(mats: np.ndarray) -> dict[str, float]:
+        rows = rows_of(mats)
+        if rows.shape[0] == 0:
+            rows = glcm.features_of_matrices(fallback(), n_levels=ng)
+        return _old_keys_dict(keys, _old_mean_rows(rows))
+
+    if any(a.startswith("2") for a in aggs):
+        rows_avg: list[np.ndarray] = []
+        merged: list[np.ndarray] = []
+        dir_sum = np.zeros((4, ng, ng), dtype=np.int64)
+        for z in range(d, padded.shape[0] - d):
+            mats = glcm.cooccurrence_matrices(padded[z : z + 1], n_levels=ng, three_d=False, distance=d)
+            dir_sum += mats
+            if "2D_avg" in aggs:
+                rows_avg.append(rows_of(mats))
+            if "2D_smrg" in aggs:
+                merged.append(mats.sum(axis=0))
+        if "2D_avg" in aggs:
+            avg = np.concatenate(rows_avg) if rows_avg else np.zeros((0, 25))
+            out["2D_avg"] = _old_keys_dict(keys, _old_mean_rows(avg)) if avg.shape[0] else averaged(empty)
+        if "2D_smrg" in aggs:
+            out["2D_smrg"] = averaged(np.stack(merged) if merged else empty)
+        if "2.5D_dmrg" in aggs:
+            out["2.5D_dmrg"] = averaged(dir_sum)
+        if "2.5D_vmrg" in aggs:
+            out["2.5D_vmrg"] = averaged(dir_sum.sum(axis=0)[None])
+    if any(a.startswith("3") for a in aggs):
+        mats3 = glcm.cooccurrence_matrices(padded, n_levels=ng, three_d=True, distance=d)
+        if "3D_avg" in aggs:
+            out["3D_avg"] = averaged(mats3)
+        if "3D_vmrg" in aggs:
+            out["3D_vmrg"] = averaged(mats3.sum(axis=0)[None])
+    return {a: out[a] for a in aggs}
+
+
+def old_ngtdm_compute(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1
+) -> dict[str, dict[str, float]]:
+    """NGTDM ``compute`` as it was: per-slice kernel, NumPy features, dictionaries averaged."""
+    from smartimaging.features import ngtdm
+    from smartimaging.features.texture_common import (
+        check_distance,
+        mean_features,
+        prepare_levels,
+        resolve_aggregations,
+    )
+
+    aggs = resolve_aggregations(aggregations, ngtdm.AGGREGATIONS, "NGTDM")
+    d = check_distance(distance, "NGTDM")
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="NGTDM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+    if "2D" in aggs or "2.5D" in aggs:
+        s2, n2 = ngtdm.ngtdm_per_slice(padded, n_levels=ng, three_d=False, distance=d)
+        if "2D" in aggs:
+            rows = [ngtdm.features_from_matrix(s2[z], n2[z]) for z in range(s2.shape[0]) if n2[z].sum() > 0]
+            out["2D"] = mean_features(rows) if rows else ngtdm.features_from_matrix(s2[0], n2[0])
+        if "2.5D" in aggs:
+            out["2.5D"] = ngtdm.features_from_matrix(s2.sum(axis=0), n2.sum(axis=0))
+    if "3D" in aggs:
+        s3, n3 = ngtdm.ngtdm_per_slice(padded, n_levels=ng, three_d=True, distance=d)
+        out["3D"] = ngtdm.features_from_matrix(s3.sum(axis=0), n3.sum(axis=0))
+    return {a: out[a] for a in aggs}
+
+
+def old_ngldm_compute(
+    levels: np.ndarray,
+    mask: np.ndarray,
+    *,
+    n_levels: int,
+    aggregations=None,
+    distance: int = 1,
+    alpha: int = 0,
+) -> dict[str, dict[str, float]]:
+    """NGLDM ``compute`` as it was: per-slice dependence matrices, batched generic features."""
+    from smartimaging.features import ngldm
+    from smartimaging.features.texture_common import (
+        check_distance,
+        mean_rows,
+        prepare_levels,
+        resolve_aggregations,
+        size_features_dense,
+    )
+
+    def rows_of(mats: np.ndarray) -> np.ndarray:
+        return size_features_dense(mats, mats.sum(axis=(1, 2)).astype(np.float64))
+
+    def as_dict(generic: np.ndarray) -> dict[str, float]:
+        col = {name: c for c, name in enumerate(_GENERIC)}
+        return {key: float(generic[col[g]]) for key, _, _, g in ngldm._SPEC}
+
+    aggs = resolve_aggregations(aggregations, ngldm.AGGREGATIONS, "NGLDM")
+    d = check_distance(distance, "NGLDM")
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="NGLDM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+    if "2D" in aggs or "2.5D" in aggs:
+        m2 = ngldm.dependence_matrices(padded, n_levels=ng, three_d=False, distance=d, alpha=alpha)
+        if "2D" in aggs:
+            out["2D"] = as_dict(mean_rows(rows_of(m2[m2.sum(axis=(1, 2)) > 0])))
+        if "2.5D" in aggs:
+            out["2.5D"] = as_dict(rows_of(m2.sum(axis=0)[None])[0])
+    if "3D" in aggs:
+        m3 = ngldm.dependence_matrices(padded, n_levels=ng, three_d=True, distance=d, alpha=alpha)
+        out["3D"] = as_dict(rows_of(m3.sum(axis=0)[None])[0])
+    return {a: out[a] for a in aggs}
+
+
+_GENERIC = (
+    "sje", "lje", "lge", "hge", "sjlge", "sjhge", "ljlge", "ljhge",
+    "glnu", "glnu_norm", "jnu", "jnu_norm", "perc", "gl_var", "j_var", "entr", "energy",
+)  # fmt: skip
+
+
+def old_glrlm_compute(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, aggregations=None, distance: int = 1
+) -> dict[str, dict[str, float]]:
+    """GLRLM ``compute`` as it was: Python loop over slices around the run length kernel."""
+    from smartimaging.features import glrlm
+    from smartimaging.features.texture_common import (
+        check_distance,
+        mean_rows,
+        prepare_levels,
+        resolve_aggregations,
+        size_features_dense,
+    )
+
+    def rows_of(mats: np.ndarray) -> np.ndarray:
+        lengths = np.arange(1, mats.shape[-1] + 1, dtype=np.int64)
+        return size_features_dense(mats, (mats * lengths).sum(axis=(1, 2)).astype(np.float64))
+
+    def as_dict(generic: np.ndarray) -> dict[str, float]:
+        col = {name: c for c, name in enumerate(_GENERIC)}
+        return {key: float(generic[col[g]]) for key, _, _, g in glrlm._SPEC}
+
+    aggs = resolve_aggregations(aggregations, glrlm.AGGREGATIONS, "GLRLM")
+    check_distance(distance, "GLRLM", only_one=True)
+    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=1, family="GLRLM")
+    ng = int(n_levels)
+    out: dict[str, dict[str, float]] = {}
+    if any(a.startswith("2") for a in aggs):
+        rows_avg: list[np.ndarray] = []
+        merged: list[np.ndarray] = []
+        max_len = max(padded.shape[1:])
+        dir_sum = np.zeros((4, ng, max_len), dtype=np.int64)
+        for z in range(1, padded.shape[0] - 1):
+            sl = padded[z : z + 1]
+            if not sl.any():
+                continue
+            mats = glrlm.run_length_matrices(sl, n_levels=ng, three_d=False)[:, :, :max_len]
+            dir_sum += mats
+            rows_avg.append(rows_of(mats))
+            merged.append(rows_of(mats.sum(axis=0)[None]))
+        out["2D_avg"] = as_dict(mean_rows(np.concatenate(rows_avg)))
+        out["2D_smrg"] = as_dict(mean_rows(np.concatenate(merged)))
+        out["2.5D_dmrg"] = as_dict(mean_rows(rows_of(dir_sum)))
+        out["2.5D_vmrg"] = as_dict(rows_of(dir_sum.sum(axis=0)[None])[0])
+    if any(a.startswith("3") for a in aggs):
+        mats3 = glrlm.run_length_matrices(padded, n_levels=ng, three_d=True)
+        out["3D_avg"] = as_dict(mean_rows(rows_of(mats3)))
+        out["3D_vmrg"] = as_dict(rows_of(mats3.sum(axis=0)[None])[0])
+    return {a: out[a] for a in aggs}

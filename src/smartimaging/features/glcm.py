@@ -31,7 +31,8 @@ from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
     check_distance,
     directions,
-    prepare_levels,
+    mean_rows_into,
+    prepare_roi,
     resolve_aggregations,
 )
 
@@ -323,13 +324,358 @@ def features_from_matrix(counts: np.ndarray, *, n_levels: int) -> dict[str, floa
     return dict(zip(_KEYS, (float(v) for v in row), strict=True))
 
 
-def _as_dict(row: np.ndarray) -> dict[str, float]:
-    return dict(zip(_KEYS, (float(v) for v in row), strict=True))
+_DIRS_3D = directions(three_d=True)
+_DIRS_2D = directions(three_d=False)
 
 
-def _mean_rows(rows: np.ndarray) -> dict[str, float]:
-    """Column means of feature rows (each column reduced contiguously, as ``np.mean`` of a list)."""
-    return _as_dict(np.ascontiguousarray(rows.T).mean(axis=1))
+@numba.njit(cache=True, nogil=True)
+def _glcm_row(
+    acc: np.ndarray,
+    base: int,
+    present: np.ndarray,
+    n_levels: int,
+    cj: np.ndarray,
+    cv: np.ndarray,
+    work: np.ndarray,
+    out: np.ndarray,
+) -> bool:  # pragma: no cover - compiled
+    """The 25 features of one symmetric co-occurrence matrix into ``out``; False if it is empty.
+
+    The matrix is ``A + A.T`` of the one-sided counts ``A`` stored at ``acc[base:]`` as an
+    ``(Ng + 1) x (Ng + 1)`` block (row and column 0: background). The arithmetic is that of
+    :func:`_features_kernel` in the same order, so the values are the same bit for bit: the
+    non-zero cells of the grey levels ``present`` in the ROI (any other cell is 0) are gathered
+    row by row without branches, ``p`` and ``log2(p)`` are computed once per distinct small
+    count, and the four inverse-difference denominators (rows 4 to 7 of ``work``, a
+    ``(8, 2 Ng + 1)`` scratch array) once per kernel call.
+    """
+    ng = n_levels
+    w = ng + 1
+    n_p = present.shape[0]
+    # unsigned indices: NumPy's negative-index wrap-around costs more than the work itself
+    u0 = np.uint64(0)
+    u1 = np.uint64(1)
+    u2 = np.uint64(2)
+    uw = np.uint64(w)
+    n_cells_u = u0
+    total_int = 0
+    cmax = 0
+    row_end = np.empty(n_p, dtype=np.uint64)
+    for a in range(n_p):
+        i = present[a]
+        row = np.uint64(base) + (i + u1) * uw + u1
+        col = np.uint64(base) + i + u1
+        for b in range(n_p):
+            j = present[b]
+            v = acc[row + j] + acc[col + (j + u1) * uw]
+            cj[n_cells_u] = j
+            cv[n_cells_u] = v
+            n_cells_u += np.uint64(v != 0)
+            total_int += v
+            cmax = max(cmax, v)
+        row_end[a] = n_cells_u
+    n_cells = int(n_cells_u)
+    if n_cells == 0:
+        return False
+    total = float(total_int)
+    n_memo = min(cmax, 4 * n_cells + 64) + 1
+    memo_p = np.empty(n_memo)
+    memo_lg = np.empty(n_memo)
+    for c in range(1, n_memo):
+        memo_p[c] = -1.0
+    work[:4, :] = 0.0
+    pi = work[0]
+    p_diff = work[2]
+    p_sum = work[3]
+    den1 = work[4]
+    den2 = work[5]
+    den3 = work[6]
+    den4 = work[7]
+    mu = 0.0
+    auto = 0.0
+    hxy = 0.0
+    pmax = 0.0
+    energy = 0.0
+    contrast = 0.0
+    dissim = 0.0
+    inv_diff = 0.0
+    inv_diff_norm = 0.0
+    inv_diff_mom = 0.0
+    inv_diff_mom_norm = 0.0
+    t = u0
+    for a in range(n_p):
+        i = present[a]
+        fi = i + 1.0
+        pi_row = 0.0
+        t_end = row_end[a]
+        while t < t_end:
+            j = cj[t]
+            c = cv[t]
+            t += u1
+            if c < n_memo:
+                uc = np.uint64(c)
+                if memo_p[uc] < 0.0:
+                    memo_p[uc] = c / total
+                    memo_lg[uc] = np.log2(memo_p[uc])
+                p = memo_p[uc]
+                lg = memo_lg[uc]
+            else:
+                p = c / total
+                lg = np.log2(p)
+            fj = j + 1.0
+            pi_row += p
+            d = i - j if i >= j else j - i
+            fd = float(d)
+            p_diff[d] += p
+            p_sum[i + j + u2] += p
+            mu += fi * p
+            auto += fi * fj * p
+            hxy -= p * lg
+            if p > pmax:
+                pmax = p
+            energy += p * p
+            contrast += fd * fd * p
+            dissim += fd * p
+            inv_diff += p / den1[d]
+            inv_diff_norm += p / den2[d]
+            inv_diff_mom += p / den3[d]
+            inv_diff_mom_norm += p / den4[d]
+        pi[i] = pi_row
+    # the matrix is symmetric and its cells are visited in row-major order, so the column
+    # marginal p_j accumulates the same values in the same order as the row marginal p_i: the
+    # two are equal bit for bit, and so are their means, variances and entropies
+    mu_i = 0.0
+    hx = 0.0
+    for i in range(ng):
+        mu_i += (i + 1.0) * pi[i]
+        if pi[i] > 0:
+            hx -= pi[i] * np.log2(pi[i])
+    var_i = 0.0
+    for i in range(ng):
+        var_i += (i + 1.0 - mu_i) ** 2 * pi[i]
+    mu_j = mu_i
+    hy = hx
+    var_j = var_i
+    diff_avg = 0.0
+    diff_entr = 0.0
+    inv_var = 0.0
+    for d in range(ng):
+        q = p_diff[d]
+        diff_avg += d * q
+        if q > 0:
+            diff_entr -= q * np.log2(q)
+            if d > 0:
+                inv_var += q / float(d) ** 2
+    diff_var = 0.0
+    for d in range(ng):
+        diff_var += (d - diff_avg) ** 2 * p_diff[d]
+    sum_avg = 0.0
+    sum_entr = 0.0
+    for s in range(2 * ng + 1):
+        q = p_sum[s]
+        sum_avg += s * q
+        if q > 0:
+            sum_entr -= q * np.log2(q)
+    sum_var = 0.0
+    for s in range(2 * ng + 1):
+        sum_var += (s - sum_avg) ** 2 * p_sum[s]
+    joint_var = 0.0
+    tend = 0.0
+    shade = 0.0
+    prom = 0.0
+    t = u0
+    for a in range(n_p):
+        fi = present[a] + 1.0
+        t_end = row_end[a]
+        while t < t_end:
+            c = cv[t]
+            p = memo_p[np.uint64(c)] if c < n_memo else c / total
+            joint_var += (fi - mu) ** 2 * p
+            cl = fi + (cj[t] + 1.0) - mu_i - mu_j
+            cl2 = cl * cl
+            tend += cl2 * p
+            shade += cl2 * cl * p
+            prom += cl2 * cl2 * p
+            t += u1
+    mutual = max(hx + hy - hxy, 0.0)
+    hmax = max(hx, hy)
+    if var_i > 0 and var_j > 0:
+        corr = (auto - mu_i * mu_j) / np.sqrt(var_i * var_j)
+    else:
+        corr = 1.0
+    info1 = 1.0 if (hmax == 0.0 or n_cells == 1) else -mutual / hmax
+    out[0] = pmax
+    out[1] = mu
+    out[2] = joint_var
+    out[3] = hxy
+    out[4] = diff_avg
+    out[5] = diff_var
+    out[6] = diff_entr
+    out[7] = sum_avg
+    out[8] = sum_var
+    out[9] = sum_entr
+    out[10] = energy
+    out[11] = contrast
+    out[12] = dissim
+    out[13] = inv_diff
+    out[14] = inv_diff_norm
+    out[15] = inv_diff_mom
+    out[16] = inv_diff_mom_norm
+    out[17] = inv_var
+    out[18] = corr
+    out[19] = auto
+    out[20] = tend
+    out[21] = shade
+    out[22] = prom
+    out[23] = info1
+    out[24] = np.sqrt(1.0 - np.exp(-2.0 * mutual))
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _glcm_kernel(
+    padded: np.ndarray, n_levels: int, distance: int, planar: bool
+) -> np.ndarray:  # pragma: no cover
+    """Feature rows of every aggregation of one ROI, in one call.
+
+    ``padded`` is C-contiguous int32 with a frame of ``distance`` background voxels. Returns
+    ``(6, 25)`` rows: 2D_avg, 2D_smrg, 2.5D_dmrg, 2.5D_vmrg (filled when ``planar``), 3D_avg,
+    3D_vmrg (filled otherwise). Matrices are kept one-sided (``A``, the symmetric matrix being
+    ``A + A.T``) in ``(Ng + 1)^2`` blocks indexed directly by the two grey levels, so the
+    accumulation has no branch; merging adds blocks. Without any pair the matrix of an
+    aggregation is the diagonal ROI histogram (a one-sided ``diag(h)`` gives ``2 diag(h)``,
+    the same probabilities).
+    """
+    nz, ny, nx = padded.shape
+    ng = n_levels
+    w = ng + 1
+    w2 = w * w
+    flat = padded.ravel()
+    res = np.zeros((6, 25))
+    dirs = _DIRS_2D if planar else _DIRS_3D
+    nd = dirs.shape[0]
+    offs = np.empty(nd, dtype=np.int64)
+    for k in range(nd):
+        offs[k] = ((dirs[k, 0] * ny + dirs[k, 1]) * nx + dirs[k, 2]) * distance
+    # blocks: nd directions, merged, histogram; planar adds nd per-direction sums over slices
+    n_blocks = nd + 2 + (nd if planar else 0)
+    acc = np.zeros(n_blocks * w2, dtype=np.int32)
+    merged = nd * w2
+    hist = (nd + 1) * w2
+    dsum = (nd + 2) * w2
+    # the ROI voxels (flat index, level row offset) and the grey-level histogram, in one pass
+    # (unsigned indices: no negative-index wrap-around in the hot loops)
+    roi = np.empty(flat.size, dtype=np.uint64)
+    roi_row = np.empty(flat.size, dtype=np.uint64)
+    hist_counts = np.zeros(w, dtype=np.int64)
+    uw = np.uint64(w)
+    n_roi_u = np.uint64(0)
+    for p in range(flat.size):
+        if flat[p] > 0:  # (counting the background too would chain every increment of cell 0)
+            a = np.uint64(flat[p])
+            hist_counts[a] += 1
+            roi[n_roi_u] = p
+            roi_row[n_roi_u] = a * uw
+            n_roi_u += np.uint64(1)
+    n_roi = int(n_roi_u)
+    n_present = 0
+    for g in range(1, w):
+        n_present += hist_counts[g] > 0
+    present = np.empty(n_present, dtype=np.uint64)
+    n_present = 0
+    for g in range(1, w):
+        if hist_counts[g] > 0:
+            present[n_present] = g - 1
+            n_present += 1
+            acc[hist + g * w + g] = hist_counts[g]
+    cj = np.empty(n_present * n_present, dtype=np.uint64)
+    cv = np.empty(n_present * n_present, dtype=np.int64)
+    work = np.zeros((8, 2 * ng + 1))
+    fng = float(ng)
+    for d in range(ng):
+        fd = float(d)
+        work[4, d] = 1.0 + fd
+        work[5, d] = 1.0 + fd / fng
+        work[6, d] = 1.0 + fd * fd
+        work[7, d] = 1.0 + fd * fd / (fng * fng)
+    if not planar:
+        # direction by direction over the ROI voxels, so each block stays in the L1 cache
+        for k in range(nd):
+            blk = acc[k * w2 : (k + 1) * w2]
+            off = np.uint64(offs[k])  # every offset is positive (one of each opposite pair)
+            for t in range(n_roi):
+                blk[roi_row[t] + np.uint64(flat[roi[t] + off])] += 1
+        rows = np.empty((nd, 25))
+        n_rows = 0
+        for k in range(nd):
+            if _glcm_row(acc, k * w2, present, ng, cj, cv, work, rows[n_rows]):
+                n_rows += 1
+                for q in range(w2):
+                    acc[merged + q] += acc[k * w2 + q]
+        if n_rows == 0:
+            _glcm_row(acc, hist, present, ng, cj, cv, work, rows[0])
+            n_rows = 1
+            res[5, :] = rows[0]
+        else:
+            _glcm_row(acc, merged, present, ng, cj, cv, work, res[5])
+        mean_rows_into(rows, n_rows, res[4])
+        mean_rows_into(res[5:6], 1, res[5])
+        return res
+    n_slices = nz - 2 * distance
+    rows_avg = np.empty((max(nd * n_slices, 1), 25))
+    rows_smrg = np.empty((max(n_slices, 1), 25))
+    n_avg = 0
+    n_smrg = 0
+    plane = ny * nx
+    for z in range(distance, nz - distance):
+        acc[: (nd + 1) * w2] = 0
+        for p in range(z * plane, (z + 1) * plane):
+            a = flat[p]
+            if a == 0:
+                continue
+            row = a * w
+            for k in range(nd):
+                acc[k * w2 + row + flat[p + offs[k]]] += 1
+        any_pair = False
+        for k in range(nd):
+            if _glcm_row(acc, k * w2, present, ng, cj, cv, work, rows_avg[n_avg]):
+                n_avg += 1
+                any_pair = True
+                for q in range(w2):
+                    acc[merged + q] += acc[k * w2 + q]
+                    acc[dsum + k * w2 + q] += acc[k * w2 + q]
+        if any_pair:
+            _glcm_row(acc, merged, present, ng, cj, cv, work, rows_smrg[n_smrg])
+            n_smrg += 1
+    fallback = np.empty(25)
+    if n_avg == 0:
+        _glcm_row(acc, hist, present, ng, cj, cv, work, fallback)
+        rows_avg[0, :] = fallback
+        rows_smrg[0, :] = fallback
+        n_avg = 1
+        n_smrg = 1
+    mean_rows_into(rows_avg, n_avg, res[0])
+    mean_rows_into(rows_smrg, n_smrg, res[1])
+    rows = np.empty((nd, 25))
+    n_rows = 0
+    acc[merged : merged + w2] = 0
+    for k in range(nd):
+        if _glcm_row(acc, dsum + k * w2, present, ng, cj, cv, work, rows[n_rows]):
+            n_rows += 1
+            for q in range(w2):
+                acc[merged + q] += acc[dsum + k * w2 + q]
+    if n_rows == 0:
+        rows[0, :] = fallback
+        n_rows = 1
+        res[3, :] = fallback
+    else:
+        _glcm_row(acc, merged, present, ng, cj, cv, work, res[3])
+    mean_rows_into(rows, n_rows, res[2])
+    mean_rows_into(res[3:4], 1, res[3])
+    return res
+
+
+_ROW_OF = {"2D_avg": 0, "2D_smrg": 1, "2.5D_dmrg": 2, "2.5D_vmrg": 3, "3D_avg": 4, "3D_vmrg": 5}
 
 
 def compute(
@@ -342,6 +688,10 @@ def compute(
     distance: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Compute the GLCM features for the requested aggregations.
+
+    One compiled call per dimensionality (2D/2.5D, 3D) builds the matrices of every direction
+    (and slice) and their feature rows; the values are those of :func:`features_of_matrices`
+    on :func:`cooccurrence_matrices`, averaged or merged as the IBSI prescribes, bit for bit.
 
     Parameters
     ----------
@@ -377,53 +727,13 @@ def compute(
     """
     aggs = resolve_aggregations(aggregations, AGGREGATIONS, "GLCM")
     d = check_distance(distance, "GLCM")
-    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="GLCM")
+    padded = prepare_roi(levels, mask, n_levels=n_levels, pad=d, family="GLCM")
     ng = int(n_levels)
     out: dict[str, dict[str, float]] = {}
-
-    def fallback() -> np.ndarray:
-        hist = np.bincount(padded[padded > 0], minlength=ng + 1)[1:]
-        return np.diag(hist).astype(np.int64)[None]
-
-    empty = np.zeros((0, ng, ng), dtype=np.int64)
-
-    def rows_of(mats: np.ndarray) -> np.ndarray:
-        """Feature rows of the non-empty matrices of a stack."""
-        keep = mats[mats.sum(axis=(1, 2)) > 0]
-        return features_of_matrices(keep, n_levels=ng)
-
-    def averaged(mats: np.ndarray) -> dict[str, float]:
-        """IBSI averaging: the mean feature row of the non-empty matrices (fallback if none)."""
-        rows = rows_of(mats)
-        if rows.shape[0] == 0:
-            rows = features_of_matrices(fallback(), n_levels=ng)
-        return _mean_rows(rows)
-
-    if any(a.startswith("2") for a in aggs):
-        # slice by slice, so memory stays at a few Ng x Ng matrices whatever the slice count
-        rows_avg: list[np.ndarray] = []
-        merged: list[np.ndarray] = []
-        dir_sum = np.zeros((4, ng, ng), dtype=np.int64)
-        for z in range(d, padded.shape[0] - d):
-            mats = cooccurrence_matrices(padded[z : z + 1], n_levels=ng, three_d=False, distance=d)
-            dir_sum += mats
-            if "2D_avg" in aggs:
-                rows_avg.append(rows_of(mats))
-            if "2D_smrg" in aggs:
-                merged.append(mats.sum(axis=0))
-        if "2D_avg" in aggs:
-            avg = np.concatenate(rows_avg) if rows_avg else np.zeros((0, 25))
-            out["2D_avg"] = _mean_rows(avg) if avg.shape[0] else averaged(empty)
-        if "2D_smrg" in aggs:
-            out["2D_smrg"] = averaged(np.stack(merged) if merged else empty)
-        if "2.5D_dmrg" in aggs:
-            out["2.5D_dmrg"] = averaged(dir_sum)
-        if "2.5D_vmrg" in aggs:
-            out["2.5D_vmrg"] = averaged(dir_sum.sum(axis=0)[None])
-    if any(a.startswith("3") for a in aggs):
-        mats3 = cooccurrence_matrices(padded, n_levels=ng, three_d=True, distance=d)
-        if "3D_avg" in aggs:
-            out["3D_avg"] = averaged(mats3)
-        if "3D_vmrg" in aggs:
-            out["3D_vmrg"] = averaged(mats3.sum(axis=0)[None])
+    if any(a[0] == "2" for a in aggs):
+        rows = _glcm_kernel(padded, ng, d, True).tolist()
+        out.update((a, dict(zip(_KEYS, rows[r], strict=True))) for a, r in _ROW_OF.items() if r < 4)
+    if any(a[0] == "3" for a in aggs):
+        rows = _glcm_kernel(padded, ng, d, False).tolist()
+        out.update((a, dict(zip(_KEYS, rows[r], strict=True))) for a, r in _ROW_OF.items() if r >= 4)
     return {a: out[a] for a in aggs}

@@ -26,10 +26,11 @@ from smartimaging.features.texture_common import (
     MatrixFeatureNames,
     chebyshev_neighbourhood,
     check_distance,
-    mean_rows,
-    prepare_levels,
+    mean_rows_into,
+    prepare_roi,
     resolve_aggregations,
     size_features_dense,
+    size_row_dense,
 )
 
 __all__ = ["AGGREGATIONS", "FEATURES", "compute", "dependence_matrices", "features_from_matrix"]
@@ -118,6 +119,86 @@ def _as_dict(generic: np.ndarray) -> dict[str, float]:
     return {key: float(generic[_COLUMN[g]]) for key, _, _, g in _SPEC}
 
 
+@numba.njit(cache=True, nogil=True)
+def _ngldm_kernel_all(
+    padded: np.ndarray, n_levels: int, distance: int, alpha: int, planar: bool
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Feature rows of one ROI in one call: ``(2, 17)`` generic rows, 2D and 2.5D when
+    ``planar``, else 3D in row 0.
+
+    Dependence counts are accumulated one neighbour offset at a time over whole slices
+    (shifted views, so the comparisons vectorise), then counted per slice into the matrix.
+    """
+    nz, ny, nx = padded.shape
+    ng = n_levels
+    plane = ny * nx
+    flat = padded.ravel()
+    span = 0 if planar else distance
+    n_off = (2 * distance + 1) ** 2 * (2 * span + 1) - 1
+    offs = np.empty(n_off, dtype=np.int64)
+    k = 0
+    for dz in range(-span, span + 1):
+        for dy in range(-distance, distance + 1):
+            for dx in range(-distance, distance + 1):
+                if dz != 0 or dy != 0 or dx != 0:
+                    offs[k] = (dz * ny + dy) * nx + dx
+                    k += 1
+    width = n_off + 1
+    mat = np.zeros((ng, width), dtype=np.int64)
+    total = np.zeros((ng, width), dtype=np.int64)
+    dep = np.empty(plane, dtype=np.int32)
+    res = np.zeros((2, 17))
+    rows = np.empty((max(nz, 1), 17))
+    n_rows = 0
+    # every ROI voxel of a slice lies in [q0, q1), whose neighbours all lie inside the array
+    q0 = distance * nx + distance
+    q1 = plane - q0
+    n_q = max(q1 - q0, 0)
+    for z in range(distance, nz - distance):
+        lo = z * plane + q0
+        lv = flat[lo : lo + n_q]
+        dep[:] = 1
+        for k in range(n_off):
+            nb = flat[lo + offs[k] : lo + offs[k] + n_q]
+            if alpha == 0:
+                for q in range(n_q):
+                    dep[q] += nb[q] == lv[q]
+            else:
+                for q in range(n_q):
+                    b = nb[q]
+                    dep[q] += (b > 0) & (abs(b - lv[q]) <= alpha)
+        n_voxels = 0
+        for q in range(n_q):
+            a = lv[q]
+            if a > 0:
+                mat[a - 1, dep[q] - 1] += 1
+                n_voxels += 1
+        if n_voxels == 0:
+            continue
+        total += mat
+        if planar:
+            size_row_dense(mat, float(n_voxels), rows[n_rows])
+            n_rows += 1
+        mat[:, :] = 0
+    n_all = 0
+    for i in range(ng):
+        for j in range(width):
+            n_all += total[i, j]
+    if planar:
+        mean_rows_into(rows, n_rows, res[0])
+        size_row_dense(total, float(n_all), res[1])
+    else:
+        size_row_dense(total, float(n_all), res[0])
+    return res
+
+
+_KEY_COLUMNS = tuple((key, MatrixFeatureNames.index(g)) for key, _, _, g in _SPEC)
+
+
+def _row_dict(row: list[float]) -> dict[str, float]:
+    return {key: row[c] for key, c in _KEY_COLUMNS}
+
+
 def compute(
     levels: np.ndarray,
     mask: np.ndarray,
@@ -129,6 +210,10 @@ def compute(
     alpha: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Compute the NGLDM features for the requested aggregations.
+
+    One compiled call per dimensionality (2D/2.5D, 3D) counts the dependences (one neighbour
+    offset at a time over whole slices) and computes the feature rows; the values are those of
+    :func:`features_from_matrix` on :func:`dependence_matrices`, bit for bit.
 
     Parameters
     ----------
@@ -168,16 +253,13 @@ def compute(
     d = check_distance(distance, "NGLDM")
     if isinstance(alpha, bool) or not isinstance(alpha, int | np.integer) or alpha < 0:
         raise ConfigError(f"NGLDM: alpha (coarseness) must be a non-negative integer, got {alpha!r}")
-    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="NGLDM")
+    padded = prepare_roi(levels, mask, n_levels=n_levels, pad=d, family="NGLDM")
     ng = int(n_levels)
     out: dict[str, dict[str, float]] = {}
     if "2D" in aggs or "2.5D" in aggs:
-        m2 = dependence_matrices(padded, n_levels=ng, three_d=False, distance=d, alpha=alpha)
-        if "2D" in aggs:
-            out["2D"] = _as_dict(mean_rows(_rows(m2[m2.sum(axis=(1, 2)) > 0])))
-        if "2.5D" in aggs:
-            out["2.5D"] = features_from_matrix(m2.sum(axis=0))
+        rows = _ngldm_kernel_all(padded, ng, d, int(alpha), True).tolist()
+        out["2D"] = _row_dict(rows[0])
+        out["2.5D"] = _row_dict(rows[1])
     if "3D" in aggs:
-        m3 = dependence_matrices(padded, n_levels=ng, three_d=True, distance=d, alpha=alpha)
-        out["3D"] = features_from_matrix(m3.sum(axis=0))
+        out["3D"] = _row_dict(_ngldm_kernel_all(padded, ng, d, int(alpha), False)[0].tolist())
     return {a: out[a] for a in aggs}

@@ -27,8 +27,9 @@ from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
     chebyshev_neighbourhood,
     check_distance,
-    mean_features,
-    prepare_levels,
+    mean_rows_into,
+    pairwise_sum,
+    prepare_roi,
     resolve_aggregations,
 )
 
@@ -133,6 +134,191 @@ def features_from_matrix(s: np.ndarray, n: np.ndarray) -> dict[str, float]:
     }
 
 
+@numba.njit(cache=True, nogil=True)
+def _line_sums(src: np.ndarray, out: np.ndarray, stride: int, distance: int) -> None:  # pragma: no cover
+    """``out[p] = sum(src[p + o * stride] for o in -distance..distance)`` where defined."""
+    lo = distance * stride
+    hi = src.size - lo
+    if distance == 1:  # the usual case, on shifted views so that it vectorises
+        below = src[: hi - lo]
+        mid = src[lo:hi]
+        above = src[2 * lo :]
+        dst = out[lo:hi]
+        for q in range(hi - lo):
+            dst[q] = below[q] + mid[q] + above[q]
+        return
+    for p in range(lo, hi):
+        t = 0
+        for o in range(-distance, distance + 1):
+            t += src[p + o * stride]
+        out[p] = t
+
+
+@numba.njit(cache=True, nogil=True)
+def _plane_sums(
+    flat: np.ndarray, nx: int, distance: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """In-plane Chebyshev box sums of the levels and of the ROI indicator (exact integers).
+
+    Separable: along x, then along y. Valid at voxels at least ``distance`` from the faces of
+    the padded array (every ROI voxel).
+    """
+    size = flat.size
+    ind = np.empty(size, dtype=np.int32)
+    for p in range(size):
+        ind[p] = flat[p] > 0
+    tmp = np.zeros(size, dtype=np.int32)
+    tot = np.zeros(size, dtype=np.int32)
+    cnt = np.zeros(size, dtype=np.int32)
+    _line_sums(flat, tmp, 1, distance)
+    _line_sums(tmp, tot, nx, distance)
+    tmp[:] = 0
+    _line_sums(ind, tmp, 1, distance)
+    _line_sums(tmp, cnt, nx, distance)
+    return tot, cnt
+
+
+@numba.njit(cache=True, nogil=True)
+def _ngtdm_row(s: np.ndarray, n: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The 5 features of one matrix into ``out``; the NumPy arithmetic of
+    :func:`features_from_matrix` in the same order (pairwise sums), so the same values."""
+    ng = s.shape[0]
+    nvc_int = 0
+    ngp = 0
+    for i in range(ng):
+        nvc_int += n[i]
+        ngp += n[i] > 0
+    if nvc_int == 0:
+        out[0] = MAX_COARSENESS
+        out[1:] = 0.0
+        return
+    nvc = float(nvc_int)
+    pv = np.empty(ngp)
+    sv = np.empty(ngp)
+    iv = np.empty(ngp)
+    k = 0
+    for i in range(ng):
+        if n[i] > 0:
+            pv[k] = n[i] / nvc
+            sv[k] = s[i]
+            iv[k] = i + 1.0
+            k += 1
+    buf = np.empty(ngp * ngp)
+    for i in range(ngp):
+        buf[i] = pv[i] * sv[i]
+    ps = pairwise_sum(buf, 0, ngp)
+    coarseness = MAX_COARSENESS if ps < 1e-6 else 1.0 / ps
+    s_total = pairwise_sum(sv, 0, ngp)
+    if ngp > 1:
+        for i in range(ngp):
+            for j in range(ngp):
+                di = iv[i] - iv[j]
+                buf[i * ngp + j] = pv[i] * pv[j] * (di * di)
+        contrast = pairwise_sum(buf, 0, ngp * ngp) / (ngp * (ngp - 1)) * s_total / nvc
+    else:
+        contrast = 0.0
+    for i in range(ngp):
+        ipi = iv[i] * pv[i]
+        for j in range(ngp):
+            buf[i * ngp + j] = abs(ipi - iv[j] * pv[j])
+    busy_den = pairwise_sum(buf, 0, ngp * ngp)
+    busyness = ps / busy_den if (ngp > 1 and busy_den > 0) else 0.0
+    for i in range(ngp):
+        psi = pv[i] * sv[i]
+        for j in range(ngp):
+            di = iv[i] - iv[j]
+            buf[i * ngp + j] = abs(di) * (psi + pv[j] * sv[j]) / (pv[i] + pv[j])
+    complexity = pairwise_sum(buf, 0, ngp * ngp) / nvc
+    if s_total > 0:
+        for i in range(ngp):
+            for j in range(ngp):
+                di = iv[i] - iv[j]
+                buf[i * ngp + j] = (pv[i] + pv[j]) * (di * di)
+        strength = pairwise_sum(buf, 0, ngp * ngp) / s_total
+    else:
+        strength = 0.0
+    out[0] = coarseness
+    out[1] = contrast
+    out[2] = busyness
+    out[3] = complexity
+    out[4] = strength
+
+
+@numba.njit(cache=True, nogil=True)
+def _ngtdm_kernel_all(
+    padded: np.ndarray, n_levels: int, distance: int, planar: bool
+) -> np.ndarray:  # pragma: no cover
+    """Feature rows of one ROI in one call: ``(2, 5)``, 2D and 2.5D when ``planar``, else
+    3D in row 0. ``s_i`` is accumulated per slice in scan order and the slices are then added
+    in order, the summation order of the per-slice kernel and ``sum(axis=0)``."""
+    nz, ny, nx = padded.shape
+    ng = n_levels
+    flat = padded.ravel()
+    tot, cnt = _plane_sums(flat, nx, distance)
+    plane = ny * nx
+    # 3D: the box is the sum of the in-plane boxes of the 2 * distance + 1 slices around
+    span = 0 if planar else distance
+    s_z = np.zeros(ng)
+    n_z = np.zeros(ng, dtype=np.int64)
+    s_all = np.zeros(ng)
+    n_all = np.zeros(ng, dtype=np.int64)
+    res = np.zeros((2, 5))
+    rows = np.empty((max(nz, 1), 5))
+    n_rows = 0
+    val = np.empty(plane)
+    cnt_z = np.empty(plane, dtype=np.int32)
+    for z in range(nz):
+        s_z[:] = 0.0
+        n_z[:] = 0
+        any_valid = False
+        if z < distance or z >= nz - distance:
+            pass  # the background frame: no ROI voxel
+        else:
+            lo = z * plane
+            lv = flat[lo : lo + plane]
+            if span == 0:
+                tot_z = tot[lo : lo + plane]
+                cnt_z[:] = cnt[lo : lo + plane]
+            else:
+                tot_z = np.zeros(plane, dtype=np.int32)
+                cnt_z[:] = 0
+                for o in range(-span, span + 1):
+                    t_o = tot[lo + o * plane : lo + (o + 1) * plane]
+                    c_o = cnt[lo + o * plane : lo + (o + 1) * plane]
+                    for q in range(plane):
+                        tot_z[q] += t_o[q]
+                        cnt_z[q] += c_o[q]
+            # |i - mean of the neighbours| of every voxel (vectorised; used where valid)
+            for q in range(plane):
+                a = lv[q]
+                val[q] = abs(a - (tot_z[q] - a) / float(max(cnt_z[q] - 1, 1)))
+            for q in range(plane):
+                a = lv[q]
+                if a > 0 and cnt_z[q] > 1:
+                    s_z[a - 1] += val[q]
+                    n_z[a - 1] += 1
+                    any_valid = True
+        for i in range(ng):
+            s_all[i] += s_z[i]
+            n_all[i] += n_z[i]
+        if planar and any_valid:
+            _ngtdm_row(s_z, n_z, rows[n_rows])
+            n_rows += 1
+    if planar:
+        if n_rows == 0:
+            _ngtdm_row(s_z, n_z, rows[0])
+            res[0, :] = rows[0]
+        else:
+            mean_rows_into(rows, n_rows, res[0])
+        _ngtdm_row(s_all, n_all, res[1])
+    else:
+        _ngtdm_row(s_all, n_all, res[0])
+    return res
+
+
+_KEYS: tuple[str, ...] = tuple(k for k, _, _ in _SPEC)
+
+
 def compute(
     levels: np.ndarray,
     mask: np.ndarray,
@@ -143,6 +329,11 @@ def compute(
     distance: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Compute the NGTDM features for the requested aggregations.
+
+    One compiled call per dimensionality (2D/2.5D, 3D) sums the neighbourhoods (separable box
+    sums), accumulates ``s_i`` and ``n_i`` slice by slice and computes the features with the
+    summation order of :func:`features_from_matrix` (NumPy's pairwise sums), so the values are
+    those of :func:`ngtdm_per_slice` and :func:`features_from_matrix`, bit for bit.
 
     Parameters
     ----------
@@ -177,17 +368,13 @@ def compute(
     """
     aggs = resolve_aggregations(aggregations, AGGREGATIONS, "NGTDM")
     d = check_distance(distance, "NGTDM")
-    padded = prepare_levels(levels, mask, n_levels=n_levels, pad=d, family="NGTDM")
+    padded = prepare_roi(levels, mask, n_levels=n_levels, pad=d, family="NGTDM")
     ng = int(n_levels)
     out: dict[str, dict[str, float]] = {}
     if "2D" in aggs or "2.5D" in aggs:
-        s2, n2 = ngtdm_per_slice(padded, n_levels=ng, three_d=False, distance=d)
-        if "2D" in aggs:
-            rows = [features_from_matrix(s2[z], n2[z]) for z in range(s2.shape[0]) if n2[z].sum() > 0]
-            out["2D"] = mean_features(rows) if rows else features_from_matrix(s2[0], n2[0])
-        if "2.5D" in aggs:
-            out["2.5D"] = features_from_matrix(s2.sum(axis=0), n2.sum(axis=0))
+        rows = _ngtdm_kernel_all(padded, ng, d, True).tolist()
+        out["2D"] = dict(zip(_KEYS, rows[0], strict=True))
+        out["2.5D"] = dict(zip(_KEYS, rows[1], strict=True))
     if "3D" in aggs:
-        s3, n3 = ngtdm_per_slice(padded, n_levels=ng, three_d=True, distance=d)
-        out["3D"] = features_from_matrix(s3.sum(axis=0), n3.sum(axis=0))
+        out["3D"] = dict(zip(_KEYS, _ngtdm_kernel_all(padded, ng, d, False)[0].tolist(), strict=True))
     return {a: out[a] for a in aggs}

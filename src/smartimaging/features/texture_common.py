@@ -1026,3 +1026,306 @@ def triples_from_pairs(
     uniq, inv = np.unique(code, return_inverse=True)
     cnt = np.bincount(inv, weights=w)
     return uniq // width, uniq % width, cnt
+
+
+# --------------------------------------------------------------------------------------------
+# texture-a: one-call fast paths of GLCM, GLRLM, NGTDM and NGLDM
+# --------------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _pairwise_block(a: np.ndarray, lo: int, n: int) -> float:  # pragma: no cover - compiled
+    """NumPy's pairwise sum of a block of at most 128 values (8 interleaved partial sums)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0 = a[lo]
+    r1 = a[lo + 1]
+    r2 = a[lo + 2]
+    r3 = a[lo + 3]
+    r4 = a[lo + 4]
+    r5 = a[lo + 5]
+    r6 = a[lo + 6]
+    r7 = a[lo + 7]
+    i = 8
+    stop = n - (n % 8)
+    while i < stop:
+        b = lo + i
+        r0 += a[b]
+        r1 += a[b + 1]
+        r2 += a[b + 2]
+        r3 += a[b + 3]
+        r4 += a[b + 4]
+        r5 += a[b + 5]
+        r6 += a[b + 6]
+        r7 += a[b + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:  # pragma: no cover - compiled
+    """Sum of ``a[lo:lo + n]`` in NumPy's pairwise order, so it equals ``np.sum`` bit for bit.
+
+    NumPy reduces a contiguous float64 vector by blocks of 8 partial sums (up to 128 values)
+    and halves longer vectors recursively (the first half a multiple of 8); repeating that
+    order makes a compiled mean or sum give exactly the value of the NumPy code it replaces.
+    The recursion runs on an explicit stack (Numba's cache cannot reload recursive functions).
+    """
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    f_lo = np.empty(128, dtype=np.int64)
+    f_n = np.empty(128, dtype=np.int64)
+    f_state = np.zeros(128, dtype=np.int64)
+    vals = np.empty(128)
+    top = 0
+    n_vals = 0
+    f_lo[0] = lo
+    f_n[0] = n
+    f_state[0] = 0
+    while top >= 0:
+        m = f_n[top]
+        if m <= 128:
+            vals[n_vals] = _pairwise_block(a, f_lo[top], m)
+            n_vals += 1
+            top -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        state = f_state[top]
+        if state == 0:
+            f_state[top] = 1
+            f_lo[top + 1] = f_lo[top]
+            f_n[top + 1] = half
+            f_state[top + 1] = 0
+            top += 1
+        elif state == 1:
+            f_state[top] = 2
+            f_lo[top + 1] = f_lo[top] + half
+            f_n[top + 1] = m - half
+            f_state[top + 1] = 0
+            top += 1
+        else:
+            vals[n_vals - 2] = vals[n_vals - 2] + vals[n_vals - 1]
+            n_vals -= 1
+            top -= 1
+    return vals[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def mean_rows_into(rows: np.ndarray, n_rows: int, out: np.ndarray) -> None:  # pragma: no cover
+    """Column means of ``rows[:n_rows]`` into ``out``, equal bit for bit to :func:`mean_rows`."""
+    col = np.empty(n_rows)
+    for c in range(rows.shape[1]):
+        for r in range(n_rows):
+            col[r] = rows[r, c]
+        out[c] = pairwise_sum(col, 0, n_rows) / n_rows
+
+
+@numba.njit(cache=True, nogil=True)
+def _pad_roi_kernel(
+    levels: np.ndarray, mask: np.ndarray, pad: int
+) -> tuple[np.ndarray, int, int, int]:  # pragma: no cover - compiled
+    """Bounding box of ``mask`` (uint8), padded by ``pad`` voxels of level 0.
+
+    Returns the padded int32 box (levels inside the mask, 0 elsewhere), the smallest and largest
+    level inside the mask and the number of mask voxels (0: empty mask, nothing else is valid).
+    Both inputs are C-contiguous; rows are scanned without branches (vectorised), and only rows
+    holding mask voxels are searched for the box's x extent.
+    """
+    nz, ny, nx = levels.shape
+    big = np.iinfo(np.int32).max
+    small = np.iinfo(np.int32).min
+    z0, y0, x0 = nz, ny, nx
+    z1 = y1 = x1 = -1
+    n_roi = 0
+    vmin = big
+    vmax = small
+    for z in range(nz):
+        for y in range(ny):
+            lr = levels[z, y]
+            mr = mask[z, y]
+            c = 0
+            lo = big
+            hi = small
+            for x in range(nx):
+                m = mr[x]
+                v = lr[x]
+                c += m
+                lo = min(lo, v if m != 0 else big)
+                hi = max(hi, v if m != 0 else small)
+            if c == 0:
+                continue
+            n_roi += c
+            vmin = min(vmin, lo)
+            vmax = max(vmax, hi)
+            z0 = min(z0, z)
+            z1 = max(z1, z)
+            y0 = min(y0, y)
+            y1 = max(y1, y)
+            x = 0
+            while mr[x] == 0:
+                x += 1
+            x0 = min(x0, x)
+            x = nx - 1
+            while mr[x] == 0:
+                x -= 1
+            x1 = max(x1, x)
+    if n_roi == 0:
+        return np.zeros((1, 1, 1), dtype=np.int32), 0, 0, 0
+    out = np.zeros((z1 - z0 + 1 + 2 * pad, y1 - y0 + 1 + 2 * pad, x1 - x0 + 1 + 2 * pad), dtype=np.int32)
+    width = x1 - x0 + 1
+    for z in range(z0, z1 + 1):
+        for y in range(y0, y1 + 1):
+            dst = out[z - z0 + pad, y - y0 + pad, pad : pad + width]
+            lr = levels[z, y, x0 : x0 + width]
+            mr = mask[z, y, x0 : x0 + width]
+            for x in range(width):
+                dst[x] = lr[x] if mr[x] != 0 else 0
+    return out, int(vmin), int(vmax), n_roi
+
+
+def prepare_roi(
+    levels: np.ndarray, mask: np.ndarray, *, n_levels: int, pad: int = 1, family: str = "texture"
+) -> np.ndarray:
+    """:func:`prepare_levels` in one compiled call for int32 levels and a boolean mask.
+
+    Same result (a C-contiguous int32 padded box) and the same errors; other dtypes go
+    through :func:`prepare_levels`. Views (the ROI box cut from a larger array) are copied to
+    contiguous arrays first, which the compiled scan vectorises.
+
+    Raises
+    ------
+    GeometryMismatchError, EmptyMaskError, FeatureError, ConfigError
+        As :func:`prepare_levels`.
+    """
+    if (
+        not isinstance(levels, np.ndarray)
+        or not isinstance(mask, np.ndarray)
+        or levels.dtype != np.int32
+        or mask.dtype != np.bool_
+        or levels.ndim != 3
+        or mask.shape != levels.shape
+        or isinstance(n_levels, bool)
+        or not isinstance(n_levels, int | np.integer)
+        or n_levels < 1
+    ):
+        return prepare_levels(levels, mask, n_levels=n_levels, pad=pad, family=family)
+    out, vmin, vmax, n_roi = _pad_roi_kernel(
+        np.ascontiguousarray(levels), np.ascontiguousarray(mask).view(np.uint8), int(pad)
+    )
+    if n_roi == 0:
+        raise EmptyMaskError(f"{family}: the ROI mask contains no voxel; texture features need at least one")
+    if vmin < 1 or vmax > n_levels:
+        raise FeatureError(
+            f"{family}: grey levels inside the ROI span {vmin}..{vmax} but must lie in 1..{n_levels} "
+            "(n_levels); discretise the image first or pass the right n_levels"
+        )
+    return np.asarray(out)
+
+
+@numba.njit(cache=True, nogil=True)
+def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  # pragma: no cover
+    """The 17 generic features of one dense ``(Ng, Nj)`` int64 count matrix into ``out``.
+
+    Bit for bit the values of :func:`size_features_dense` (same cells, same summation order):
+    the non-zero cells are gathered in row-major order without branches, and ``p`` and
+    ``log2(p)`` are computed once per distinct small count instead of once per cell.
+    """
+    n_i, n_j = mat.shape
+    n_all = n_i * n_j
+    # unsigned indices: NumPy's negative-index wrap-around costs more than the work itself
+    u1 = np.uint64(1)
+    cell_i = np.empty(n_all, dtype=np.uint64)
+    cell_j = np.empty(n_all, dtype=np.uint64)
+    n_cells_u = np.uint64(0)
+    ns_int = 0
+    cmax = 0
+    for i in range(n_i):
+        for j in range(n_j):
+            v = mat[i, j]
+            cell_i[n_cells_u] = i
+            cell_j[n_cells_u] = j
+            n_cells_u += np.uint64(v != 0)
+            ns_int += v
+            cmax = max(cmax, v)
+    n_cells = int(n_cells_u)
+    ns = float(ns_int)
+    n_memo = min(cmax, 4 * n_cells + 64) + 1
+    memo_p = np.empty(n_memo)
+    memo_lg = np.empty(n_memo)
+    for c in range(1, n_memo):
+        memo_p[c] = -1.0
+    per_i = np.zeros(n_i)
+    per_j = np.zeros(n_j)
+    sje = lje = lge = hge = sjlge = sjhge = ljlge = ljhge = 0.0
+    mu_i = mu_j = entr = energy = 0.0
+    for t in range(n_cells):
+        ii = cell_i[t]
+        jj = cell_j[t]
+        cnt = mat[ii, jj]
+        cm = float(cnt)
+        fi = float(ii + u1)
+        fj = float(jj + u1)
+        if cnt < n_memo:
+            uc = np.uint64(cnt)
+            if memo_p[uc] < 0.0:
+                memo_p[uc] = cm / ns
+                memo_lg[uc] = np.log2(memo_p[uc])
+            p = memo_p[uc]
+            lg = memo_lg[uc]
+        else:
+            p = cm / ns
+            lg = np.log2(p)
+        i2 = fi * fi
+        j2 = fj * fj
+        per_i[ii] += cm
+        per_j[jj] += cm
+        sje += p / j2
+        lje += p * j2
+        lge += p / i2
+        hge += p * i2
+        sjlge += p / (i2 * j2)
+        sjhge += p * i2 / j2
+        ljlge += p * j2 / i2
+        ljhge += p * i2 * j2
+        mu_i += fi * p
+        mu_j += fj * p
+        entr -= p * lg
+        energy += p * p
+    gl_var = 0.0
+    j_var = 0.0
+    for t in range(n_cells):
+        ii = cell_i[t]
+        jj = cell_j[t]
+        cnt = mat[ii, jj]
+        p = memo_p[np.uint64(cnt)] if cnt < n_memo else float(cnt) / ns
+        gl_var += (np.int64(ii) + 1 - mu_i) ** 2 * p
+        j_var += (np.int64(jj) + 1 - mu_j) ** 2 * p
+    sum_i2 = 0.0
+    for v in per_i:
+        sum_i2 += v * v
+    sum_j2 = 0.0
+    for v in per_j:
+        sum_j2 += v * v
+    out[0] = sje
+    out[1] = lje
+    out[2] = lge
+    out[3] = hge
+    out[4] = sjlge
+    out[5] = sjhge
+    out[6] = ljlge
+    out[7] = ljhge
+    out[8] = sum_i2 / ns
+    out[9] = sum_i2 / ns**2
+    out[10] = sum_j2 / ns
+    out[11] = sum_j2 / ns**2
+    out[12] = ns / n_voxels
+    out[13] = gl_var
+    out[14] = j_var
+    out[15] = entr
+    out[16] = energy
