@@ -472,6 +472,8 @@ def morphology_features(
         "morph.a.dens.conv.hull": area / float(hull.area),
         "morph.integ.int": float(volume * values.mean()),
     }
+
+
 # --------------------------------------------------------------------------------------------
 # texture-a: the GLCM, GLRLM, NGTDM and NGLDM ``compute`` functions before the one-call kernels
 # (Python loops over slices and aggregations around the per-matrix kernels, which the package

@@ -158,7 +158,12 @@ class RoiData:
             b = _bounds(morph, np.asarray(morph.any(axis=2)))
             box = (slice(b[0], b[1] + 1), slice(b[2], b[3] + 1), slice(b[4], b[5] + 1))
         levels, _ = self.levels
-        return levels[box], self.intensity_mask.array[box], morph[box]
+        # contiguous copies once here, rather than one per texture family
+        return (
+            np.ascontiguousarray(levels[box]),
+            np.ascontiguousarray(self.intensity_mask.array[box]),
+            np.ascontiguousarray(morph[box]),
+        )
 
     @cached_property
     def zones(self) -> Zones:

@@ -242,13 +242,17 @@ def compute(
         intensities[1] - intensities[0] if intensities.size > 1 else (1.0 if bin_width is None else bin_width)
     )
 
+    # gamma increases and nu never increases along the curve, so "the largest nu where gamma >=
+    # x" is nu at the first such gamma, and "the first intensity where nu <= x" a binary search
+    neg_nu = -nu
+
     def v_at(x: float) -> float:
-        sel = gamma >= x - 1e-12
-        return float(nu[sel].max()) if np.any(sel) else 0.0
+        k = int(np.searchsorted(gamma, x - 1e-12, side="left"))
+        return float(nu[k]) if k < nu.size else 0.0
 
     def i_at(x: float) -> float:
-        sel = np.flatnonzero(nu <= x + 1e-12)
-        return float(intensities[sel[0]]) if sel.size else float(intensities[-1] + step)
+        k = int(np.searchsorted(neg_nu, -(x + 1e-12), side="left"))
+        return float(intensities[k]) if k < nu.size else float(intensities[-1] + step)
 
     v10, v90 = v_at(0.10), v_at(0.90)
     i10, i90 = i_at(0.10), i_at(0.90)
