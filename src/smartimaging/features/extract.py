@@ -41,7 +41,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypeVar
 
@@ -65,7 +65,7 @@ from smartimaging.features import (
     statistics,
 )
 from smartimaging.features.registry import TIDY_COLUMNS, FeatureDef
-from smartimaging.features.settings import ExtractionSettings
+from smartimaging.features.settings import TEXTURE_AGGREGATIONS, ExtractionSettings
 from smartimaging.features.texture_common import Zones
 from smartimaging.image import Image, Mask, check_same_geometry
 from smartimaging.preprocess.discretise import discretise
@@ -118,6 +118,23 @@ class RoiData:
     intensity_mask: Mask
     settings: ExtractionSettings
     roi_box: tuple[slice, slice, slice] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _autocorrelation: tuple[float, float] | None = field(default=None, init=False, repr=False)
+
+    def autocorrelation(self) -> tuple[float, float]:
+        """Moran's I and Geary's C of the intensity mask, computed once (thread-safe: a second
+        caller waits for the first one's result)."""
+        with self._lock:
+            if self._autocorrelation is None:
+                self._autocorrelation = morphology.spatial_autocorrelation_grid(
+                    self.image.array, self.intensity_mask.array, spacing=self.image.spacing_zyx
+                )
+            return self._autocorrelation
+
+    @property
+    def wants_autocorrelation(self) -> bool:
+        """Whether Moran's I or Geary's C is wanted (not both excluded)."""
+        return not _AUTOCORRELATION <= self.settings.excluded_keys()
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -199,6 +216,13 @@ def _texture(
     return compute
 
 
+def _morphology(roi: RoiData) -> FamilyResult:
+    out = morphology.compute(roi.image, roi.morph_mask, roi.intensity_mask, autocorrelation=False)
+    if roi.wants_autocorrelation:  # Moran's I and Geary's C, perhaps from the second thread
+        out["morph.moran.i"], out["morph.geary.c"] = roi.autocorrelation()
+    return out
+
+
 def _histogram(roi: RoiData) -> FamilyResult:
     levels, n_levels = roi.levels
     return histogram.compute(levels[roi.intensity_mask.array], n_levels=n_levels)
@@ -245,15 +269,7 @@ _AUTOCORRELATION = frozenset({"morph.moran.i", "morph.geary.c"})
 
 #: Family name -> how to compute it. Order here is the row order of the output.
 FAMILY_TABLE: dict[str, FamilySpec] = {
-    "morphology": FamilySpec(
-        morphology.FEATURES,
-        lambda r: morphology.compute(
-            r.image,
-            r.morph_mask,
-            r.intensity_mask,
-            autocorrelation=not _AUTOCORRELATION <= r.settings.excluded_keys(),
-        ),
-    ),
+    "morphology": FamilySpec(morphology.FEATURES, _morphology),
     local_intensity.FAMILY: FamilySpec(local_intensity.FEATURES, lambda r: dict(r.local_peaks)),
     statistics.FAMILY: FamilySpec(statistics.FEATURES, lambda r: statistics.compute(r.values)),
     "intensity histogram": FamilySpec(histogram.FEATURES, _histogram),
@@ -419,13 +435,18 @@ def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[
     return cropped_image, cropped_morph, cropped_inten
 
 
-#: Smallest ROI (voxels) for which :func:`extract` runs morphology in a second thread; below
-#: it, starting a thread costs about what it saves.
+#: Smallest ROI (voxels) for which :func:`extract` uses a second thread; below it, starting a
+#: thread costs about what it saves.
 THREAD_MIN_VOXELS = 2000
 
-#: Families that may run in the second thread: they read only the image and the masks (no
-#: shared cached data of :class:`RoiData`), and spend their time in code that releases the GIL.
-_SIDE_FAMILIES = ("morphology",)
+#: Work for the second thread, about half of a large ROI's: Moran's I and Geary's C (the
+#: costliest features, FFTs and compiled passes that release the GIL) and GLRLM when they are
+#: wanted, else morphology, GLCM and GLRLM. Side families read only the image, the masks and
+#: the arrays the calling thread prepares before starting the thread (``RoiData.levels``,
+#: ``RoiData.texture_arrays``); GLSZM and GLDZM share ``RoiData.zones`` and stay in the calling
+#: thread, as do local intensity and PET (``RoiData.local_peaks``).
+_SIDE_WITH_AUTOCORRELATION = ("GLRLM",)
+_SIDE_WITHOUT_AUTOCORRELATION = ("morphology", "GLCM", "GLRLM")
 
 
 def _default_threads() -> int:
@@ -439,25 +460,43 @@ def _default_threads() -> int:
 
 
 def _compute_families(data: RoiData, families: list[str], *, threaded: bool) -> dict[str, FamilyResult]:
-    """Every family's result; with ``threaded``, the side families run in a second thread."""
-    side = [f for f in families if f in _SIDE_FAMILIES] if threaded and len(families) > 1 else []
+    """Every family's result; with ``threaded``, part of the work runs in a second thread.
+
+    The calling thread computes morphology last, so that Moran's I and Geary's C are ready
+    from the second thread by then (it waits for them otherwise).
+    """
     results: dict[str, FamilyResult] = {}
     errors: list[BaseException] = []
+    side: list[str] = []
+    autocorrelation = False
+    if threaded and len(families) > 1:
+        autocorrelation = "morphology" in families and data.wants_autocorrelation
+        pick = _SIDE_WITH_AUTOCORRELATION if autocorrelation else _SIDE_WITHOUT_AUTOCORRELATION
+        side = [f for f in families if f in pick]
+        if len(side) == len(families):  # nothing left for the calling thread
+            side = side[1:]
 
     def run_side() -> None:
         try:
+            if autocorrelation:
+                data.autocorrelation()
             for family in side:
                 results[family] = FAMILY_TABLE[family].compute(data)
         except BaseException as exc:  # re-raised in the calling thread
             errors.append(exc)
 
-    worker = threading.Thread(target=run_side, name="smartimaging-morphology", daemon=True) if side else None
-    if worker is not None:
+    worker = None
+    if side or autocorrelation:
+        if any(f in TEXTURE_AGGREGATIONS for f in families):
+            _ = data.texture_arrays  # computed once, before two threads could each compute it
+        worker = threading.Thread(target=run_side, name="smartimaging-features", daemon=True)
         worker.start()
+    mine = [f for f in families if f not in side]
+    if autocorrelation:
+        mine = [f for f in mine if f != "morphology"] + ["morphology"]
     try:
-        for family in families:
-            if family not in side:
-                results[family] = FAMILY_TABLE[family].compute(data)
+        for family in mine:
+            results[family] = FAMILY_TABLE[family].compute(data)
     finally:
         if worker is not None:
             worker.join()
