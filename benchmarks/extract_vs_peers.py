@@ -8,7 +8,7 @@ Every tool gets the same ROIs and settings: fixed bin width (``--bin-width``, SU
 0), 3D, neighbourhood distance 1, no resampling inside the tools (the STS PETs are resampled
 to 3 mm isotropic beforehand with :mod:`smartimaging.preprocess.resample`). Imports, input
 conversion (NumPy -> SimpleITK / Pictologics images) and one JIT warm-up run per tool are
-excluded; each case is then timed with ``time.perf_counter`` (median of ``--repeats``).
+excluded; each case is then timed with ``time.perf_counter`` (median of ``--repeats``; times in ms).
 
 Two configurations of ours are timed: ``ours``, the full IBSI 1 set (218 values for PET:
 every family, GLCM/GLRLM both 3D_avg and 3D_vmrg, Moran's I and Geary's C, PET metrics),
@@ -258,7 +258,7 @@ def bench(
     times: dict[str, list[float | None]] = {t: [] for t in names}
     nfeat: dict[str, int] = {}
     if show:
-        head = f"{'case':<16}{'voxels':>8}" + "".join(f"{t + ' s':>15} " for t in names)
+        head = f"{'case':<16}{'voxels':>8}" + "".join(f"{t + ' ms':>15} " for t in names)
         head += "".join(f"{t + '/' + BASELINE[t]:>26}" for t in peers)
         print(head)
     for label, image, mask in cases:
@@ -272,7 +272,9 @@ def bench(
                 row[t] = None
             times[t].append(row[t])
         if show:
-            line = f"{label:<16}{mask.n_voxels:>8}" + "".join(_fmt(row[t], 15) + " " for t in names)
+            line = f"{label:<16}{mask.n_voxels:>8}" + "".join(
+                _fmt(None if row[t] is None else 1e3 * row[t], 15, 2) + " " for t in names
+            )
             for t in peers:
                 r, ours = row[t], row[BASELINE[t]]
                 line += _fmt(None if r is None or not ours else r / ours, 26, 1)

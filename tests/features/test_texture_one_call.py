@@ -228,3 +228,24 @@ def test_size_row_dense_equals_size_features_dense_bit_for_bit() -> None:
         out = np.empty(17)
         size_row_dense(mat, nv, out)
         assert np.array_equal(out, size_features_dense(mat[None], np.array([nv]))[0]), trial
+
+
+@pytest.mark.parametrize("ng", [1, 2, 64])
+def test_glcm_merged_alone_skips_the_direction_rows_and_keeps_the_values(ng: int) -> None:
+    """3D_vmrg without 3D_avg (the per-direction rows are skipped) on every ROI shape."""
+    for seed, name in enumerate(CASES):
+        levels, mask = _case(name, ng, 77 * ng + seed)
+        for distance in (1, 2):
+            got = glcm.compute(levels, mask, n_levels=ng, distance=distance, aggregations=["3D_vmrg"])
+            _assert_same(
+                got, old_glcm_compute(levels, mask, n_levels=ng, distance=distance, aggregations=["3D_vmrg"])
+            )
+
+
+def test_glrlm_merged_alone_keeps_the_values() -> None:
+    """3D_vmrg without 3D_avg (the per-direction rows are skipped) on every ROI shape."""
+    for seed, name in enumerate(CASES):
+        for ng in (1, 2, 64):
+            levels, mask = _case(name, ng, 91 * ng + seed)
+            got = glrlm.compute(levels, mask, n_levels=ng, aggregations=["3D_vmrg"])
+            _assert_same(got, old_glrlm_compute(levels, mask, n_levels=ng, aggregations=["3D_vmrg"]))

@@ -534,7 +534,7 @@ def _glcm_row(
 
 @numba.njit(cache=True, nogil=True)
 def _glcm_kernel(
-    padded: np.ndarray, n_levels: int, distance: int, planar: bool
+    padded: np.ndarray, n_levels: int, distance: int, planar: bool, averaged: bool
 ) -> np.ndarray:  # pragma: no cover
     """Feature rows of every aggregation of one ROI, in one call.
 
@@ -544,7 +544,8 @@ def _glcm_kernel(
     ``A + A.T``) in ``(Ng + 1)^2`` blocks indexed directly by the two grey levels, so the
     accumulation has no branch; merging adds blocks. Without any pair the matrix of an
     aggregation is the diagonal ROI histogram (a one-sided ``diag(h)`` gives ``2 diag(h)``,
-    the same probabilities).
+    the same probabilities). Without ``averaged`` (3D only), the per-direction feature rows of
+    3D_avg are skipped: 3D_vmrg needs only the merged matrix.
     """
     nz, ny, nx = padded.shape
     ng = n_levels
@@ -608,7 +609,18 @@ def _glcm_kernel(
         rows = np.empty((nd, 25))
         n_rows = 0
         for k in range(nd):
-            if _glcm_row(acc, k * w2, present, ng, cj, cv, work, rows[n_rows]):
+            if averaged:
+                has_pairs = _glcm_row(acc, k * w2, present, ng, cj, cv, work, rows[n_rows])
+            else:  # pairs of two ROI voxels (row and column 0 count pairs with the background)
+                has_pairs = False
+                for i in range(1, w):
+                    for j in range(1, w):
+                        if acc[k * w2 + i * w + j] != 0:
+                            has_pairs = True
+                            break
+                    if has_pairs:
+                        break
+            if has_pairs:
                 n_rows += 1
                 for q in range(w2):
                     acc[merged + q] += acc[k * w2 + q]
@@ -618,7 +630,8 @@ def _glcm_kernel(
             res[5, :] = rows[0]
         else:
             _glcm_row(acc, merged, present, ng, cj, cv, work, res[5])
-        mean_rows_into(rows, n_rows, res[4])
+        if averaged:
+            mean_rows_into(rows, n_rows, res[4])
         mean_rows_into(res[5:6], 1, res[5])
         return res
     n_slices = nz - 2 * distance
@@ -731,9 +744,9 @@ def compute(
     ng = int(n_levels)
     out: dict[str, dict[str, float]] = {}
     if any(a[0] == "2" for a in aggs):
-        rows = _glcm_kernel(padded, ng, d, True).tolist()
+        rows = _glcm_kernel(padded, ng, d, True, True).tolist()
         out.update((a, dict(zip(_KEYS, rows[r], strict=True))) for a, r in _ROW_OF.items() if r < 4)
     if any(a[0] == "3" for a in aggs):
-        rows = _glcm_kernel(padded, ng, d, False).tolist()
+        rows = _glcm_kernel(padded, ng, d, False, "3D_avg" in aggs).tolist()
         out.update((a, dict(zip(_KEYS, rows[r], strict=True))) for a, r in _ROW_OF.items() if r >= 4)
     return {a: out[a] for a in aggs}

@@ -130,7 +130,9 @@ del _b
 
 
 @numba.njit(cache=True, nogil=True)
-def _glrlm_kernel_all(padded: np.ndarray, n_levels: int, planar: bool) -> np.ndarray:  # pragma: no cover
+def _glrlm_kernel_all(
+    padded: np.ndarray, n_levels: int, planar: bool, averaged: bool
+) -> np.ndarray:  # pragma: no cover
     """Generic feature rows of every aggregation of one ROI in one call.
 
     ``padded`` is C-contiguous int32 with a one-voxel background frame. Returns ``(6, 17)``
@@ -141,7 +143,8 @@ def _glrlm_kernel_all(padded: np.ndarray, n_levels: int, planar: bool) -> np.nda
     vectorised pass flags the last voxel of every run of two or more voxels (same level one
     step back, another level one step ahead); only those runs are walked back to get their
     length (flags are read 8 at a time). Every voxel not covered by them is a run of one:
-    ``r_i1 = n_i - sum_{j >= 2} j r_ij``.
+    ``r_i1 = n_i - sum_{j >= 2} j r_ij``. Without ``averaged`` (3D only), the per-direction
+    feature rows of 3D_avg are skipped.
     """
     nz, ny, nx = padded.shape
     ng = n_levels
@@ -229,9 +232,11 @@ def _glrlm_kernel_all(padded: np.ndarray, n_levels: int, planar: bool) -> np.nda
     if not planar:
         rows = np.empty((nd, 17))
         for k in range(nd):
-            size_row_dense(acc[k], _covered(acc[k]), rows[k])
+            if averaged:
+                size_row_dense(acc[k], _covered(acc[k]), rows[k])
             merged += acc[k]
-        mean_rows_into(rows, nd, res[4])
+        if averaged:
+            mean_rows_into(rows, nd, res[4])
         size_row_dense(merged, _covered(merged), res[5])
         mean_rows_into(res[5:6], 1, res[5])
         return res
@@ -332,7 +337,7 @@ def compute(
     for planar in (True, False):
         if not any((a[0] == "2") == planar for a in aggs):
             continue
-        rows = _glrlm_kernel_all(padded, ng, planar).tolist()
+        rows = _glrlm_kernel_all(padded, ng, planar, planar or "3D_avg" in aggs).tolist()
         for agg, r in _ROW_OF.items():
             if (r < 4) == planar:
                 out[agg] = {key: rows[r][c] for key, c in _KEY_COLUMNS}
