@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -374,24 +376,39 @@ def test_cropping_to_the_roi_changes_no_value(monkeypatch):
     pd.testing.assert_frame_equal(cropped, whole, check_exact=False, rtol=1e-12, atol=1e-12)
 
 
-def test_morphology_in_a_second_thread_changes_nothing_and_passes_errors_on(monkeypatch):
+def test_second_thread_changes_nothing_and_passes_errors_on(monkeypatch):
     img, mask = _case(seed=4)
-    s = ExtractionSettings(n_bins=16)
     monkeypatch.setattr(ex, "THREAD_MIN_VOXELS", 1)
-    one = ex.extract(img, mask, settings=s, modality="PT", threads=1)
-    two = ex.extract(img, mask, settings=s, modality="PT", threads=2)
+    threads_seen: dict[str, str] = {}
+    for family in ("morphology", "GLCM", "GLSZM"):
+        spec = ex.FAMILY_TABLE[family]
+
+        def spy(roi, _compute=spec.compute, _family=family):
+            threads_seen[_family] = threading.current_thread().name
+            return _compute(roi)
+
+        monkeypatch.setitem(ex.FAMILY_TABLE, family, ex.FamilySpec(spec.features, spy, spec.modalities))
+    without = ExtractionSettings(n_bins=16, exclude_features=["N365", "NPT7"])  # no Moran/Geary
+    one = ex.extract(img, mask, settings=without, modality="PT", threads=1)
+    assert set(threads_seen.values()) == {threading.current_thread().name}
+    two = ex.extract(img, mask, settings=without, modality="PT", threads=2)
+    assert threads_seen["morphology"] == threads_seen["GLCM"] == "smartimaging-features"
+    assert threads_seen["GLSZM"] == threading.current_thread().name
     pd.testing.assert_frame_equal(one, two, check_exact=True)
     assert list(one["family"].unique())[:2] == ["morphology", "local intensity"]  # order kept
+    # with Moran's I / Geary's C everything runs in the calling thread
+    ex.extract(img, mask, settings=ExtractionSettings(n_bins=16), modality="PT", threads=2)
+    assert set(threads_seen.values()) == {threading.current_thread().name}
 
     def broken(roi):
         raise FeatureError("mesh failed in the side thread")
 
     monkeypatch.setitem(ex.FAMILY_TABLE, "morphology", ex.FamilySpec(morphology.FEATURES, broken))
     with pytest.raises(FeatureError, match="side thread"):
-        ex.extract(img, mask, settings=s, modality="PT", threads=2)
+        ex.extract(img, mask, settings=without, modality="PT", threads=2)
     monkeypatch.setenv("SMARTIMAGING_THREADS", "two")
     with pytest.raises(FeatureError, match="SMARTIMAGING_THREADS"):
-        ex.extract(img, mask, settings=s, modality="PT")
+        ex.extract(img, mask, settings=without, modality="PT")
 
 
 def test_tables_of_successive_rois_are_independent():

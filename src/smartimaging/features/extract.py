@@ -41,7 +41,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TypeVar
 
@@ -118,18 +118,13 @@ class RoiData:
     intensity_mask: Mask
     settings: ExtractionSettings
     roi_box: tuple[slice, slice, slice] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _autocorrelation: tuple[float, float] | None = field(default=None, init=False, repr=False)
 
+    @cached_property
     def autocorrelation(self) -> tuple[float, float]:
-        """Moran's I and Geary's C of the intensity mask, computed once (thread-safe: a second
-        caller waits for the first one's result)."""
-        with self._lock:
-            if self._autocorrelation is None:
-                self._autocorrelation = morphology.spatial_autocorrelation_grid(
-                    self.image.array, self.intensity_mask.array, spacing=self.image.spacing_zyx
-                )
-            return self._autocorrelation
+        """Moran's I and Geary's C of the intensity mask."""
+        return morphology.spatial_autocorrelation_grid(
+            self.image.array, self.intensity_mask.array, spacing=self.image.spacing_zyx
+        )
 
     @property
     def wants_autocorrelation(self) -> bool:
@@ -218,8 +213,8 @@ def _texture(
 
 def _morphology(roi: RoiData) -> FamilyResult:
     out = morphology.compute(roi.image, roi.morph_mask, roi.intensity_mask, autocorrelation=False)
-    if roi.wants_autocorrelation:  # Moran's I and Geary's C, perhaps from the second thread
-        out["morph.moran.i"], out["morph.geary.c"] = roi.autocorrelation()
+    if roi.wants_autocorrelation:
+        out["morph.moran.i"], out["morph.geary.c"] = roi.autocorrelation
     return out
 
 
@@ -436,17 +431,19 @@ def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[
 
 
 #: Smallest ROI (voxels) for which :func:`extract` uses a second thread; below it, starting a
-#: thread costs about what it saves.
-THREAD_MIN_VOXELS = 2000
+#: thread costs more than it saves (measured by benchmarks/extract_vs_peers.py).
+THREAD_MIN_VOXELS = 10_000
 
-#: Work for the second thread, about half of a large ROI's: Moran's I and Geary's C (the
-#: costliest features, FFTs and compiled passes that release the GIL) and GLRLM when they are
-#: wanted, else morphology, GLCM and GLRLM. Side families read only the image, the masks and
-#: the arrays the calling thread prepares before starting the thread (``RoiData.levels``,
-#: ``RoiData.texture_arrays``); GLSZM and GLDZM share ``RoiData.zones`` and stay in the calling
-#: thread, as do local intensity and PET (``RoiData.local_peaks``).
-_SIDE_WITH_AUTOCORRELATION = ("GLRLM",)
-_SIDE_WITHOUT_AUTOCORRELATION = ("morphology", "GLCM", "GLRLM")
+#: Families run in the second thread: morphology, GLCM and GLRLM, about half the work of a
+#: large ROI without Moran's I and Geary's C. They spend their time in compiled code that
+#: releases the GIL and read only the image, the masks and the arrays that the calling thread
+#: prepares before starting the thread (``RoiData.levels``, ``RoiData.texture_arrays``); GLSZM
+#: and GLDZM share ``RoiData.zones`` and stay in the calling thread, as do local intensity and
+#: PET (``RoiData.local_peaks``). With Moran's I and Geary's C (FFTs, memory-bound, half the
+#: time of a large ROI) a second thread gained nothing on the 2-core benchmark machine (median
+#: 12.5-15.9 ms vs 11.6 ms in one thread at 30k voxels, whichever work it was given), so such
+#: ROIs run in one thread.
+_SIDE_FAMILIES = ("morphology", "GLCM", "GLRLM")
 
 
 def _default_threads() -> int:
@@ -460,43 +457,32 @@ def _default_threads() -> int:
 
 
 def _compute_families(data: RoiData, families: list[str], *, threaded: bool) -> dict[str, FamilyResult]:
-    """Every family's result; with ``threaded``, part of the work runs in a second thread.
-
-    The calling thread computes morphology last, so that Moran's I and Geary's C are ready
-    from the second thread by then (it waits for them otherwise).
-    """
+    """Every family's result; with ``threaded``, the side families run in a second thread."""
     results: dict[str, FamilyResult] = {}
     errors: list[BaseException] = []
     side: list[str] = []
-    autocorrelation = False
-    if threaded and len(families) > 1:
-        autocorrelation = "morphology" in families and data.wants_autocorrelation
-        pick = _SIDE_WITH_AUTOCORRELATION if autocorrelation else _SIDE_WITHOUT_AUTOCORRELATION
-        side = [f for f in families if f in pick]
+    if threaded and not ("morphology" in families and data.wants_autocorrelation):
+        side = [f for f in families if f in _SIDE_FAMILIES]
         if len(side) == len(families):  # nothing left for the calling thread
             side = side[1:]
 
     def run_side() -> None:
         try:
-            if autocorrelation:
-                data.autocorrelation()
             for family in side:
                 results[family] = FAMILY_TABLE[family].compute(data)
         except BaseException as exc:  # re-raised in the calling thread
             errors.append(exc)
 
     worker = None
-    if side or autocorrelation:
+    if side:
         if any(f in TEXTURE_AGGREGATIONS for f in families):
             _ = data.texture_arrays  # computed once, before two threads could each compute it
         worker = threading.Thread(target=run_side, name="smartimaging-features", daemon=True)
         worker.start()
-    mine = [f for f in families if f not in side]
-    if autocorrelation:
-        mine = [f for f in mine if f != "morphology"] + ["morphology"]
     try:
-        for family in mine:
-            results[family] = FAMILY_TABLE[family].compute(data)
+        for family in families:
+            if family not in side:
+                results[family] = FAMILY_TABLE[family].compute(data)
     finally:
         if worker is not None:
             worker.join()
