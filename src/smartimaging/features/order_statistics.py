@@ -38,6 +38,44 @@ def _lerp(a: float, b: float, t: float) -> float:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def _sort_segment(a: np.ndarray, lo: int, hi: int) -> None:  # pragma: no cover - compiled
+    """Sort ``a[lo:hi]`` in place: insertion sort for short segments, heapsort otherwise.
+
+    Hand-written rather than ``np.sort``, whose Numba implementation takes seconds to compile.
+    """
+    m = hi - lo
+    if m <= 32:
+        for i in range(lo + 1, hi):
+            v = a[i]
+            j = i - 1
+            while j >= lo and a[j] > v:
+                a[j + 1] = a[j]
+                j -= 1
+            a[j + 1] = v
+        return
+    # heapsort of the segment (max-heap, then repeatedly move the maximum to the end)
+    for start in range(m // 2 - 1, -1, -1):
+        _sift_down(a, lo, start, m)
+    for end in range(m - 1, 0, -1):
+        a[lo], a[lo + end] = a[lo + end], a[lo]
+        _sift_down(a, lo, 0, end)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_down(a: np.ndarray, lo: int, root: int, size: int) -> None:  # pragma: no cover - compiled
+    while True:
+        child = 2 * root + 1
+        if child >= size:
+            return
+        if child + 1 < size and a[lo + child + 1] > a[lo + child]:
+            child += 1
+        if a[lo + root] >= a[lo + child]:
+            return
+        a[lo + root], a[lo + child] = a[lo + child], a[lo + root]
+        root = child
+
+
+@numba.njit(cache=True, nogil=True)
 def _percentiles_kernel(x: np.ndarray, qs: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     n = x.size
     out = np.empty(qs.size)
@@ -81,7 +119,9 @@ def _percentiles_kernel(x: np.ndarray, qs: np.ndarray) -> np.ndarray:  # pragma:
         want = np.zeros(nb, dtype=np.bool_)
         kb = np.empty(ks.size, dtype=np.int64)
         for j in range(ks.size):
-            b = np.searchsorted(counts, ks[j], side="right") - 1
+            b = 0  # the last bucket whose first rank is <= ks[j] (ranks ascend with b)
+            while b + 1 < nb and counts[b + 1] <= ks[j]:
+                b += 1
             kb[j] = b
             want[b] = True
         # gather the wanted buckets' values in bucket order, then sort each bucket
@@ -100,8 +140,7 @@ def _percentiles_kernel(x: np.ndarray, qs: np.ndarray) -> np.ndarray:  # pragma:
                 fill[b] += 1
         for b in range(nb):
             if want[b]:
-                m = counts[b + 1] - counts[b]
-                gathered[pos[b] : pos[b] + m] = np.sort(gathered[pos[b] : pos[b] + m])
+                _sort_segment(gathered, pos[b], pos[b] + counts[b + 1] - counts[b])
         for j in range(ks.size):
             b = kb[j]
             vals[j] = gathered[pos[b] + ks[j] - counts[b]]
