@@ -521,11 +521,12 @@ def extract(
         :func:`smartimaging.preprocess.resample.preprocess`); it must lie on the image grid and
         within ``mask``. ``settings.resegmentation_range`` is then applied to it. Default: ``mask``.
     threads : int, optional
-        Threads for one ROI: with 2 or more, the morphology family (mesh, hull, Moran's I and
-        Geary's C, whose compiled and FFT code releases the GIL) runs in a second thread beside
-        the other families for ROIs of at least :data:`THREAD_MIN_VOXELS` voxels. Default: the
-        environment variable ``SMARTIMAGING_THREADS``, else 2. Batch extraction with several
-        processes passes 1. Values do not depend on it.
+        Threads for one ROI: with 2 or more, morphology, GLCM and GLRLM (compiled code that
+        releases the GIL) run in a second thread beside the other families for ROIs of at least
+        :data:`THREAD_MIN_VOXELS` voxels, unless Moran's I or Geary's C is wanted (their
+        memory-bound FFTs gained nothing from it). Default: the environment variable
+        ``SMARTIMAGING_THREADS``, else 2. Batch extraction with several processes passes 1.
+        Values do not depend on it.
 
     Returns
     -------
@@ -570,8 +571,8 @@ def extract(
                 f"the intensity mask of {where} has {outside} voxel(s) outside the morphological mask; "
                 "pass the masks of preprocess() in the order (image, intensity_mask, morph_mask)"
             )
-    # every other check below runs on the ROI's box only: the whole-image work is three any()
-    # reductions of the mask, which matters for whole-body images and small lesions
+    # every other check below runs on the ROI's box only: the whole-image work is one any()
+    # reduction of the mask and a scan of its set rows, which matters for whole-body images
     boxes = _roi_box(image, mask)
     if boxes is None:
         raise EmptyMaskError(
