@@ -38,6 +38,19 @@ def _lerp(a: float, b: float, t: float) -> float:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def _ranks(q: float, n: int) -> tuple[int, int, float]:  # pragma: no cover - compiled
+    """NumPy's linear method: the order statistics ``k``, ``k + 1`` (clipped) and the fraction between.
+
+    The virtual index of percentile ``q`` among ``n`` sorted values is ``q / 100 * (n - 1)``.
+    """
+    virtual = q / 100.0 * (n - 1)
+    k = int(np.floor(virtual))
+    if k > n - 1:
+        k = n - 1
+    return k, k + 1 if k + 1 <= n - 1 else n - 1, virtual - k
+
+
+@numba.njit(cache=True, nogil=True)
 def _sort_segment(a: np.ndarray, lo: int, hi: int) -> None:  # pragma: no cover - compiled
     """Sort ``a[lo:hi]`` in place: insertion sort for short segments, heapsort otherwise.
 
@@ -91,13 +104,7 @@ def _percentiles_kernel(x: np.ndarray, qs: np.ndarray) -> np.ndarray:  # pragma:
     ks = np.empty(2 * qs.size, dtype=np.int64)
     ts = np.empty(qs.size)
     for j in range(qs.size):
-        virtual = qs[j] / 100.0 * (n - 1)
-        k = int(np.floor(virtual))
-        if k > n - 1:
-            k = n - 1
-        ks[2 * j] = k
-        ks[2 * j + 1] = k + 1 if k + 1 <= n - 1 else n - 1
-        ts[j] = virtual - k
+        ks[2 * j], ks[2 * j + 1], ts[j] = _ranks(qs[j], n)
     vals = np.empty(ks.size)
     if hi == lo:
         for j in range(ks.size):
@@ -174,11 +181,7 @@ def _count_percentiles_kernel(counts: np.ndarray, qs: np.ndarray) -> np.ndarray:
         n += c
     out = np.empty(qs.size)
     for j in range(qs.size):
-        virtual = qs[j] / 100.0 * (n - 1)
-        k = int(np.floor(virtual))
-        if k > n - 1:
-            k = n - 1
-        k1 = k + 1 if k + 1 <= n - 1 else n - 1
+        k, k1, t = _ranks(qs[j], n)
         # values are the bin numbers 1..N: the k-th order statistic is the first bin whose
         # cumulative count exceeds k
         a = -1.0
@@ -191,7 +194,7 @@ def _count_percentiles_kernel(counts: np.ndarray, qs: np.ndarray) -> np.ndarray:
             if cum > k1:
                 b = g + 1.0
                 break
-        out[j] = _lerp(a, b, virtual - k)
+        out[j] = _lerp(a, b, t)
     return out
 
 
