@@ -86,6 +86,9 @@ __all__ = [
 
 _ImageT = TypeVar("_ImageT", bound=Image)
 
+#: A box of a 3D array: one slice per axis (z, y, x).
+Box = tuple[slice, slice, slice]
+
 #: Extra column of the tidy table holding the machine key of each feature.
 KEY_COLUMN = "key"
 #: Columns of the table returned by :func:`extract`.
@@ -117,14 +120,7 @@ class RoiData:
     morph_mask: Mask
     intensity_mask: Mask
     settings: ExtractionSettings
-    roi_box: tuple[slice, slice, slice] | None = None
-
-    @cached_property
-    def autocorrelation(self) -> tuple[float, float]:
-        """Moran's I and Geary's C of the intensity mask."""
-        return morphology.spatial_autocorrelation_grid(
-            self.image.array, self.intensity_mask.array, spacing=self.image.spacing_zyx
-        )
+    roi_box: Box | None = None
 
     @property
     def wants_autocorrelation(self) -> bool:
@@ -212,10 +208,9 @@ def _texture(
 
 
 def _morphology(roi: RoiData) -> FamilyResult:
-    out = morphology.compute(roi.image, roi.morph_mask, roi.intensity_mask, autocorrelation=False)
-    if roi.wants_autocorrelation:
-        out["morph.moran.i"], out["morph.geary.c"] = roi.autocorrelation
-    return out
+    return morphology.compute(
+        roi.image, roi.morph_mask, roi.intensity_mask, autocorrelation=roi.wants_autocorrelation
+    )
 
 
 def _histogram(roi: RoiData) -> FamilyResult:
@@ -369,9 +364,6 @@ def _bounds(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:  # pragma: no cov
             out[4] = min(out[4], first)
             out[5] = max(out[5], last)
     return out
-
-
-Box = tuple[slice, slice, slice]
 
 
 def _roi_box(image: Image, mask: Mask) -> tuple[Box, Box] | None:
