@@ -452,3 +452,25 @@ def test_excluding_moran_and_geary_skips_their_computation(monkeypatch):
     ).set_index("key")
     assert len(calls) == 2 and len(none) == len(full) - 2
     pd.testing.assert_series_equal(none["value"], full["value"].drop(["morph.moran.i", "morph.geary.c"]))
+
+
+def test_mask_bounds_equal_the_projections():
+    """The compiled box of the ROI (extract's crop, the texture arrays) equals NumPy's nonzero extents."""
+    from smartimaging.features.texture_common import bounding_box, mask_bounds
+
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        m = rng.random((5, 6, 7)) < rng.choice([0.0, 0.01, 0.1, 0.5, 1.0])
+        box = mask_bounds(m)
+        if not m.any():
+            assert box is None
+            continue
+        idx = np.argwhere(m)
+        expected = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(idx.min(0), idx.max(0), strict=True))
+        assert box == expected == bounding_box(m)
+    flat = rng.random((6, 7)) < 0.3  # other dimensionalities keep the projections
+    idx = np.argwhere(flat)
+    assert bounding_box(flat) == (
+        slice(idx[:, 0].min(), idx[:, 0].max() + 1),
+        slice(idx[:, 1].min(), idx[:, 1].max() + 1),
+    )

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TypeVar
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -66,7 +65,7 @@ from smartimaging.features import (
 )
 from smartimaging.features.registry import TIDY_COLUMNS, FeatureDef
 from smartimaging.features.settings import TEXTURE_AGGREGATIONS, ExtractionSettings
-from smartimaging.features.texture_common import Zones
+from smartimaging.features.texture_common import Zones, mask_bounds
 from smartimaging.image import Image, Mask, check_same_geometry
 from smartimaging.preprocess.discretise import discretise
 from smartimaging.preprocess.sphere import RADIUS_MM
@@ -163,8 +162,10 @@ class RoiData:
         morph = self.morph_mask.array
         box = self.roi_box
         if box is None:
-            b = _bounds(morph, np.asarray(morph.any(axis=2)))
-            box = (slice(b[0], b[1] + 1), slice(b[2], b[3] + 1), slice(b[4], b[5] + 1))
+            found = mask_bounds(morph)
+            if found is None:
+                raise EmptyMaskError("the morphological mask contains no voxel; texture features need one")
+            box = found
         levels, _ = self.levels
         # contiguous copies once here, rather than one per texture family
         return (
@@ -338,34 +339,6 @@ def _intensity_mask(image: Image, mask: Mask, settings: ExtractionSettings, wher
     return Mask(keep, mask.spacing, mask.origin, mask.direction.copy(), dict(mask.meta))
 
 
-@numba.njit(cache=True, nogil=True)
-def _bounds(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """``[z0, z1, y0, y1, x0, x1]`` (inclusive) of the set voxels; ``z0 = -1`` when none is set.
-
-    ``rows[z, y]`` says whether row ``(z, y)`` holds a set voxel; only those rows are read.
-    """
-    nz, ny, nx = mask.shape
-    out = np.array([-1, -1, ny, -1, nx, -1], dtype=np.int64)
-    for z in range(nz):
-        for y in range(ny):
-            if not rows[z, y]:
-                continue
-            first = 0
-            while not mask[z, y, first]:
-                first += 1
-            last = nx - 1
-            while not mask[z, y, last]:
-                last -= 1
-            if out[0] < 0:
-                out[0] = z
-            out[1] = z
-            out[2] = min(out[2], y)
-            out[3] = max(out[3], y)
-            out[4] = min(out[4], first)
-            out[5] = max(out[5], last)
-    return out
-
-
 def _roi_box(image: Image, mask: Mask) -> tuple[Box, Box] | None:
     """The ROI's bounding box plus the 1 cm³ sphere's half-width, clipped to the grid; None if empty.
 
@@ -376,20 +349,19 @@ def _roi_box(image: Image, mask: Mask) -> tuple[Box, Box] | None:
     ROI voxels; the margin keeps those, so cropping changes no value but confines all work
     (and every ``nonzero`` over the grid) to the ROI. One pass over the whole mask.
     """
-    arr = mask.array
-    b = _bounds(arr, np.asarray(arr.any(axis=2)))  # NumPy's any() is the fast whole-grid pass
-    if b[0] < 0:
+    roi = mask_bounds(mask.array)
+    if roi is None:
         return None
     spacing = image.spacing_zyx
-    shape = arr.shape
+    shape = mask.array.shape
     outer = []
     inner = []
     for ax in range(3):
         margin = math.floor(RADIUS_MM / spacing[ax] + 1e-9) + 1
-        first, last = int(b[2 * ax]), int(b[2 * ax + 1])
+        first, stop = roi[ax].start, roi[ax].stop
         lo = max(first - margin, 0)
-        outer.append(slice(lo, min(last + 1 + margin, shape[ax])))
-        inner.append(slice(first - lo, last + 1 - lo))
+        outer.append(slice(lo, min(stop + margin, shape[ax])))
+        inner.append(slice(first - lo, stop - lo))
     return (outer[0], outer[1], outer[2]), (inner[0], inner[1], inner[2])
 
 
