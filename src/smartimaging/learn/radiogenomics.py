@@ -85,22 +85,40 @@ def _choose_test(s: pd.Series, method: str, name: str) -> str:
     return method
 
 
-def _untested(feature: str, genomic: str, test: str, n: int, groups: str, note: str) -> dict[str, Any]:
+def _row(
+    feature: str,
+    genomic: str,
+    test: str,
+    n: int,
+    groups: str,
+    *,
+    statistic: float = np.nan,
+    effect: float = np.nan,
+    effect_measure: str = "",
+    auc: float = np.nan,
+    p_value: float = np.nan,
+    note: str = "",
+) -> dict[str, Any]:
+    """One row of the association table (q-value and significance are filled in over the family)."""
     return {
         "feature": feature,
         "genomic": genomic,
         "test": test,
         "n": n,
         "groups": groups,
-        "statistic": np.nan,
-        "effect": np.nan,
-        "effect_measure": "",
-        "auc": np.nan,
-        "p_value": np.nan,
+        "statistic": statistic,
+        "effect": effect,
+        "effect_measure": effect_measure,
+        "auc": auc,
+        "p_value": p_value,
         "q_value": np.nan,
         "significant": False,
         "note": note,
     }
+
+
+def _untested(feature: str, genomic: str, test: str, n: int, groups: str, note: str) -> dict[str, Any]:
+    return _row(feature, genomic, test, n, groups, note=note)
 
 
 def _test_pair(x: NDArray[np.float64], g: pd.Series, test: str, feature: str, genomic: str) -> dict[str, Any]:
@@ -119,21 +137,17 @@ def _test_pair(x: NDArray[np.float64], g: pd.Series, test: str, feature: str, ge
             return _untested(feature, genomic, test, n, "", "genomic variable constant over these patients")
         res = stats.spearmanr(xv, gn)
         rho = float(res.statistic)
-        return {
-            "feature": feature,
-            "genomic": genomic,
-            "test": test,
-            "n": n,
-            "groups": "",
-            "statistic": rho,
-            "effect": rho,
-            "effect_measure": "spearman_rho",
-            "auc": np.nan,
-            "p_value": float(res.pvalue),
-            "q_value": np.nan,
-            "significant": False,
-            "note": "",
-        }
+        return _row(
+            feature,
+            genomic,
+            test,
+            n,
+            "",
+            statistic=rho,
+            effect=rho,
+            effect_measure="spearman_rho",
+            p_value=float(res.pvalue),
+        )
     levels = _levels(gv)
     samples = [xv[(gv == lev).to_numpy()] for lev in levels]
     sizes = [len(s) for s in samples]
@@ -147,38 +161,31 @@ def _test_pair(x: NDArray[np.float64], g: pd.Series, test: str, feature: str, ge
         neg, pos = samples
         res = stats.mannwhitneyu(pos, neg, alternative="two-sided")
         auc = float(res.statistic) / (len(pos) * len(neg))
-        return {
-            "feature": feature,
-            "genomic": genomic,
-            "test": test,
-            "n": n,
-            "groups": groups,
-            "statistic": float(res.statistic),
-            "effect": 2.0 * auc - 1.0,
-            "effect_measure": f"rank_biserial ({levels[1]} vs {levels[0]})",
-            "auc": auc,
-            "p_value": float(res.pvalue),
-            "q_value": np.nan,
-            "significant": False,
-            "note": "",
-        }
+        return _row(
+            feature,
+            genomic,
+            test,
+            n,
+            groups,
+            statistic=float(res.statistic),
+            effect=2.0 * auc - 1.0,
+            effect_measure=f"rank_biserial ({levels[1]} vs {levels[0]})",
+            auc=auc,
+            p_value=float(res.pvalue),
+        )
     res = stats.kruskal(*samples)
     h = float(res.statistic)
-    return {
-        "feature": feature,
-        "genomic": genomic,
-        "test": test,
-        "n": n,
-        "groups": groups,
-        "statistic": h,
-        "effect": max(0.0, (h - len(levels) + 1) / (n - len(levels))) if n > len(levels) else np.nan,
-        "effect_measure": "eta_squared_h",
-        "auc": np.nan,
-        "p_value": float(res.pvalue),
-        "q_value": np.nan,
-        "significant": False,
-        "note": "",
-    }
+    return _row(
+        feature,
+        genomic,
+        test,
+        n,
+        groups,
+        statistic=h,
+        effect=max(0.0, (h - len(levels) + 1) / (n - len(levels))) if n > len(levels) else np.nan,
+        effect_measure="eta_squared_h",
+        p_value=float(res.pvalue),
+    )
 
 
 def associations(
