@@ -94,6 +94,16 @@ log = logging.getLogger(__name__)
 BATCH_COLUMN = "__batch__"
 _LINEAR = ("logistic", "logistic_l1", "elastic_net")
 _SUPERVISED_STEPS = ("fdr", "mrmr", "l1", "boruta")
+#: Threshold and calibration columns shared by the comparison and the external-validation tables.
+_THRESHOLD_COLUMNS = (
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "brier",
+    "calibration_slope",
+    "calibration_intercept",
+)
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -888,13 +898,7 @@ def _comparison_table(
                 "p_vs_best": _delong_lookup(delong, name, best),
                 "p_vs_clinical": None if clinical_ref is None else _delong_lookup(delong, name, clinical_ref),
                 "threshold": s["threshold"],
-                "sensitivity": s["sensitivity"],
-                "specificity": s["specificity"],
-                "ppv": s["ppv"],
-                "npv": s["npv"],
-                "brier": s["brier"],
-                "calibration_slope": s["calibration_slope"],
-                "calibration_intercept": s["calibration_intercept"],
+                **{k: s[k] for k in _THRESHOLD_COLUMNS},
                 "hosmer_lemeshow_p": s["hosmer_lemeshow_p"],
             }
         )
@@ -1402,13 +1406,7 @@ def fit_cohort_models(
                         "auc_delong_ci_low": s["auc_ci_delong"][0],
                         "auc_delong_ci_high": s["auc_ci_delong"][1],
                         "p_vs_best": _delong_lookup(ext_delong, k, best),
-                        "sensitivity": s["sensitivity"],
-                        "specificity": s["specificity"],
-                        "ppv": s["ppv"],
-                        "npv": s["npv"],
-                        "brier": s["brier"],
-                        "calibration_slope": s["calibration_slope"],
-                        "calibration_intercept": s["calibration_intercept"],
+                        **{k: s[k] for k in _THRESHOLD_COLUMNS},
                     }
                 )
             result.external_table = pd.DataFrame(ext_rows)
