@@ -15,10 +15,10 @@ every family, GLCM/GLRLM both 3D_avg and 3D_vmrg, Moran's I and Geary's C, PET m
 compared with PyRadiomics (107 features); and ``ours-matched``, the feature set of the
 Pictologics configuration (no Moran's I / Geary's C, which Pictologics computes in O(n^2) and
 is left out of its timing; GLCM/GLRLM 3D_vmrg only; no PET metrics), compared with
-Pictologics. Ours may use a second thread per case (``SMARTIMAGING_THREADS``: morphology,
-GLCM and GLRLM beside the other families, for ROIs of at least 10,000 voxels without Moran's I
-/ Geary's C), Pictologics uses Numba's parallel threads (as many as cores); the thread counts
-are printed.
+Pictologics. Ours may use a second thread per case (``SMARTIMAGING_THREADS``: for ROIs of
+at least 5,000 voxels, morphology, GLCM and GLRLM beside the other families, or morphology
+alone when it computes Moran's I / Geary's C), Pictologics uses Numba's parallel threads (as
+many as cores); the thread counts are printed.
 
 Peak memory of one extraction of the largest synthetic ROI is measured per tool with
 ``tracemalloc`` (NumPy and Python allocations; Numba's and C++ allocations are not seen),
@@ -313,8 +313,9 @@ def main() -> None:
     import numba
 
     print(
-        f"threads: ours {os.environ.get('SMARTIMAGING_THREADS', '2')} per case (morphology, GLCM, GLRLM beside the other "
-        f"families for ROIs >= {THREAD_MIN_VOXELS} voxels without Moran's I / Geary's C), Numba {numba.get_num_threads()} "
+        f"threads: ours {os.environ.get('SMARTIMAGING_THREADS', '2')} per case (for ROIs >= {THREAD_MIN_VOXELS} voxels: "
+        f"morphology, GLCM, GLRLM beside the other families; morphology alone with Moran's I / Geary's C), "
+        f"Numba {numba.get_num_threads()} "
         f"(Pictologics' parallel kernels), cores {os.cpu_count()}"
     )
     print(

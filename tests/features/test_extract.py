@@ -396,9 +396,19 @@ def test_second_thread_changes_nothing_and_passes_errors_on(monkeypatch):
     assert threads_seen["GLSZM"] == threading.current_thread().name
     pd.testing.assert_frame_equal(one, two, check_exact=True)
     assert list(one["family"].unique())[:2] == ["morphology", "local intensity"]  # order kept
-    # with Moran's I / Geary's C everything runs in the calling thread
-    ex.extract(img, mask, settings=ExtractionSettings(n_bins=16), modality="PT", threads=2)
-    assert set(threads_seen.values()) == {threading.current_thread().name}
+    # with Moran's I / Geary's C morphology runs alone in the second thread
+    threads_seen.clear()
+    with_autocorrelation = ex.extract(
+        img, mask, settings=ExtractionSettings(n_bins=16), modality="PT", threads=2
+    )
+    assert threads_seen["morphology"] == "smartimaging-features"
+    assert threads_seen["GLCM"] == threads_seen["GLSZM"] == threading.current_thread().name
+    assert with_autocorrelation["ibsi_id"].isin(["N365", "NPT7"]).sum() == 2
+    pd.testing.assert_frame_equal(
+        with_autocorrelation,
+        ex.extract(img, mask, settings=ExtractionSettings(n_bins=16), modality="PT", threads=1),
+        check_exact=True,
+    )
 
     def broken(roi):
         raise FeatureError("mesh failed in the side thread")

@@ -203,3 +203,27 @@ def test_coinciding_points_are_an_error() -> None:
     pts = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     with pytest.raises(FeatureError, match="coincide"):
         morphology.spatial_autocorrelation(pts, np.array([1.0, 2.0, 4.0]))
+
+
+@pytest.mark.parametrize("path", ["direct", "toeplitz"])
+def test_no_blas_call(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sum of squares is not ``np.dot``: OpenBLAS threads a dot product of more than about
+    10,000 values, and its idle workers then spin on the other cores, slowing the second
+    thread of ``extract`` (1.7x on the 2-core benchmark machine) and whatever runs next."""
+    _force(monkeypatch, path)
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(30, 30, 30)) * 10.0 + 50.0
+    mask = np.zeros(values.shape, dtype=bool)
+    mask[2:28, 3:27, 1:29] = True  # 17,472 voxels, above OpenBLAS's threading size
+    expected = morphology.spatial_autocorrelation_grid(values, mask, spacing=(2.0, 2.0, 2.0))
+
+    def no_blas(*args: object, **kwargs: object) -> None:
+        raise AssertionError("np.dot called (a threaded BLAS call)")
+
+    monkeypatch.setattr(np, "dot", no_blas)
+    monkeypatch.setattr(np, "vdot", no_blas)
+    monkeypatch.setattr(np, "inner", no_blas)
+    monkeypatch.setattr(np, "matmul", no_blas)
+    assert morphology.spatial_autocorrelation_grid(values, mask, spacing=(2.0, 2.0, 2.0)) == expected
+    d = values[mask] - values[mask].mean()
+    assert morphology._sum_of_squares(d) == pytest.approx(float(np.sum(d * d)), rel=1e-15)

@@ -395,19 +395,21 @@ def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[
 
 
 #: Smallest ROI (voxels) for which :func:`extract` uses a second thread; below it, starting a
-#: thread costs more than it saves (measured by benchmarks/extract_vs_peers.py).
-THREAD_MIN_VOXELS = 10_000
+#: thread and handing the GIL over cost more than they save (2-core benchmark machine, STS ROIs
+#: of 4-6.5k voxels: even to 1.25x faster; 2k voxels and fewer: up to 1.5x slower).
+THREAD_MIN_VOXELS = 5_000
 
 #: Families run in the second thread: morphology, GLCM and GLRLM, about half the work of a
-#: large ROI without Moran's I and Geary's C. They spend their time in compiled code that
-#: releases the GIL and read only the image, the masks and the arrays that the calling thread
-#: prepares before starting the thread (``RoiData.levels``, ``RoiData.texture_arrays``); GLSZM
-#: and GLDZM share ``RoiData.zones`` and stay in the calling thread, as do local intensity and
-#: PET (``RoiData.local_peaks``). With Moran's I and Geary's C (FFTs, memory-bound, half the
-#: time of a large ROI) a second thread gained nothing on the 2-core benchmark machine (median
-#: 12.5-15.9 ms vs 11.6 ms in one thread at 30k voxels, whichever work it was given), so such
-#: ROIs run in one thread.
+#: large ROI without Moran's I and Geary's C. They spend their time in compiled code and FFTs
+#: that release the GIL and read only the image, the masks and the arrays that the calling
+#: thread prepares before starting the thread (``RoiData.levels``, ``RoiData.texture_arrays``);
+#: GLSZM and GLDZM share ``RoiData.zones`` and stay in the calling thread, as do local
+#: intensity and PET (``RoiData.local_peaks``).
 _SIDE_FAMILIES = ("morphology", "GLCM", "GLRLM")
+
+#: With Moran's I and Geary's C, morphology alone is about half the work of a large ROI, so it
+#: runs in the second thread by itself (40k voxels: 19 -> 12 ms; the split above: 15 ms).
+_SIDE_FAMILIES_AUTOCORRELATION = ("morphology",)
 
 
 def _default_threads() -> int:
@@ -425,8 +427,9 @@ def _compute_families(data: RoiData, families: list[str], *, threaded: bool) -> 
     results: dict[str, FamilyResult] = {}
     errors: list[BaseException] = []
     side: list[str] = []
-    if threaded and not ("morphology" in families and data.wants_autocorrelation):
-        side = [f for f in families if f in _SIDE_FAMILIES]
+    if threaded:
+        heavy = "morphology" in families and data.wants_autocorrelation
+        side = [f for f in families if f in (_SIDE_FAMILIES_AUTOCORRELATION if heavy else _SIDE_FAMILIES)]
         if len(side) == len(families):  # nothing left for the calling thread
             side = side[1:]
 
@@ -487,8 +490,8 @@ def extract(
     threads : int, optional
         Threads for one ROI: with 2 or more, morphology, GLCM and GLRLM (compiled code that
         releases the GIL) run in a second thread beside the other families for ROIs of at least
-        :data:`THREAD_MIN_VOXELS` voxels, unless Moran's I or Geary's C is wanted (their
-        memory-bound FFTs gained nothing from it). Default: the environment variable
+        :data:`THREAD_MIN_VOXELS` voxels; morphology alone when Moran's I or Geary's C is wanted
+        (their FFTs are half the work). Default: the environment variable
         ``SMARTIMAGING_THREADS``, else 2. Batch extraction with several processes passes 1.
         Values do not depend on it.
 

@@ -79,7 +79,7 @@ _SPEC = (
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLCM", i) for k, n, i in _SPEC)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cooccurrence_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int) -> np.ndarray:
     ny, nx = levels.shape[1], levels.shape[2]
     nd = offsets.shape[0]
@@ -117,7 +117,7 @@ def cooccurrence_matrices(
 _KEYS: tuple[str, ...] = tuple(k for k, _, _ in _SPEC)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _features_kernel(mats: np.ndarray, n_levels: int) -> np.ndarray:  # pragma: no cover - compiled
     """The 25 features (columns in :data:`_SPEC` order) of each non-empty matrix of a stack.
 

@@ -60,7 +60,7 @@ _SPEC = (
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "GLRLM", i) for k, n, i, _ in _SPEC)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _run_length_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int, max_len: int) -> np.ndarray:
     ny, nx = levels.shape[1], levels.shape[2]
     nd = offsets.shape[0]

@@ -62,7 +62,7 @@ _SPEC = (
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "NGLDM", i) for k, n, i, _ in _SPEC)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _dependence_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int, alpha: int) -> np.ndarray:
     nz, ny, nx = levels.shape
     out = np.zeros((nz, n_levels, offsets.shape[0] + 1), dtype=np.int64)

@@ -52,7 +52,7 @@ _SPEC = (
 FEATURES: tuple[FeatureDef, ...] = tuple(FeatureDef(k, n, "NGTDM", i) for k, n, i in _SPEC)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _ngtdm_kernel(levels: np.ndarray, offsets: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
     nz, ny, nx = levels.shape
     s = np.zeros((nz, n_levels), dtype=np.float64)
