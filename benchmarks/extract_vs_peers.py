@@ -20,9 +20,14 @@ at least 5,000 voxels, morphology, GLCM and GLRLM beside the other families, or 
 alone when it computes Moran's I / Geary's C), Pictologics uses Numba's parallel threads (as
 many as cores); the thread counts are printed.
 
+Each tool is timed in a process of its own (spawned, one tool at a time, so they never run
+together): a library's idle worker threads keep spinning for a while after it returns
+(OpenBLAS after a large dot product, the OpenMP threads of Numba's parallel loops), and in one
+shared process they slowed whichever tool ran next by 10-40 %.
+
 Peak memory of one extraction of the largest synthetic ROI is measured per tool with
 ``tracemalloc`` (NumPy and Python allocations; Numba's and C++ allocations are not seen),
-and the process's peak RSS is printed at the end.
+and each tool process's peak RSS is printed.
 
 PyRadiomics (PyPI ``pyradiomics-bhklab``) and Pictologics (PyPI ``pictologics``, Python >=
 3.12) are optional: a missing peer is reported as 'not installed'. The 51 STS PETs are read
@@ -33,6 +38,7 @@ repository).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import statistics
@@ -40,6 +46,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -248,41 +255,91 @@ def _fmt(x: float | None, w: int = 8, p: int = 3) -> str:
     return f"{'-':>{w}}" if x is None else f"{x:{w}.{p}f}"
 
 
-def bench(
-    cases: list[tuple[str, Image, Mask]],
-    tools: dict[str, Prepare],
-    repeats: int,
-    show: bool,
-) -> dict[str, list[float | None]]:
-    """Time every tool on every case; print one row per case when ``show``."""
-    names = list(tools)
-    peers = [t for t in names if not t.startswith("ours")]
-    times: dict[str, list[float | None]] = {t: [] for t in names}
-    nfeat: dict[str, int] = {}
-    if show:
-        head = f"{'case':<16}{'voxels':>8}" + "".join(f"{t + ' ms':>15} " for t in names)
-        head += "".join(f"{t + '/' + BASELINE[t]:>26}" for t in peers)
-        print(head)
+def _make_tool(tool: str, bin_width: float) -> tuple[Prepare | None, str]:
+    """A tool by name, built in the process that times it."""
+    if tool == "ours":
+        return prepare_ours(our_settings(bin_width)), "ours"
+    if tool == "ours-matched":
+        return prepare_ours(our_settings(bin_width, matched=True)), "ours-matched"
+    if tool == "pyradiomics":
+        return prepare_pyradiomics(bin_width)
+    return prepare_pictologics(bin_width)
+
+
+def _cases(which: str, max_sts: int) -> list[tuple[str, Image, Mask]]:
+    return synthetic_cases() if which == "synthetic" else sts_cases()[:max_sts]
+
+
+def time_tool(tool: str, which: str, repeats: int, bin_width: float, max_sts: int) -> dict[str, object]:
+    """Time one tool on every case of ``which`` (run in a process of its own).
+
+    Returns the tool's version (``info``; ``None`` times when it is not installed), its
+    warm-up time, the per-case medians (``None`` where it failed), the number of values per
+    case, the traced peak memory of one extraction of the last case and the process's peak RSS.
+    """
+    import numba
+
+    prep, info = _make_tool(tool, bin_width)
+    out: dict[str, object] = {"info": info, "times": None, "numba_threads": numba.get_num_threads()}
+    if prep is None:
+        return out
+    warm_img, warm_mask = synthetic_lesion(300, seed=99)
+    t0 = time.perf_counter()
+    prep(warm_img, warm_mask)()  # Numba JIT, caches
+    out["warmup"] = time.perf_counter() - t0
+    cases = _cases(which, max_sts)
+    times: list[float | None] = []
+    nfeat = 0
     for label, image, mask in cases:
-        row: dict[str, float | None] = {}
-        for t in names:
-            try:
-                run = tools[t](image, mask)
-                row[t], nfeat[t] = time_it(run, repeats)
-            except Exception as exc:  # a peer failing on one case must not stop the benchmark
-                print(f"  {t} failed on {label}: {type(exc).__name__}: {exc}")
-                row[t] = None
-            times[t].append(row[t])
-        if show:
-            line = f"{label:<16}{mask.n_voxels:>8}" + "".join(
-                _fmt(None if row[t] is None else 1e3 * row[t], 15, 2) + " " for t in names
+        try:
+            median, nfeat = time_it(prep(image, mask), repeats)
+            times.append(median)
+        except Exception as exc:  # a peer failing on one case must not stop the benchmark
+            print(f"  {tool} failed on {label}: {type(exc).__name__}: {exc}", flush=True)
+            times.append(None)
+    out.update(times=times, nfeat=nfeat, labels=[c[0] for c in cases], voxels=[c[2].n_voxels for c in cases])
+    if which == "synthetic":
+        image, mask = cases[-1][1], cases[-1][2]
+        out["peak_mib"] = peak_mib(prep(image, mask))
+    out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return out
+
+
+def bench(
+    which: str, tools: list[str], repeats: int, bin_width: float, max_sts: int
+) -> tuple[dict[str, list[float | None]], dict[str, dict[str, object]]]:
+    """Time every tool on every case, each tool in a spawned process; print one row per case."""
+    runs: dict[str, dict[str, object]] = {}
+    spawn = multiprocessing.get_context("spawn")
+    for tool in tools:
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            runs[tool] = pool.submit(time_tool, tool, which, repeats, bin_width, max_sts).result()
+        run = runs[tool]
+        if run["times"] is None:
+            print(f"{tool}: {run['info']}")
+        else:
+            print(
+                f"{tool}: {run['info']}, warm-up {run['warmup']:.2f} s, peak RSS {run['rss_mib']:.0f} MiB, "
+                f"Numba threads {run['numba_threads']}"
             )
-            for t in peers:
-                r, ours = row[t], row[BASELINE[t]]
-                line += _fmt(None if r is None or not ours else r / ours, 26, 1)
-            print(line)
-    print("features per case: " + ", ".join(f"{t} {nfeat.get(t, 0)}" for t in names))
-    return times
+    names = [t for t in tools if runs[t]["times"] is not None]
+    peers = [t for t in names if not t.startswith("ours")]
+    head = f"{'case':<16}{'voxels':>8}" + "".join(f"{t + ' ms':>15} " for t in names)
+    head += "".join(f"{t + '/' + BASELINE[t]:>26}" for t in peers)
+    print(head)
+    times: dict[str, list[float | None]] = {t: list(runs[t]["times"]) for t in names}  # type: ignore[call-overload]
+    first = runs[names[0]]
+    for i, (label, voxels) in enumerate(zip(first["labels"], first["voxels"], strict=True)):  # type: ignore[call-overload]
+        line = f"{label:<16}{voxels:>8}" + "".join(
+            _fmt(None if times[t][i] is None else 1e3 * times[t][i], 15, 2) + " "  # type: ignore[operator]
+            for t in names
+        )
+        for t in peers:
+            r, ours = times[t][i], times[BASELINE[t]][i]
+            line += _fmt(None if r is None or not ours else r / ours, 26, 1)
+        print(line)
+    print("features per case: " + ", ".join(f"{t} {runs[t]['nfeat']}" for t in names))
+    return times, runs
 
 
 def main() -> None:
@@ -296,55 +353,37 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="time smartimaging only")
     args = parser.parse_args()
 
-    ours_full = our_settings(args.bin_width)
-    tools: dict[str, Prepare] = {
-        "ours": prepare_ours(ours_full),
-        "ours-matched": prepare_ours(our_settings(args.bin_width, matched=True)),
-    }
-    versions = [f"python {sys.version.split()[0]}", f"numpy {np.__version__}"]
-    if not args.no_peers:
-        for name, maker in (("pyradiomics", prepare_pyradiomics), ("pictologics", prepare_pictologics)):
-            prep, info = maker(args.bin_width)
-            print(f"{name}: {info}")
-            if prep is not None:
-                tools[name] = prep
-                versions.append(info)
-    print("versions: " + ", ".join(versions))
-    import numba
-
+    tools = ["ours", "ours-matched"] + ([] if args.no_peers else ["pyradiomics", "pictologics"])
+    print(f"versions: python {sys.version.split()[0]}, numpy {np.__version__}")
     print(
-        f"threads: ours {os.environ.get('SMARTIMAGING_THREADS', '2')} per case (for ROIs >= {THREAD_MIN_VOXELS} voxels: "
-        f"morphology, GLCM, GLRLM beside the other families; morphology alone with Moran's I / Geary's C), "
-        f"Numba {numba.get_num_threads()} "
-        f"(Pictologics' parallel kernels), cores {os.cpu_count()}"
+        f"threads: ours {os.environ.get('SMARTIMAGING_THREADS', '2')} per case (for ROIs >= {THREAD_MIN_VOXELS} "
+        "voxels: morphology in the second thread, then both take the other families), "
+        f"Pictologics: Numba's parallel kernels; cores {os.cpu_count()}"
     )
     print(
         f"settings: fixed bin width {args.bin_width} SUV from 0, 3D, distance 1, no resampling in the tools"
     )
-
-    # one warm-up run per tool (Numba JIT, caches), excluded from every timing
-    warm_img, warm_mask = synthetic_lesion(300, seed=99)
-    for t, prep in tools.items():
-        t0 = time.perf_counter()
-        prep(warm_img, warm_mask)()
-        print(f"warm-up {t}: {time.perf_counter() - t0:.2f} s")
+    print(
+        "each tool timed in a spawned process of its own; imports, input conversion and one warm-up run excluded"
+    )
 
     if args.cases in ("synthetic", "all"):
         print(f"\n## synthetic PET lesions, 4 mm grid, median of {args.repeats}")
-        cases = synthetic_cases()
-        bench(cases, tools, args.repeats, show=True)
-        label, image, mask = cases[-1]
+        _, runs = bench("synthetic", tools, args.repeats, args.bin_width, args.max_sts)
+        label, mask = synthetic_cases()[-1][0], synthetic_cases()[-1][2]
         print(f"\npeak traced memory of one extraction of {label} ({mask.n_voxels} voxels):")
-        for t, prep in tools.items():
-            print(f"  {t:<14}{peak_mib(prep(image, mask)):8.1f} MiB (tracemalloc)")
+        for t, run in runs.items():
+            if "peak_mib" in run:
+                print(f"  {t:<14}{run['peak_mib']:8.1f} MiB (tracemalloc)")
 
     if args.cases in ("sts", "all"):
         t0 = time.perf_counter()
         cases = sts_cases()[: args.max_sts]
         print(
-            f"\n## {len(cases)} STS PETs resampled to 3 mm (read + resample {time.perf_counter() - t0:.1f} s, excluded)"
+            f"\n## {len(cases)} STS PETs resampled to 3 mm, median of {args.sts_repeats} runs per case "
+            f"(read + resample {time.perf_counter() - t0:.1f} s per process, excluded)"
         )
-        times = bench(cases, tools, args.sts_repeats, show=True)
+        times, _ = bench("sts", tools, args.sts_repeats, args.bin_width, args.max_sts)
         print("cohort totals (serial, sum of per-case times):")
         for t, vals in times.items():
             ok = [v for v in vals if v is not None]
@@ -362,7 +401,7 @@ def main() -> None:
         batch_cases = [Case(label, image, mask, roi="GTV", modality="PT") for label, image, mask in cases]
         for name, settings in (
             ("ours-matched", our_settings(args.bin_width, matched=True)),
-            ("ours", ours_full),
+            ("ours", our_settings(args.bin_width)),
         ):
             for jobs in sorted({1, args.jobs}):
                 t0 = time.perf_counter()
@@ -373,12 +412,6 @@ def main() -> None:
                     f"({len(result.table)} rows, {len(result.failures)} failures)",
                     flush=True,
                 )
-
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    print(
-        f"\npeak RSS: this process {own:.0f} MiB (every tool timed in this run), batch workers {kids:.0f} MiB"
-    )
 
 
 if __name__ == "__main__":

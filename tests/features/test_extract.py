@@ -380,7 +380,7 @@ def test_second_thread_changes_nothing_and_passes_errors_on(monkeypatch):
     img, mask = _case(seed=4)
     monkeypatch.setattr(ex, "THREAD_MIN_VOXELS", 1)
     threads_seen: dict[str, str] = {}
-    for family in ("morphology", "GLCM", "GLSZM"):
+    for family in ex.FAMILY_TABLE:
         spec = ex.FAMILY_TABLE[family]
 
         def spy(roi, _compute=spec.compute, _family=family):
@@ -388,33 +388,48 @@ def test_second_thread_changes_nothing_and_passes_errors_on(monkeypatch):
             return _compute(roi)
 
         monkeypatch.setitem(ex.FAMILY_TABLE, family, ex.FamilySpec(spec.features, spy, spec.modalities))
-    without = ExtractionSettings(n_bins=16, exclude_features=["N365", "NPT7"])  # no Moran/Geary
-    one = ex.extract(img, mask, settings=without, modality="PT", threads=1)
-    assert set(threads_seen.values()) == {threading.current_thread().name}
-    two = ex.extract(img, mask, settings=without, modality="PT", threads=2)
-    assert threads_seen["morphology"] == threads_seen["GLCM"] == "smartimaging-features"
-    assert threads_seen["GLSZM"] == threading.current_thread().name
-    pd.testing.assert_frame_equal(one, two, check_exact=True)
-    assert list(one["family"].unique())[:2] == ["morphology", "local intensity"]  # order kept
-    # with Moran's I / Geary's C morphology runs alone in the second thread
+    main = threading.current_thread().name
+    for settings in (
+        ExtractionSettings(n_bins=16, exclude_features=["N365", "NPT7"]),  # no Moran/Geary
+        ExtractionSettings(n_bins=16),
+    ):
+        threads_seen.clear()
+        one = ex.extract(img, mask, settings=settings, modality="PT", threads=1)
+        assert set(threads_seen.values()) == {main}
+        threads_seen.clear()
+        two = ex.extract(img, mask, settings=settings, modality="PT", threads=2)
+        assert len(threads_seen) == len(ex.FAMILY_TABLE)
+        # morphology starts the second thread; families sharing lazily computed data share a thread
+        assert threads_seen["morphology"] == "smartimaging-features"
+        assert threads_seen["GLSZM"] == threads_seen["GLDZM"]
+        assert threads_seen["local intensity"] == threads_seen["PET"]
+        pd.testing.assert_frame_equal(one, two, check_exact=True)
+        assert list(two["family"].unique()) == list(ex.FAMILY_TABLE)  # order kept
+    assert two["ibsi_id"].isin(["N365", "NPT7"]).sum() == 2
+    # without morphology both threads take families
     threads_seen.clear()
-    with_autocorrelation = ex.extract(
-        img, mask, settings=ExtractionSettings(n_bins=16), modality="PT", threads=2
-    )
-    assert threads_seen["morphology"] == "smartimaging-features"
-    assert threads_seen["GLCM"] == threads_seen["GLSZM"] == threading.current_thread().name
-    assert with_autocorrelation["ibsi_id"].isin(["N365", "NPT7"]).sum() == 2
+    texture = ExtractionSettings(n_bins=16, families=["GLCM", "GLRLM", "NGTDM"])
     pd.testing.assert_frame_equal(
-        with_autocorrelation,
-        ex.extract(img, mask, settings=ExtractionSettings(n_bins=16), modality="PT", threads=1),
+        ex.extract(img, mask, settings=texture, threads=2),
+        ex.extract(img, mask, settings=texture, threads=1),
         check_exact=True,
     )
+    assert set(threads_seen) == {"GLCM", "GLRLM", "NGTDM"}
 
-    def broken(roi):
-        raise FeatureError("mesh failed in the side thread")
+    without = ExtractionSettings(n_bins=16, exclude_features=["N365", "NPT7"])
+    for family, where in (("morphology", "side thread"), ("GLSZM", "calling or side thread")):
 
-    monkeypatch.setitem(ex.FAMILY_TABLE, "morphology", ex.FamilySpec(morphology.FEATURES, broken))
-    with pytest.raises(FeatureError, match="side thread"):
+        def broken(roi, _where=where):
+            raise FeatureError(f"failed in the {_where}")
+
+        spec = ex.FAMILY_TABLE[family]
+        monkeypatch.setitem(ex.FAMILY_TABLE, family, ex.FamilySpec(spec.features, broken, spec.modalities))
+        with pytest.raises(FeatureError, match=where):
+            ex.extract(img, mask, settings=without, modality="PT", threads=2)
+        monkeypatch.setitem(ex.FAMILY_TABLE, family, spec)
+    # an error in the data both threads share stops both
+    monkeypatch.setattr(ex, "discretise", lambda *a, **k: (_ for _ in ()).throw(FeatureError("bad levels")))
+    with pytest.raises(FeatureError, match="bad levels"):
         ex.extract(img, mask, settings=without, modality="PT", threads=2)
     monkeypatch.setenv("SMARTIMAGING_THREADS", "two")
     with pytest.raises(FeatureError, match="SMARTIMAGING_THREADS"):

@@ -399,17 +399,27 @@ def _crop_to_roi(image: Image, morph_mask: Mask, intensity_mask: Mask) -> tuple[
 #: of 4-6.5k voxels: even to 1.25x faster; 2k voxels and fewer: up to 1.5x slower).
 THREAD_MIN_VOXELS = 5_000
 
-#: Families run in the second thread: morphology, GLCM and GLRLM, about half the work of a
-#: large ROI without Moran's I and Geary's C. They spend their time in compiled code and FFTs
-#: that release the GIL and read only the image, the masks and the arrays that the calling
-#: thread prepares before starting the thread (``RoiData.levels``, ``RoiData.texture_arrays``);
-#: GLSZM and GLDZM share ``RoiData.zones`` and stay in the calling thread, as do local
-#: intensity and PET (``RoiData.local_peaks``).
-_SIDE_FAMILIES = ("morphology", "GLCM", "GLRLM")
+#: Families that share data computed on first use (``RoiData.zones``, ``RoiData.local_peaks``)
+#: run one after the other in the same thread, so that it is computed once.
+_TOGETHER = (("GLSZM", "GLDZM"), (local_intensity.FAMILY, pet.FAMILY))
 
-#: With Moran's I and Geary's C, morphology alone is about half the work of a large ROI, so it
-#: runs in the second thread by itself (40k voxels: 19 -> 12 ms; the split above: 15 ms).
-_SIDE_FAMILIES_AUTOCORRELATION = ("morphology",)
+#: Rough cost of each family (ms for a 40k-voxel ROI, one thread, 2-core benchmark machine):
+#: with two threads the dearest work is handed out first (longest processing time first), each
+#: thread taking the next task when it is done, so that both finish at about the same time.
+_COST = {
+    "morphology": 1.8,
+    "GLRLM": 1.8,
+    "GLSZM": 1.6,
+    "GLCM": 0.8,
+    local_intensity.FAMILY: 0.5,
+    "intensity histogram": 0.45,
+    "NGLDM": 0.4,
+    statistics.FAMILY: 0.35,
+    "NGTDM": 0.35,
+    "intensity-volume histogram": 0.3,
+}
+#: Moran's I and Geary's C make morphology the dearest task by far (about 10 ms more).
+_COST_AUTOCORRELATION = 12.0
 
 
 def _default_threads() -> int:
@@ -422,37 +432,90 @@ def _default_threads() -> int:
         raise FeatureError(f"SMARTIMAGING_THREADS must be a whole number of threads, got {value!r}") from None
 
 
-def _compute_families(data: RoiData, families: list[str], *, threaded: bool) -> dict[str, FamilyResult]:
-    """Every family's result; with ``threaded``, the side families run in a second thread."""
-    results: dict[str, FamilyResult] = {}
-    errors: list[BaseException] = []
-    side: list[str] = []
-    if threaded:
-        heavy = "morphology" in families and data.wants_autocorrelation
-        side = [f for f in families if f in (_SIDE_FAMILIES_AUTOCORRELATION if heavy else _SIDE_FAMILIES)]
-        if len(side) == len(families):  # nothing left for the calling thread
-            side = side[1:]
+def _tasks(data: RoiData, families: list[str]) -> list[tuple[str, ...]]:
+    """``families`` as tasks for two threads, dearest first (see :data:`_COST`)."""
+    tasks: list[tuple[str, ...]] = []
+    for family in families:
+        group = next((g for g in _TOGETHER if family in g), (family,))
+        task = tuple(f for f in group if f in families)
+        if task not in tasks:
+            tasks.append(task)
 
-    def run_side() -> None:
+    def cost(task: tuple[str, ...]) -> float:
+        if "morphology" in task and data.wants_autocorrelation:
+            return _COST_AUTOCORRELATION
+        return sum(_COST.get(f, 1.0) for f in task)
+
+    return sorted(tasks, key=cost, reverse=True)
+
+
+def _compute_families(data: RoiData, families: list[str], *, threaded: bool) -> dict[str, FamilyResult]:
+    """Every family's result; with ``threaded``, over two threads.
+
+    The second thread starts at once with morphology (which needs no grey levels) while the
+    calling thread computes the data the other families share (intensities, grey levels, the
+    texture arrays); then both threads take the remaining families, dearest first, until none
+    is left. The families run in compiled code and FFTs that release the GIL. Which thread
+    computes a family changes no value.
+    """
+    results: dict[str, FamilyResult] = {}
+    if not threaded or len(families) < 2:
+        for family in families:
+            results[family] = FAMILY_TABLE[family].compute(data)
+        return results
+    pending = _tasks(data, families)
+    first = next((t for t in pending if "morphology" in t), None)
+    if first is not None:
+        pending.remove(first)
+    lock = threading.Lock()
+    shared_ready = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(task: tuple[str, ...] | None) -> None:
+        for family in task or ():
+            results[family] = FAMILY_TABLE[family].compute(data)
+
+    def take() -> tuple[str, ...] | None:
+        with lock:
+            return pending.pop(0) if pending else None
+
+    def give_up() -> None:
+        with lock:
+            pending.clear()
+
+    def second_thread() -> None:
         try:
-            for family in side:
-                results[family] = FAMILY_TABLE[family].compute(data)
+            run(first)
+            shared_ready.wait()
+            while (task := take()) is not None:
+                run(task)
         except BaseException as exc:  # re-raised in the calling thread
             errors.append(exc)
+            give_up()
 
-    worker = None
-    if side:
-        if any(f in TEXTURE_AGGREGATIONS for f in families):
-            _ = data.texture_arrays  # computed once, before two threads could each compute it
-        worker = threading.Thread(target=run_side, name="smartimaging-features", daemon=True)
-        worker.start()
+    worker = threading.Thread(target=second_thread, name="smartimaging-features", daemon=True)
+    worker.start()
     try:
-        for family in families:
-            if family not in side:
-                results[family] = FAMILY_TABLE[family].compute(data)
+        try:
+            # computed once here, before two threads could each compute them
+            if any(f in (statistics.FAMILY, "intensity-volume histogram") for f in families):
+                _ = data.values
+            if any(f == "intensity histogram" or f in TEXTURE_AGGREGATIONS for f in families):
+                _ = data.levels
+            if any(f in TEXTURE_AGGREGATIONS for f in families):
+                _ = data.texture_arrays
+        except BaseException:
+            give_up()
+            raise
+        finally:
+            shared_ready.set()
+        while (task := take()) is not None:
+            run(task)
+    except BaseException:
+        give_up()
+        raise
     finally:
-        if worker is not None:
-            worker.join()
+        worker.join()
     if errors:
         raise errors[0]
     return results
@@ -488,10 +551,10 @@ def extract(
         :func:`smartimaging.preprocess.resample.preprocess`); it must lie on the image grid and
         within ``mask``. ``settings.resegmentation_range`` is then applied to it. Default: ``mask``.
     threads : int, optional
-        Threads for one ROI: with 2 or more, morphology, GLCM and GLRLM (compiled code that
-        releases the GIL) run in a second thread beside the other families for ROIs of at least
-        :data:`THREAD_MIN_VOXELS` voxels; morphology alone when Moran's I or Geary's C is wanted
-        (their FFTs are half the work). Default: the environment variable
+        Threads for one ROI: with 2 or more, ROIs of at least :data:`THREAD_MIN_VOXELS` voxels
+        are computed by two threads (morphology in the second while the calling thread
+        discretises, then both take the remaining families, dearest first; the families run in
+        compiled code that releases the GIL). Default: the environment variable
         ``SMARTIMAGING_THREADS``, else 2. Batch extraction with several processes passes 1.
         Values do not depend on it.
 
