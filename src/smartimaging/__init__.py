@@ -19,7 +19,7 @@ __all__ = ["Image", "Mask", "SmartImagingError", "__version__", "resample_to", "
 try:
     __version__ = metadata.version("smartimaging")
 except metadata.PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.4.0"
+    __version__ = "0.4.1"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -481,6 +481,7 @@ def test_excluding_moran_and_geary_skips_their_computation(monkeypatch):
 
 def test_mask_bounds_equal_the_projections():
     """The compiled box of the ROI (extract's crop, the texture arrays) equals NumPy's nonzero extents."""
+    from smartimaging.features import texture_common
     from smartimaging.features.texture_common import bounding_box, mask_bounds
 
     rng = np.random.default_rng(8)
@@ -493,6 +494,11 @@ def test_mask_bounds_equal_the_projections():
         idx = np.argwhere(m)
         expected = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(idx.min(0), idx.max(0), strict=True))
         assert box == expected == bounding_box(m)
+        # a non-contiguous view takes NumPy's row pass instead of the compiled one: same box
+        assert mask_bounds(np.asfortranarray(m)) == box
+    for shape in ((3, 4, 1), (2, 3, 9), (4, 2, 33)):  # rows shorter and longer than a vector
+        m = rng.random(shape) < 0.2
+        assert np.array_equal(texture_common._row_any_kernel(m), m.any(axis=2))
     flat = rng.random((6, 7)) < 0.3  # other dimensionalities keep the projections
     idx = np.argwhere(flat)
     assert bounding_box(flat) == (

@@ -187,13 +187,34 @@ def _bounds_kernel(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:  # pragma:
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _row_any_kernel(mask: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """``mask.any(axis=2)`` of a C-contiguous 3D boolean array: an OR of each row's bytes,
+    which vectorises (4x faster than NumPy's reduction over rows of ~100 voxels)."""
+    nz, ny, nx = mask.shape
+    rows = mask.reshape(nz * ny, nx).view(np.uint8)
+    out = np.empty(nz * ny, dtype=np.bool_)
+    for r in range(nz * ny):
+        acc = np.uint8(0)
+        row = rows[r]
+        for x in range(nx):
+            acc |= row[x]
+        out[r] = acc != 0
+    return out.reshape(nz, ny)
+
+
 def mask_bounds(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
     """Slices of the smallest box holding every voxel of a 3D boolean ``mask``; None if it is empty.
 
-    One NumPy ``any()`` over the rows (the fast whole-grid pass), then a compiled scan of the
-    rows that hold a voxel (for a 12M-voxel mask: 1.7 ms, against 3.0 ms for three projections).
+    One compiled OR over each row's bytes (the whole-grid pass), then a compiled scan of the
+    rows that hold a voxel (for a 12M-voxel mask: 1.7 ms with NumPy's ``any(axis=2)`` for the
+    first pass, against 3.0 ms for three projections; 4x less for that pass compiled).
     """
-    b = _bounds_kernel(mask, np.asarray(mask.any(axis=2)))
+    if mask.dtype == np.bool_ and mask.flags.c_contiguous and mask.shape[2] > 0:
+        rows = _row_any_kernel(mask)
+    else:
+        rows = np.asarray(mask.any(axis=2))
+    b = _bounds_kernel(mask, rows)
     if b[0] < 0:
         return None
     return (slice(int(b[0]), int(b[1]) + 1), slice(int(b[2]), int(b[3]) + 1), slice(int(b[4]), int(b[5]) + 1))
