@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/extract_vs_peers.py [--cases synthetic|sts|all] [--repeats 3] [--jobs 2]
+    python benchmarks/extract_vs_peers.py [--cases synthetic|sts|all] [--repeats 3] [--sts-repeats 1]
+                                          [--rounds 1] [--jobs 2]
 
 Every tool gets the same ROIs and settings: fixed bin width (``--bin-width``, SUV, bins from
 0), 3D, neighbourhood distance 1, no resampling inside the tools (the STS PETs are resampled
@@ -23,7 +24,9 @@ many as cores); the thread counts are printed.
 Each tool is timed in a process of its own (spawned, one tool at a time, so they never run
 together): a library's idle worker threads keep spinning for a while after it returns
 (OpenBLAS after a large dot product, the OpenMP threads of Numba's parallel loops), and in one
-shared process they slowed whichever tool ran next by 10-40 %.
+shared process they slowed whichever tool ran next by 10-40 %. The machine's own speed drifts
+by 20-30 % over minutes on a shared virtual machine; with ``--rounds N`` the tools take turns N
+times, each round in fresh processes, and each case's figure is the median over all its runs.
 
 Peak memory of one extraction of the largest synthetic ROI is measured per tool with
 ``tracemalloc`` (NumPy and Python allocations; Numba's and C++ allocations are not seen),
@@ -234,13 +237,14 @@ def prepare_pictologics(bin_width: float) -> tuple[Prepare | None, str]:
 # ---------------------------------------------------------------- timing
 
 
-def time_it(run: Runner, repeats: int) -> tuple[float, int]:
+def time_it(run: Runner, repeats: int) -> tuple[list[float], int]:
+    """``repeats`` timings of ``run`` (s) and the number of values it returned."""
     times, n = [], 0
     for _ in range(repeats):
         t0 = time.perf_counter()
         n = run()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), n
+    return times, n
 
 
 def peak_mib(run: Runner) -> float:
@@ -274,7 +278,7 @@ def time_tool(tool: str, which: str, repeats: int, bin_width: float, max_sts: in
     """Time one tool on every case of ``which`` (run in a process of its own).
 
     Returns the tool's version (``info``; ``None`` times when it is not installed), its
-    warm-up time, the per-case medians (``None`` where it failed), the number of values per
+    warm-up time, the per-case timings (``None`` where it failed), the number of values per
     case, the traced peak memory of one extraction of the last case and the process's peak RSS.
     """
     import numba
@@ -288,12 +292,12 @@ def time_tool(tool: str, which: str, repeats: int, bin_width: float, max_sts: in
     prep(warm_img, warm_mask)()  # Numba JIT, caches
     out["warmup"] = time.perf_counter() - t0
     cases = _cases(which, max_sts)
-    times: list[float | None] = []
+    times: list[list[float] | None] = []
     nfeat = 0
     for label, image, mask in cases:
         try:
-            median, nfeat = time_it(prep(image, mask), repeats)
-            times.append(median)
+            case_times, nfeat = time_it(prep(image, mask), repeats)
+            times.append(case_times)
         except Exception as exc:  # a peer failing on one case must not stop the benchmark
             print(f"  {tool} failed on {label}: {type(exc).__name__}: {exc}", flush=True)
             times.append(None)
@@ -306,28 +310,44 @@ def time_tool(tool: str, which: str, repeats: int, bin_width: float, max_sts: in
 
 
 def bench(
-    which: str, tools: list[str], repeats: int, bin_width: float, max_sts: int
+    which: str, tools: list[str], repeats: int, bin_width: float, max_sts: int, rounds: int = 1
 ) -> tuple[dict[str, list[float | None]], dict[str, dict[str, object]]]:
-    """Time every tool on every case, each tool in a spawned process; print one row per case."""
+    """Time every tool on every case, each tool in a spawned process; print one row per case.
+
+    With ``rounds`` > 1 the tools take turns (A B C D A B C D ...), each round in fresh
+    processes, and each case's figure is the median over all its runs: a slow spell of the
+    machine then falls on every tool rather than on one.
+    """
     runs: dict[str, dict[str, object]] = {}
+    all_times: dict[str, list[list[float] | None]] = {}
     spawn = multiprocessing.get_context("spawn")
-    for tool in tools:
-        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-            runs[tool] = pool.submit(time_tool, tool, which, repeats, bin_width, max_sts).result()
-        run = runs[tool]
-        if run["times"] is None:
-            print(f"{tool}: {run['info']}")
-        else:
+    for r in range(rounds):
+        for tool in tools:
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                run = pool.submit(time_tool, tool, which, repeats, bin_width, max_sts).result()
+            runs[tool] = run
+            if run["times"] is None:
+                if r == 0:
+                    print(f"{tool}: {run['info']}")
+                continue
+            new = list(run["times"])  # type: ignore[call-overload]
+            old = all_times.setdefault(tool, [[] for _ in new])
+            all_times[tool] = [
+                None if a is None or b is None else a + b for a, b in zip(old, new, strict=True)
+            ]
             print(
-                f"{tool}: {run['info']}, warm-up {run['warmup']:.2f} s, peak RSS {run['rss_mib']:.0f} MiB, "
-                f"Numba threads {run['numba_threads']}"
+                f"{tool} (round {r + 1}/{rounds}): {run['info']}, warm-up {run['warmup']:.2f} s, "
+                f"peak RSS {run['rss_mib']:.0f} MiB, Numba threads {run['numba_threads']}",
+                flush=True,
             )
     names = [t for t in tools if runs[t]["times"] is not None]
     peers = [t for t in names if not t.startswith("ours")]
     head = f"{'case':<16}{'voxels':>8}" + "".join(f"{t + ' ms':>15} " for t in names)
     head += "".join(f"{t + '/' + BASELINE[t]:>26}" for t in peers)
     print(head)
-    times: dict[str, list[float | None]] = {t: list(runs[t]["times"]) for t in names}  # type: ignore[call-overload]
+    times: dict[str, list[float | None]] = {
+        t: [None if v is None else statistics.median(v) for v in all_times[t]] for t in names
+    }
     first = runs[names[0]]
     for i, (label, voxels) in enumerate(zip(first["labels"], first["voxels"], strict=True)):  # type: ignore[call-overload]
         line = f"{label:<16}{voxels:>8}" + "".join(
@@ -351,6 +371,9 @@ def main() -> None:
     parser.add_argument("--bin-width", type=float, default=0.25, help="fixed bin width in SUV")
     parser.add_argument("--max-sts", type=int, default=51, help="use only the first N STS patients")
     parser.add_argument("--no-peers", action="store_true", help="time smartimaging only")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of the tools taking turns, each in fresh processes"
+    )
     args = parser.parse_args()
 
     tools = ["ours", "ours-matched"] + ([] if args.no_peers else ["pyradiomics", "pictologics"])
@@ -368,8 +391,8 @@ def main() -> None:
     )
 
     if args.cases in ("synthetic", "all"):
-        print(f"\n## synthetic PET lesions, 4 mm grid, median of {args.repeats}")
-        _, runs = bench("synthetic", tools, args.repeats, args.bin_width, args.max_sts)
+        print(f"\n## synthetic PET lesions, 4 mm grid, median of {args.rounds} x {args.repeats} runs")
+        _, runs = bench("synthetic", tools, args.repeats, args.bin_width, args.max_sts, args.rounds)
         label, mask = synthetic_cases()[-1][0], synthetic_cases()[-1][2]
         print(f"\npeak traced memory of one extraction of {label} ({mask.n_voxels} voxels):")
         for t, run in runs.items():
@@ -380,10 +403,10 @@ def main() -> None:
         t0 = time.perf_counter()
         cases = sts_cases()[: args.max_sts]
         print(
-            f"\n## {len(cases)} STS PETs resampled to 3 mm, median of {args.sts_repeats} runs per case "
+            f"\n## {len(cases)} STS PETs resampled to 3 mm, median of {args.rounds} x {args.sts_repeats} runs per case "
             f"(read + resample {time.perf_counter() - t0:.1f} s per process, excluded)"
         )
-        times, _ = bench("sts", tools, args.sts_repeats, args.bin_width, args.max_sts)
+        times, _ = bench("sts", tools, args.sts_repeats, args.bin_width, args.max_sts, args.rounds)
         print("cohort totals (serial, sum of per-case times):")
         for t, vals in times.items():
             ok = [v for v in vals if v is not None]

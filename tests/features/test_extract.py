@@ -505,3 +505,19 @@ def test_mask_bounds_equal_the_projections():
         slice(idx[:, 0].min(), idx[:, 0].max() + 1),
         slice(idx[:, 1].min(), idx[:, 1].max() + 1),
     )
+
+
+def test_thread_tasks_group_shared_data_and_go_dearest_first():
+    img, mask = _case(seed=4)
+    families = list(ex.FAMILY_TABLE)
+    for settings, first in (
+        (ExtractionSettings(n_bins=16), ("morphology",)),
+        (ExtractionSettings(n_bins=16, exclude_features=["N365", "NPT7"]), ("morphology",)),
+    ):
+        data = ex.RoiData(img, mask, mask, settings)
+        tasks = ex._tasks(data, families)
+        assert tasks[0] == first
+        assert ("GLSZM", "GLDZM") in tasks and ("local intensity", "PET") in tasks
+        assert sorted(f for t in tasks for f in t) == sorted(families)  # each family once
+    data = ex.RoiData(img, mask, mask, ExtractionSettings(n_bins=16, exclude_features=["N365", "NPT7"]))
+    assert ex._tasks(data, ["GLDZM", "NGTDM", "GLRLM"]) == [("GLRLM",), ("NGTDM",), ("GLDZM",)]

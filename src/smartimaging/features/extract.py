@@ -417,6 +417,8 @@ _COST = {
     statistics.FAMILY: 0.35,
     "NGTDM": 0.35,
     "intensity-volume histogram": 0.3,
+    "GLDZM": 0.05,  # its zones come with GLSZM's
+    pet.FAMILY: 0.1,  # its SUVpeak comes with the local intensity peaks
 }
 #: Moran's I and Geary's C make morphology the dearest task by far (about 10 ms more).
 _COST_AUTOCORRELATION = 12.0
