@@ -369,21 +369,28 @@ def bench(
     return times, runs
 
 
-def print_ratios(times: dict[str, list[float | None]], what: str) -> None:
-    """Cohort totals and each peer's per-case ratio to its baseline."""
+def print_ratios(times: dict[str, list[float | None]], what: str, labels: list[str]) -> None:
+    """Cohort totals and each peer's per-case ratio to its baseline (naming the cases below the goal)."""
     print(f"{what}: cohort totals (serial, sum of per-case times):")
     for t, vals in times.items():
         ok = [v for v in vals if v is not None]
         print(f"  {t:<14}{sum(ok):8.2f} s over {len(ok)} cases")
     for t in (t for t in times if not t.startswith("ours")):
         ours_times = times[BASELINE[t]]
-        ratios = [p / o for p, o in zip(times[t], ours_times, strict=True) if p is not None and o]
+        pairs = [
+            (p / o, label)
+            for p, o, label in zip(times[t], ours_times, labels, strict=True)
+            if p is not None and o
+        ]
+        ratios = [r for r, _ in pairs]
         if ratios:
+            goal = 10.0 if t == "pyradiomics" else 1.0
+            below = ", ".join(f"{label} {r:.2f}x" for r, label in pairs if r < goal)
             print(
                 f"  {t}/{BASELINE[t]} per case: median {statistics.median(ratios):.1f}, "
                 f"range {min(ratios):.1f}-{max(ratios):.1f}, "
                 f">= 10x in {sum(r >= 10 for r in ratios)}, >= 1x in {sum(r >= 1 for r in ratios)} "
-                f"of {len(ratios)} cases"
+                f"of {len(ratios)} cases" + (f"; below {goal:g}x: {below}" if below else "")
             )
 
 
@@ -432,10 +439,11 @@ def main() -> None:
             f"(read + resample {time.perf_counter() - t0:.1f} s per process, excluded)"
         )
         times, runs = bench("sts", tools, args.sts_repeats, args.bin_width, args.max_sts, args.rounds)
-        print_ratios(times, "medians")
+        labels = [label for label, _, _ in cases]
+        print_ratios(times, "medians", labels)
         # a cohort is extracted once: each case's first run in its process (new array sizes:
         # fresh memory from the system, Moran's I / Geary's C weight spectra of a new shape)
-        print_ratios({t: runs[t]["first"] for t in times}, "first run of each case")  # type: ignore[misc]
+        print_ratios({t: runs[t]["first"] for t in times}, "first run of each case", labels)  # type: ignore[misc]
         batch_cases = [Case(label, image, mask, roi="GTV", modality="PT") for label, image, mask in cases]
         for name, settings in (
             ("ours-matched", our_settings(args.bin_width, matched=True)),
