@@ -30,8 +30,11 @@ import numpy as np
 from smartimaging.features.registry import FeatureDef
 from smartimaging.features.texture_common import (
     check_distance,
+    count_memo,
     directions,
     mean_rows_into,
+    memo_p,
+    memo_p_log2,
     prepare_roi,
     resolve_aggregations,
 )
@@ -117,6 +120,98 @@ def cooccurrence_matrices(
 _KEYS: tuple[str, ...] = tuple(k for k, _, _ in _SPEC)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _store_row(
+    row: np.ndarray,
+    p_diff: np.ndarray,
+    p_sum: np.ndarray,
+    pmax: float,
+    mu: float,
+    joint_var: float,
+    hxy: float,
+    energy: float,
+    contrast: float,
+    dissim: float,
+    inv_diff: float,
+    inv_diff_norm: float,
+    inv_diff_mom: float,
+    inv_diff_mom_norm: float,
+    auto: float,
+    mu_i: float,
+    mu_j: float,
+    var_i: float,
+    var_j: float,
+    hx: float,
+    hy: float,
+    tend: float,
+    shade: float,
+    prom: float,
+    n_cells: int,
+) -> None:  # pragma: no cover - compiled
+    """The 25 features (columns in :data:`_SPEC` order) into ``row``, from the sums over the cells.
+
+    Shared by :func:`_features_kernel` and :func:`_glcm_row`: the diagonal (``p_diff``, length
+    ``Ng``) and cross-diagonal (``p_sum``, length ``2 Ng + 1``) probabilities give their moments
+    and entropies here; the correlation and the information correlations come from the
+    marginal moments and entropies.
+    """
+    ng = p_diff.shape[0]
+    diff_avg = 0.0
+    diff_entr = 0.0
+    inv_var = 0.0
+    for d in range(ng):
+        q = p_diff[d]
+        diff_avg += d * q
+        if q > 0:
+            diff_entr -= q * np.log2(q)
+            if d > 0:
+                inv_var += q / float(d) ** 2
+    diff_var = 0.0
+    for d in range(ng):
+        diff_var += (d - diff_avg) ** 2 * p_diff[d]
+    sum_avg = 0.0
+    sum_entr = 0.0
+    for s in range(2 * ng + 1):
+        q = p_sum[s]
+        sum_avg += s * q
+        if q > 0:
+            sum_entr -= q * np.log2(q)
+    sum_var = 0.0
+    for s in range(2 * ng + 1):
+        sum_var += (s - sum_avg) ** 2 * p_sum[s]
+    mutual = max(hx + hy - hxy, 0.0)
+    hmax = max(hx, hy)
+    if var_i > 0 and var_j > 0:
+        corr = (auto - mu_i * mu_j) / np.sqrt(var_i * var_j)
+    else:
+        corr = 1.0
+    row[0] = pmax
+    row[1] = mu
+    row[2] = joint_var
+    row[3] = hxy
+    row[4] = diff_avg
+    row[5] = diff_var
+    row[6] = diff_entr
+    row[7] = sum_avg
+    row[8] = sum_var
+    row[9] = sum_entr
+    row[10] = energy
+    row[11] = contrast
+    row[12] = dissim
+    row[13] = inv_diff
+    row[14] = inv_diff_norm
+    row[15] = inv_diff_mom
+    row[16] = inv_diff_mom_norm
+    row[17] = inv_var
+    row[18] = corr
+    row[19] = auto
+    row[20] = tend
+    row[21] = shade
+    row[22] = prom
+    row[23] = 1.0 if (hmax == 0.0 or n_cells == 1) else -mutual / hmax
+    row[24] = np.sqrt(1.0 - np.exp(-2.0 * mutual))
+
+
 @numba.njit(cache=True, nogil=True)
 def _features_kernel(mats: np.ndarray, n_levels: int) -> np.ndarray:  # pragma: no cover - compiled
     """The 25 features (columns in :data:`_SPEC` order) of each non-empty matrix of a stack.
@@ -197,29 +292,6 @@ def _features_kernel(mats: np.ndarray, n_levels: int) -> np.ndarray:  # pragma: 
         for i in range(ng):
             var_i += (i + 1.0 - mu_i) ** 2 * pi[i]
             var_j += (i + 1.0 - mu_j) ** 2 * pj[i]
-        diff_avg = 0.0
-        diff_entr = 0.0
-        inv_var = 0.0
-        for d in range(ng):
-            q = p_diff[d]
-            diff_avg += d * q
-            if q > 0:
-                diff_entr -= q * np.log2(q)
-                if d > 0:
-                    inv_var += q / float(d) ** 2
-        diff_var = 0.0
-        for d in range(ng):
-            diff_var += (d - diff_avg) ** 2 * p_diff[d]
-        sum_avg = 0.0
-        sum_entr = 0.0
-        for s in range(2 * ng + 1):
-            q = p_sum[s]
-            sum_avg += s * q
-            if q > 0:
-                sum_entr -= q * np.log2(q)
-        sum_var = 0.0
-        for s in range(2 * ng + 1):
-            sum_var += (s - sum_avg) ** 2 * p_sum[s]
         joint_var = 0.0
         tend = 0.0
         shade = 0.0
@@ -237,39 +309,11 @@ def _features_kernel(mats: np.ndarray, n_levels: int) -> np.ndarray:  # pragma: 
                 tend += cl2 * p
                 shade += cl2 * cl * p
                 prom += cl2 * cl2 * p
-        mutual = max(hx + hy - hxy, 0.0)
-        hmax = max(hx, hy)
-        if var_i > 0 and var_j > 0:
-            corr = (auto - mu_i * mu_j) / np.sqrt(var_i * var_j)
-        else:
-            corr = 1.0
-        info1 = 1.0 if (hmax == 0.0 or nnz == 1) else -mutual / hmax
-        row = out[k]
-        row[0] = pmax
-        row[1] = mu
-        row[2] = joint_var
-        row[3] = hxy
-        row[4] = diff_avg
-        row[5] = diff_var
-        row[6] = diff_entr
-        row[7] = sum_avg
-        row[8] = sum_var
-        row[9] = sum_entr
-        row[10] = energy
-        row[11] = contrast
-        row[12] = dissim
-        row[13] = inv_diff
-        row[14] = inv_diff_norm
-        row[15] = inv_diff_mom
-        row[16] = inv_diff_mom_norm
-        row[17] = inv_var
-        row[18] = corr
-        row[19] = auto
-        row[20] = tend
-        row[21] = shade
-        row[22] = prom
-        row[23] = info1
-        row[24] = np.sqrt(1.0 - np.exp(-2.0 * mutual))
+        _store_row(
+            out[k], p_diff, p_sum, pmax, mu, joint_var, hxy, energy, contrast, dissim,
+            inv_diff, inv_diff_norm, inv_diff_mom, inv_diff_mom_norm, auto, mu_i, mu_j,
+            var_i, var_j, hx, hy, tend, shade, prom, nnz,
+        )  # fmt: skip
     return out
 
 
@@ -378,11 +422,7 @@ def _glcm_row(
     if n_cells == 0:
         return False
     total = float(total_int)
-    n_memo = min(cmax, 4 * n_cells + 64) + 1
-    memo_p = np.empty(n_memo)
-    memo_lg = np.empty(n_memo)
-    for c in range(1, n_memo):
-        memo_p[c] = -1.0
+    memo, memo_lg = count_memo(cmax, n_cells)
     work[:4, :] = 0.0
     pi = work[0]
     p_diff = work[2]
@@ -412,16 +452,7 @@ def _glcm_row(
             j = cj[t]
             c = cv[t]
             t += u1
-            if c < n_memo:
-                uc = np.uint64(c)
-                if memo_p[uc] < 0.0:
-                    memo_p[uc] = c / total
-                    memo_lg[uc] = np.log2(memo_p[uc])
-                p = memo_p[uc]
-                lg = memo_lg[uc]
-            else:
-                p = c / total
-                lg = np.log2(p)
+            p, lg = memo_p_log2(c, total, memo, memo_lg)
             fj = j + 1.0
             pi_row += p
             d = i - j if i >= j else j - i
@@ -456,29 +487,6 @@ def _glcm_row(
     mu_j = mu_i
     hy = hx
     var_j = var_i
-    diff_avg = 0.0
-    diff_entr = 0.0
-    inv_var = 0.0
-    for d in range(ng):
-        q = p_diff[d]
-        diff_avg += d * q
-        if q > 0:
-            diff_entr -= q * np.log2(q)
-            if d > 0:
-                inv_var += q / float(d) ** 2
-    diff_var = 0.0
-    for d in range(ng):
-        diff_var += (d - diff_avg) ** 2 * p_diff[d]
-    sum_avg = 0.0
-    sum_entr = 0.0
-    for s in range(2 * ng + 1):
-        q = p_sum[s]
-        sum_avg += s * q
-        if q > 0:
-            sum_entr -= q * np.log2(q)
-    sum_var = 0.0
-    for s in range(2 * ng + 1):
-        sum_var += (s - sum_avg) ** 2 * p_sum[s]
     joint_var = 0.0
     tend = 0.0
     shade = 0.0
@@ -489,7 +497,7 @@ def _glcm_row(
         t_end = row_end[a]
         while t < t_end:
             c = cv[t]
-            p = memo_p[np.uint64(c)] if c < n_memo else c / total
+            p = memo_p(c, total, memo)
             joint_var += (fi - mu) ** 2 * p
             cl = fi + (cj[t] + 1.0) - mu_i - mu_j
             cl2 = cl * cl
@@ -497,38 +505,11 @@ def _glcm_row(
             shade += cl2 * cl * p
             prom += cl2 * cl2 * p
             t += u1
-    mutual = max(hx + hy - hxy, 0.0)
-    hmax = max(hx, hy)
-    if var_i > 0 and var_j > 0:
-        corr = (auto - mu_i * mu_j) / np.sqrt(var_i * var_j)
-    else:
-        corr = 1.0
-    info1 = 1.0 if (hmax == 0.0 or n_cells == 1) else -mutual / hmax
-    out[0] = pmax
-    out[1] = mu
-    out[2] = joint_var
-    out[3] = hxy
-    out[4] = diff_avg
-    out[5] = diff_var
-    out[6] = diff_entr
-    out[7] = sum_avg
-    out[8] = sum_var
-    out[9] = sum_entr
-    out[10] = energy
-    out[11] = contrast
-    out[12] = dissim
-    out[13] = inv_diff
-    out[14] = inv_diff_norm
-    out[15] = inv_diff_mom
-    out[16] = inv_diff_mom_norm
-    out[17] = inv_var
-    out[18] = corr
-    out[19] = auto
-    out[20] = tend
-    out[21] = shade
-    out[22] = prom
-    out[23] = info1
-    out[24] = np.sqrt(1.0 - np.exp(-2.0 * mutual))
+    _store_row(
+        out, p_diff[:ng], p_sum, pmax, mu, joint_var, hxy, energy, contrast, dissim,
+        inv_diff, inv_diff_norm, inv_diff_mom, inv_diff_mom_norm, auto, mu_i, mu_j,
+        var_i, var_j, hx, hy, tend, shade, prom, n_cells,
+    )  # fmt: skip
     return True
 
 

@@ -751,6 +751,53 @@ MatrixFeatureNames = (
 _N_SIZE_FEATURES = len(MatrixFeatureNames)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _store_size_row(
+    out: np.ndarray,
+    sje: float,
+    lje: float,
+    lge: float,
+    hge: float,
+    sjlge: float,
+    sjhge: float,
+    ljlge: float,
+    ljhge: float,
+    per_i: np.ndarray,
+    per_j: np.ndarray,
+    ns: float,
+    n_voxels: float,
+    gl_var: float,
+    j_var: float,
+    entr: float,
+    energy: float,
+) -> None:  # pragma: no cover - compiled
+    """The 17 generic features (:data:`MatrixFeatureNames` order) into ``out``, from the sums
+    over the cells and the counts per grey level (``per_i``) and per size (``per_j``)."""
+    sum_i2 = 0.0
+    for v in per_i:
+        sum_i2 += v * v
+    sum_j2 = 0.0
+    for v in per_j:
+        sum_j2 += v * v
+    out[0] = sje
+    out[1] = lje
+    out[2] = lge
+    out[3] = hge
+    out[4] = sjlge
+    out[5] = sjhge
+    out[6] = ljlge
+    out[7] = ljhge
+    out[8] = sum_i2 / ns
+    out[9] = sum_i2 / ns**2
+    out[10] = sum_j2 / ns
+    out[11] = sum_j2 / ns**2
+    out[12] = ns / n_voxels
+    out[13] = gl_var
+    out[14] = j_var
+    out[15] = entr
+    out[16] = energy
+
+
 @numba.njit(cache=True, nogil=True)
 def _cell_features(
     ci: np.ndarray, cj: np.ndarray, cm: np.ndarray, n_cells: int, n_voxels: float, out: np.ndarray
@@ -793,29 +840,10 @@ def _cell_features(
         p = cm[c] / ns
         gl_var += (ci[c] - mu_i) ** 2 * p
         j_var += (cj[c] - mu_j) ** 2 * p
-    sum_i2 = 0.0
-    for v in per_i:
-        sum_i2 += v * v
-    sum_j2 = 0.0
-    for v in per_j:
-        sum_j2 += v * v
-    out[0] = sje
-    out[1] = lje
-    out[2] = lge
-    out[3] = hge
-    out[4] = sjlge
-    out[5] = sjhge
-    out[6] = ljlge
-    out[7] = ljhge
-    out[8] = sum_i2 / ns
-    out[9] = sum_i2 / ns**2
-    out[10] = sum_j2 / ns
-    out[11] = sum_j2 / ns**2
-    out[12] = ns / n_voxels
-    out[13] = gl_var
-    out[14] = j_var
-    out[15] = entr
-    out[16] = energy
+    _store_size_row(
+        out, sje, lje, lge, hge, sjlge, sjhge, ljlge, ljhge, per_i, per_j, ns, n_voxels,
+        gl_var, j_var, entr, energy,
+    )  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
@@ -1295,6 +1323,43 @@ def prepare_roi(
 
 
 @numba.njit(cache=True, nogil=True)
+def count_memo(cmax: int, n_cells: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Empty memo of ``p = count / total`` and ``log2(p)`` for the counts ``1 .. min(cmax, 4 n_cells + 64)``.
+
+    The fast matrix kernels (:func:`size_row_dense`, the GLCM row) see mostly small counts, so
+    they compute ``p`` and ``log2(p)`` once per distinct count (:func:`memo_p_log2`) rather
+    than once per cell; the same divisions give the same values bit for bit.
+    """
+    n_memo = min(cmax, 4 * n_cells + 64) + 1
+    memo_p = np.empty(n_memo)
+    memo_lg = np.empty(n_memo)
+    for c in range(1, n_memo):
+        memo_p[c] = -1.0
+    return memo_p, memo_lg
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def memo_p_log2(
+    count: int, total: float, memo_p: np.ndarray, memo_lg: np.ndarray
+) -> tuple[float, float]:  # pragma: no cover - compiled
+    """``count / total`` and its log2, from the memo of :func:`count_memo` when ``count`` is in it."""
+    if count < memo_p.shape[0]:
+        uc = np.uint64(count)
+        if memo_p[uc] < 0.0:
+            memo_p[uc] = count / total
+            memo_lg[uc] = np.log2(memo_p[uc])
+        return memo_p[uc], memo_lg[uc]
+    p = count / total
+    return p, np.log2(p)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def memo_p(count: int, total: float, memo: np.ndarray) -> float:  # pragma: no cover - compiled
+    """``count / total`` from a memo that :func:`memo_p_log2` has filled for every count it holds."""
+    return memo[np.uint64(count)] if count < memo.shape[0] else count / total
+
+
+@numba.njit(cache=True, nogil=True)
 def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  # pragma: no cover
     """The 17 generic features of one dense ``(Ng, Nj)`` int64 count matrix into ``out``.
 
@@ -1321,11 +1386,7 @@ def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  
             cmax = max(cmax, v)
     n_cells = int(n_cells_u)
     ns = float(ns_int)
-    n_memo = min(cmax, 4 * n_cells + 64) + 1
-    memo_p = np.empty(n_memo)
-    memo_lg = np.empty(n_memo)
-    for c in range(1, n_memo):
-        memo_p[c] = -1.0
+    memo, memo_lg = count_memo(cmax, n_cells)
     per_i = np.zeros(n_i)
     per_j = np.zeros(n_j)
     sje = lje = lge = hge = sjlge = sjhge = ljlge = ljhge = 0.0
@@ -1337,16 +1398,7 @@ def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  
         cm = float(cnt)
         fi = float(ii + u1)
         fj = float(jj + u1)
-        if cnt < n_memo:
-            uc = np.uint64(cnt)
-            if memo_p[uc] < 0.0:
-                memo_p[uc] = cm / ns
-                memo_lg[uc] = np.log2(memo_p[uc])
-            p = memo_p[uc]
-            lg = memo_lg[uc]
-        else:
-            p = cm / ns
-            lg = np.log2(p)
+        p, lg = memo_p_log2(cnt, ns, memo, memo_lg)
         i2 = fi * fi
         j2 = fj * fj
         per_i[ii] += cm
@@ -1369,29 +1421,10 @@ def size_row_dense(mat: np.ndarray, n_voxels: float, out: np.ndarray) -> None:  
         ii = cell_i[t]
         jj = cell_j[t]
         cnt = mat[ii, jj]
-        p = memo_p[np.uint64(cnt)] if cnt < n_memo else float(cnt) / ns
+        p = memo_p(cnt, ns, memo)
         gl_var += (np.int64(ii) + 1 - mu_i) ** 2 * p
         j_var += (np.int64(jj) + 1 - mu_j) ** 2 * p
-    sum_i2 = 0.0
-    for v in per_i:
-        sum_i2 += v * v
-    sum_j2 = 0.0
-    for v in per_j:
-        sum_j2 += v * v
-    out[0] = sje
-    out[1] = lje
-    out[2] = lge
-    out[3] = hge
-    out[4] = sjlge
-    out[5] = sjhge
-    out[6] = ljlge
-    out[7] = ljhge
-    out[8] = sum_i2 / ns
-    out[9] = sum_i2 / ns**2
-    out[10] = sum_j2 / ns
-    out[11] = sum_j2 / ns**2
-    out[12] = ns / n_voxels
-    out[13] = gl_var
-    out[14] = j_var
-    out[15] = entr
-    out[16] = energy
+    _store_size_row(
+        out, sje, lje, lge, hge, sjlge, sjhge, ljlge, ljhge, per_i, per_j, ns, n_voxels,
+        gl_var, j_var, entr, energy,
+    )  # fmt: skip
